@@ -1,0 +1,95 @@
+"""tideflow: reliable task execution.
+
+Split work into tasks with ``execute()`` and ``revert()``, compose them into linear,
+unordered and graph flows, and run them with an engine that passes named values
+between them, reports every state change, records progress, and on failure reverts
+what already ran, in reverse order.
+"""
+
+from __future__ import annotations
+
+from tideflow import errors, states
+from tideflow._engine import Engine
+from tideflow._flow import Flow, GraphFlow, LinearFlow, TargetedFlow, UnorderedFlow
+from tideflow._helpers import (
+    flow_from_detail,
+    load,
+    load_from_detail,
+    load_from_factory,
+    run,
+    save_factory_details,
+)
+from tideflow._notifier import Notifier, RestrictedNotifier
+from tideflow._storage import Storage
+from tideflow._task import (
+    Atom,
+    FunctorTask,
+    MapFunctorTask,
+    ReduceFunctorTask,
+    Task,
+    TaskFactory,
+    task,
+)
+from tideflow.errors import (
+    AmbiguousProviderError,
+    CompilationError,
+    CycleError,
+    DefinitionError,
+    DuplicateAtomError,
+    ExecutionError,
+    InternalError,
+    InvalidStateError,
+    MissingRequirementError,
+    NotFoundError,
+    StoreError,
+    TideflowError,
+)
+from tideflow.failure import Failure, WrappedFailure
+from tideflow.states import AtomState, EngineState, FlowState, Intention
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AmbiguousProviderError",
+    "Atom",
+    "AtomState",
+    "CompilationError",
+    "CycleError",
+    "DefinitionError",
+    "DuplicateAtomError",
+    "Engine",
+    "EngineState",
+    "ExecutionError",
+    "Failure",
+    "Flow",
+    "FlowState",
+    "FunctorTask",
+    "GraphFlow",
+    "Intention",
+    "InternalError",
+    "InvalidStateError",
+    "LinearFlow",
+    "MapFunctorTask",
+    "MissingRequirementError",
+    "NotFoundError",
+    "Notifier",
+    "ReduceFunctorTask",
+    "RestrictedNotifier",
+    "Storage",
+    "StoreError",
+    "TargetedFlow",
+    "Task",
+    "TaskFactory",
+    "TideflowError",
+    "UnorderedFlow",
+    "WrappedFailure",
+    "errors",
+    "flow_from_detail",
+    "load",
+    "load_from_detail",
+    "load_from_factory",
+    "run",
+    "save_factory_details",
+    "states",
+    "task",
+]

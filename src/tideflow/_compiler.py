@@ -1,0 +1,417 @@
+"""Compile a flow into a Plan: flat integer-indexed arrays, with every argument resolved.
+
+Each atom becomes a node; each flow adds two bookkeeping nodes, its *start* and
+*end*, so that ordering between a subflow and its siblings costs two edges rather
+than one edge per pair of atoms. Edges come from the patterns: a linear flow chains
+its children, an unordered flow fans out from start to end, a graph flow keeps its
+links. The whole compile is linear in atoms + edges.
+
+Arguments are resolved here, once: for each parameter of each atom, the nearest
+preceding atom in scope that provides the symbol (``-1`` when none does; the store
+or the atom's ``inject`` must then supply it at run time). Scope follows TaskFlow:
+an atom sees what its preceding siblings provide (in a linear flow, every earlier
+sibling; in a graph flow, its ancestors; in an unordered flow, none), recursively
+through subflows and outwards through enclosing flows, nearest first.
+
+No I/O, no engine: the compiler knows flows, atoms and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final, NamedTuple
+
+from tideflow._flow import LINK_DECIDER, Flow, LinearFlow, Node
+from tideflow._task import ArgMapping, Atom, Index
+from tideflow.errors import (
+    CompilationError,
+    CycleError,
+    DuplicateAtomError,
+    MissingRequirementError,
+)
+
+__all__ = ["END", "RETRY", "START", "TASK", "Binding", "FlowInfo", "Plan", "compile_flow"]
+
+#: Node kinds.
+TASK: Final = 0
+RETRY: Final = 1
+START: Final = 2
+END: Final = 3
+
+NO_PROVIDER: Final = -1
+
+
+class Binding(NamedTuple):
+    """How one parameter of an atom is filled at run time."""
+
+    param: str
+    symbol: str
+    provider: int  # node providing ``symbol``, or NO_PROVIDER
+    at: Index  # where ``symbol`` sits in the provider's result
+    optional: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FlowInfo:
+    """One flow of the compiled tree."""
+
+    name: str
+    parent: int  # index into Plan.flows, -1 for the root
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Plan:
+    """The compiled, immutable form of a flow."""
+
+    flow: Flow
+    atoms: list[Atom | None]  # None for flow start/end nodes
+    kinds: bytes
+    names: list[str]
+    succ: list[list[int]]
+    pred: list[list[int]]
+    flow_of: list[int]
+    flows: list[FlowInfo]
+    args: list[tuple[Binding, ...]]
+    revert_args: list[tuple[Binding, ...]]
+    index: dict[str, int]  # atom name -> node
+    providers: dict[str, list[int]]  # symbol -> atom nodes providing it, in plan order
+    #: symbol -> [(atom name, flow name)] for required symbols no atom provides
+    external: dict[str, list[tuple[str, str]]]
+    atom_nodes: list[int]
+
+    @property
+    def size(self) -> int:
+        """Number of nodes, bookkeeping nodes included."""
+        return len(self.kinds)
+
+    @property
+    def edge_count(self) -> int:
+        """Number of edges."""
+        return sum(len(s) for s in self.succ)
+
+    def check_requirements(self, available: Iterable[str]) -> None:
+        """Raise MissingRequirementError unless ``available`` covers every external symbol."""
+        if not self.external:
+            return
+        have = set(available)
+        missing = {s: users for s, users in self.external.items() if s not in have}
+        if not missing:
+            return
+        lines = []
+        for symbol in sorted(missing):
+            for atom, flow in missing[symbol]:
+                lines.append(f"atom {atom!r} (in flow {flow!r}) requires {symbol!r}")
+        first_atom = missing[min(missing)][0][0]
+        raise MissingRequirementError(
+            "nothing provides what these atoms require: "
+            + "; ".join(lines)
+            + ". Pass the values in store=, inject= them, or add an atom that provides them "
+            "before their users",
+            atom=first_atom,
+            missing=sorted(missing),
+            flow=self.flows[0].name,
+        )
+
+
+class _Builder:
+    """Walks a flow tree once, appending nodes, edges and bindings."""
+
+    def __init__(self) -> None:
+        self.atoms: list[Atom | None] = []
+        self.kinds = bytearray()
+        self.names: list[str] = []
+        self.succ: list[list[int]] = []
+        self.pred: list[list[int]] = []
+        self.flow_of: list[int] = []
+        self.flows: list[FlowInfo] = []
+        self.args: list[tuple[Binding, ...]] = []
+        self.revert_args: list[tuple[Binding, ...]] = []
+        self.index: dict[str, int] = {}
+        self.owner: dict[str, str] = {}
+        self.seen: set[int] = set()
+        self.providers: dict[str, list[int]] = {}
+        self.external: dict[str, list[tuple[str, str]]] = {}
+        self.atom_nodes: list[int] = []
+        # symbol -> nearest visible provider, with an undo log for scopes that end
+        self.env: dict[str, int] = {}
+        self.log: list[tuple[str, int]] = []
+
+    # -- nodes and edges ------------------------------------------------------------
+
+    def _node(self, atom: Atom | None, kind: int, name: str, flow_id: int) -> int:
+        node = len(self.kinds)
+        self.atoms.append(atom)
+        self.kinds.append(kind)
+        self.names.append(name)
+        self.succ.append([])
+        self.pred.append([])
+        self.flow_of.append(flow_id)
+        self.args.append(())
+        self.revert_args.append(())
+        return node
+
+    def _edge(self, u: int, v: int) -> None:
+        self.succ[u].append(v)
+        self.pred[v].append(u)
+
+    # -- scope ----------------------------------------------------------------------
+
+    def _set(self, symbol: str, node: int) -> None:
+        self.log.append((symbol, self.env.get(symbol, NO_PROVIDER)))
+        self.env[symbol] = node
+
+    def _undo(self, mark: int) -> None:
+        env, log = self.env, self.log
+        while len(log) > mark:
+            symbol, old = log.pop()
+            if old == NO_PROVIDER:
+                del env[symbol]
+            else:
+                env[symbol] = old
+
+    def _provided_since(self, mark: int) -> dict[str, int]:
+        return {symbol: self.env[symbol] for symbol, _ in self.log[mark:]}
+
+    # -- atoms ----------------------------------------------------------------------
+
+    def _bind(
+        self, node: int, atom: Atom, mapping: ArgMapping, flow_name: str
+    ) -> tuple[Binding, ...]:
+        if not mapping.mapping:
+            return ()
+        inject = atom.inject or {}
+        env = self.env
+        bindings = []
+        for param, symbol in mapping.mapping.items():
+            optional = symbol not in mapping.required
+            provider = env.get(symbol, NO_PROVIDER)
+            index: Index = None
+            if provider != NO_PROVIDER:
+                provider_atom = self.atoms[provider]
+                assert provider_atom is not None
+                index = provider_atom.save_as[symbol]
+            elif not optional and symbol not in inject:
+                users = self.external.setdefault(symbol, [])
+                if not users or users[-1] != (atom.name, flow_name):
+                    users.append((atom.name, flow_name))
+            bindings.append(Binding(param, symbol, provider, index, optional))
+        return tuple(bindings)
+
+    def _atom(self, atom: Atom, flow_id: int) -> int:
+        if id(atom) in self.seen:
+            raise DuplicateAtomError(
+                f"atom {atom.name!r} appears more than once in flow {self.flows[0].name!r}; "
+                "an atom object can be used once: create another instance"
+            )
+        self.seen.add(id(atom))
+        flow_name = self.flows[flow_id].name
+        if atom.name in self.index:
+            raise DuplicateAtomError(
+                f"two atoms are named {atom.name!r} (in flows {self.owner[atom.name]!r} and "
+                f"{flow_name!r}); atom names must be unique in a flow: pass name= to one"
+            )
+        kind = RETRY if _is_retry(atom) else TASK
+        node = self._node(atom, kind, atom.name, flow_id)
+        self.index[atom.name] = node
+        self.owner[atom.name] = flow_name
+        self.atom_nodes.append(node)
+        self.args[node] = self._bind(node, atom, atom._args, flow_name)
+        revert_mapping = atom._revert_args
+        if revert_mapping.mapping:
+            self.revert_args[node] = self._bind(node, atom, revert_mapping, flow_name)
+        for symbol in atom.save_as:
+            self._set(symbol, node)
+            self.providers.setdefault(symbol, []).append(node)
+        return node
+
+    # -- flows ----------------------------------------------------------------------
+
+    def visit(self, item: Node, flow_id: int) -> tuple[int, int]:
+        """Add ``item``; return its entry and exit nodes."""
+        if isinstance(item, Atom):
+            node = self._atom(item, flow_id)
+            return node, node
+        return self._flow(item, flow_id)
+
+    def _flow(self, flow: Flow, parent: int) -> tuple[int, int]:
+        if id(flow) in self.seen:
+            raise DuplicateAtomError(
+                f"flow {flow.name!r} appears more than once; a flow object can be used once"
+            )
+        self.seen.add(id(flow))
+        if flow.retry is not None:
+            raise CompilationError(
+                f"flow {flow.name!r} has a retry controller; retries are not supported by this "
+                "version of tideflow's engine yet"
+            )
+        flow_id = len(self.flows)
+        start = self._node(None, START, f"{flow.name}[start]", flow_id)
+        end = self._node(None, END, f"{flow.name}[end]", flow_id)
+        self.flows.append(FlowInfo(flow.name, parent, start, end))
+        children = [child for child, _ in flow.iter_nodes()]
+        if isinstance(flow, LinearFlow) and type(flow).iter_nodes is Flow.iter_nodes:
+            previous = start
+            for child in children:
+                entry, exit_ = self.visit(child, flow_id)
+                self._edge(previous, entry)
+                previous = exit_
+            self._edge(previous, end)
+            return start, end
+        self._dag_children(flow, flow_id, children, start, end)
+        return start, end
+
+    def _dag_children(
+        self, flow: Flow, flow_id: int, children: list[Node], start: int, end: int
+    ) -> None:
+        """Children ordered by the flow's links: each sees what its ancestors provide."""
+        pos = {id(child): i for i, child in enumerate(children)}
+        preds: list[list[int]] = [[] for _ in children]
+        succs: list[list[int]] = [[] for _ in children]
+        for u, v, meta in flow.iter_links():
+            if LINK_DECIDER in meta:
+                raise CompilationError(
+                    f"graph flow {flow.name!r}: the link {u.name!r} -> {v.name!r} has a "
+                    "decider; deciders are not supported by this version of tideflow's "
+                    "engine yet"
+                )
+            pu, pv = pos.get(id(u)), pos.get(id(v))
+            if pu is None or pv is None:
+                continue  # a targeted flow left one end out
+            preds[pv].append(pu)
+            succs[pu].append(pv)
+        order = _topological(len(children), preds, succs, flow.name)
+        entries = [0] * len(children)
+        exits = [0] * len(children)
+        provided: list[dict[str, int]] = [{} for _ in children]
+        by_symbol: dict[str, list[int]] = {}
+        outer = len(self.log)
+        for c in order:
+            mark = len(self.log)
+            if preds[c]:
+                self._expose_ancestors(children[c], c, preds, provided, by_symbol)
+            inner = len(self.log)
+            entries[c], exits[c] = self.visit(children[c], flow_id)
+            provided[c] = self._provided_since(inner)
+            self._undo(mark)
+            for symbol in provided[c]:
+                by_symbol.setdefault(symbol, []).append(c)
+        self._undo(outer)
+        for c in order:
+            for symbol, node in provided[c].items():
+                self._set(symbol, node)
+        for c in range(len(children)):
+            if not preds[c]:
+                self._edge(start, entries[c])
+            for s in succs[c]:
+                self._edge(exits[c], entries[s])
+            if not succs[c]:
+                self._edge(exits[c], end)
+        if not children:
+            self._edge(start, end)
+
+    def _expose_ancestors(
+        self,
+        child: Node,
+        c: int,
+        preds: list[list[int]],
+        provided: list[dict[str, int]],
+        by_symbol: dict[str, list[int]],
+    ) -> None:
+        """Make visible, for ``child``, the symbols it uses that its ancestors provide."""
+        direct = set(preds[c])
+        ancestors: set[int] | None = None
+        for symbol in _symbols_used(child):
+            candidates = by_symbol.get(symbol)
+            if not candidates:
+                continue
+            chosen = -1
+            for cand in reversed(candidates):
+                if cand in direct:
+                    chosen = cand
+                    break
+            if chosen < 0:
+                if ancestors is None:
+                    ancestors = _ancestors(c, preds)
+                for cand in reversed(candidates):
+                    if cand in ancestors:
+                        chosen = cand
+                        break
+            if chosen >= 0:
+                self._set(symbol, provided[chosen][symbol])
+
+
+def _is_retry(atom: Atom) -> bool:
+    return getattr(atom, "_is_retry", False) is True
+
+
+def _symbols_used(node: Node) -> set[str]:
+    """Every symbol an atom (or any atom inside a flow) reads."""
+    if isinstance(node, Atom):
+        return {*node.rebind.values(), *node.revert_rebind.values()}
+    found: set[str] = set()
+    stack: list[Node] = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Atom):
+            found.update(item.rebind.values())
+            found.update(item.revert_rebind.values())
+        else:
+            stack.extend(child for child, _ in item.iter_nodes())
+    return found
+
+
+def _ancestors(c: int, preds: list[list[int]]) -> set[int]:
+    seen: set[int] = set()
+    queue = deque(preds[c])
+    while queue:
+        p = queue.popleft()
+        if p not in seen:
+            seen.add(p)
+            queue.extend(preds[p])
+    return seen
+
+
+def _topological(n: int, preds: list[list[int]], succs: list[list[int]], name: str) -> list[int]:
+    """Kahn's order, ties broken by insertion order; raise if the links form a cycle."""
+    waiting = [len(p) for p in preds]
+    queue = deque(i for i in range(n) if waiting[i] == 0)
+    order: list[int] = []
+    while queue:
+        i = queue.popleft()
+        order.append(i)
+        for s in succs[i]:
+            waiting[s] -= 1
+            if waiting[s] == 0:
+                queue.append(s)
+    if len(order) != n:
+        raise CycleError(f"flow {name!r}: its links form a cycle")
+    return order
+
+
+def compile_flow(flow: Flow) -> Plan:
+    """Compile ``flow`` into a Plan, checking names and structure; nothing runs."""
+    if not isinstance(flow, Flow):
+        raise TypeError(f"expected a flow to compile, got {type(flow).__name__}")
+    builder = _Builder()
+    builder.visit(flow, -1)
+    b = builder
+    return Plan(
+        flow=flow,
+        atoms=b.atoms,
+        kinds=bytes(b.kinds),
+        names=b.names,
+        succ=b.succ,
+        pred=b.pred,
+        flow_of=b.flow_of,
+        flows=b.flows,
+        args=b.args,
+        revert_args=b.revert_args,
+        index=b.index,
+        providers=b.providers,
+        external=b.external,
+        atom_nodes=b.atom_nodes,
+    )

@@ -1,0 +1,559 @@
+"""The engine: drives the scheduler, hands atom calls to a dispatcher, records through storage.
+
+One engine thread owns all run state. A run moves through rounds: SCHEDULING starts
+every ready atom, WAITING collects what finished, ANALYZING records outcomes and asks
+the scheduler what became ready. When an atom fails, nothing new starts; once running
+atoms are in, everything that ran is reverted, each atom only after all that ran after
+it. ``run_iter()`` yields those phases (TaskFlow's names) and the final flow state.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Generator, Iterable, Mapping
+from typing import Any, Final
+
+from tideflow._compiler import START, Plan, compile_flow
+from tideflow._flow import Flow
+from tideflow._notifier import Notifier
+from tideflow._scheduler import Scheduler
+from tideflow._storage import Storage
+from tideflow._task import REVERT_FLOW_FAILURES, REVERT_RESULT, Atom
+from tideflow.errors import ExecutionError, InternalError
+from tideflow.executors import Dispatcher, ExecutorDispatcher, SerialDispatcher, SubmitExecutor
+from tideflow.failure import Failure
+from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook
+from tideflow.states import (
+    TASK_TRANSITIONS,
+    AtomState,
+    EngineState,
+    FlowState,
+    Intention,
+    check_flow_transition,
+)
+
+__all__ = ["Engine"]
+
+_RESUMING: Final = EngineState.RESUMING.value
+_SCHEDULING: Final = EngineState.SCHEDULING.value
+_WAITING: Final = EngineState.WAITING.value
+_ANALYZING: Final = EngineState.ANALYZING.value
+
+_A = AtomState
+_F = FlowState
+#: Atom states that mean "this atom's work may need undoing".
+_TO_REVERT: Final = frozenset({_A.SUCCESS, _A.FAILURE, _A.REVERTING, _A.RUNNING})
+#: Atom states of a run that was reverting when it stopped.
+_REVERTING_MARKS: Final = frozenset({_A.FAILURE, _A.REVERTING, _A.REVERTED, _A.REVERT_FAILURE})
+_RESULT_STATES: Final = frozenset({_A.SUCCESS, _A.FAILURE, _A.REVERTED, _A.REVERT_FAILURE})
+ENGINE_KINDS: Final = ("serial", "parallel")
+
+
+class Engine:
+    """Runs one flow: ``run()``, or step by step with ``run_iter()``.
+
+    Build it with :func:`tideflow.load`. ``notifier`` reports flow states,
+    ``atom_notifier`` atom states; ``storage`` holds the run's values and records.
+    """
+
+    def __init__(
+        self,
+        flow: Flow,
+        *,
+        store: Mapping[str, Any] | None = None,
+        backend: Any | None = None,
+        book: LogBook | None = None,
+        flow_detail: FlowDetail | None = None,
+        kind: str = "serial",
+        executor: SubmitExecutor | None = None,
+        max_workers: int | None = None,
+    ) -> None:
+        if kind not in ENGINE_KINDS:
+            raise ValueError(f"unknown engine {kind!r}; choose one of {list(ENGINE_KINDS)}")
+        if max_workers is not None and max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, got {max_workers}")
+        self._flow = flow
+        self.kind = kind
+        self._executor = executor
+        self._max_workers = max_workers
+        self.notifier = Notifier()
+        self.atom_notifier = Notifier()
+        self._backend = backend
+        self._book = book
+        self._flow_detail = flow_detail
+        self._initial_store = dict(store or {})
+        self._storage: Storage | None = None
+        self._plan: Plan | None = None
+        self._prepared = False
+        self._lock = threading.Lock()
+        self._suspend_requested = False
+        self._thread_id: int | None = None
+        self._events: deque[tuple[Atom, str, Mapping[str, Any]]] = deque()
+        self._stats: dict[str, Any] = {}
+        self._compile_time = 0.0
+
+    # -- set-up ---------------------------------------------------------------------
+
+    @property
+    def flow(self) -> Flow:
+        """The flow this engine runs."""
+        return self._flow
+
+    @property
+    def storage(self) -> Storage:
+        """The run's values and records (created on first use)."""
+        if self._storage is None:
+            self._storage = self._make_storage()
+        return self._storage
+
+    def _make_storage(self) -> Storage:
+        flow_detail = self._flow_detail
+        if flow_detail is None:
+            flow_detail = FlowDetail(self._flow.name)
+            book = self._book if self._book is not None else LogBook("tmp")
+            book.add(flow_detail)
+            self._book = book
+            if self._backend is not None:
+                conn = self._backend.get_connection()
+                try:
+                    conn.save_logbook(book)
+                finally:
+                    conn.close()
+            self._flow_detail = flow_detail
+        storage = Storage(flow_detail, self._backend)
+        if self._initial_store:
+            storage.inject(self._initial_store)
+        return storage
+
+    @property
+    def compilation(self) -> Plan:
+        """The compiled plan (compiling on first use)."""
+        self.compile()
+        assert self._plan is not None
+        return self._plan
+
+    def compile(self) -> None:
+        """Compile the flow into a plan, checking names and structure (once)."""
+        if self._plan is None:
+            began = time.perf_counter()
+            self._plan = compile_flow(self._flow)
+            self._compile_time = time.perf_counter() - began
+
+    def prepare(self) -> None:
+        """Make sure every atom has a record in storage."""
+        self.compile()
+        assert self._plan is not None
+        self.storage.ensure_plan(self._plan)
+        self._prepared = True
+
+    def validate(self) -> None:
+        """Check that every requirement will be satisfied, before anything runs."""
+        self.prepare()
+        assert self._plan is not None
+        storage = self.storage
+        available = storage.store_keys()
+        plan = self._plan
+        if plan.external:
+            for symbol, users in plan.external.items():
+                if symbol in available:
+                    continue
+                if all(symbol in storage.injected_atom_args(atom) for atom, _ in users):
+                    available.add(symbol)
+        plan.check_requirements(available)
+
+    def reset(self) -> None:
+        """Put every atom and the flow back to PENDING, forgetting results."""
+        self.prepare()
+        plan = self._plan
+        storage = self.storage
+        assert plan is not None
+        for node in plan.atom_nodes:
+            detail = storage.details[node]
+            assert detail is not None
+            if detail.state != _A.PENDING:
+                self._atom_state(detail, _A.PENDING)
+            detail.reset(_A.PENDING)
+            storage.changed(detail)
+        self._flow_state(_F.PENDING)
+        storage.commit()
+
+    def suspend(self) -> None:
+        """Ask a running engine to stop starting atoms; running ones finish, then it stops."""
+        self._suspend_requested = True
+        if self.storage.get_flow_state() == _F.RUNNING:
+            self._flow_state(_F.SUSPENDING)
+
+    @property
+    def statistics(self) -> dict[str, Any]:
+        """Counts and timings of the last run (empty before any)."""
+        return dict(self._stats)
+
+    # -- notifications ---------------------------------------------------------------
+
+    def _flow_state(self, new: FlowState) -> None:
+        storage = self.storage
+        old = storage.get_flow_state()
+        if not check_flow_transition(old, new):
+            return
+        storage.set_flow_state(new)
+        if self.notifier.wants(new):
+            self.notifier.notify(
+                new.value,
+                {
+                    "engine": self,
+                    "flow_name": storage.flow_name,
+                    "flow_uuid": storage.flow_uuid,
+                    "old_state": old.value,
+                },
+            )
+
+    def _atom_state(self, detail: AtomDetail, new: AtomState, result: Any = None) -> None:
+        old = detail.state
+        if (old, new) not in TASK_TRANSITIONS:
+            if old is new:
+                return
+            raise InternalError(
+                f"atom {detail.name!r} cannot go from {old} to {new}: this is an engine bug"
+            )
+        detail.state = new
+        if self.atom_notifier._topics and self.atom_notifier.wants(new):
+            details: dict[str, Any] = {
+                "task_name": detail.name,
+                "task_uuid": detail.uuid,
+                "old_state": old.value,
+            }
+            if new in _RESULT_STATES:
+                details["result"] = result
+            self.atom_notifier.notify(new.value, details)
+
+    def _task_event(self, atom: Atom, event: str, details: Mapping[str, Any]) -> None:
+        """A task reported an event: record progress, tell atom listeners of that event."""
+        if threading.get_ident() != self._thread_id:
+            self._events.append((atom, event, details))
+            return
+        self._deliver_event(atom, event, details)
+
+    def _deliver_event(self, atom: Atom, event: str, details: Mapping[str, Any]) -> None:
+        storage = self.storage
+        if event == "update_progress":
+            storage.set_task_progress(atom.name, float(details.get("progress", 0.0)))
+        # Only listeners that asked for this event by name hear it: '*' atom listeners see
+        # state changes alone, as in TaskFlow.
+        notifier = self.atom_notifier
+        if notifier.wants(event) and event in dict(notifier.listeners_iter()):
+            payload = {
+                "task_name": atom.name,
+                "task_uuid": storage.get_atom_uuid(atom.name),
+                **details,
+            }
+            notifier.notify(event, payload)
+
+    def _drain_events(self) -> None:
+        while self._events:
+            self._deliver_event(*self._events.popleft())
+
+    # -- running --------------------------------------------------------------------
+
+    def run(self, timeout: float | None = None) -> None:
+        """Run the flow to its end; re-raise what failed, after reverting."""
+        for _ in self.run_iter(timeout=timeout):
+            pass
+
+    def run_iter(self, timeout: float | None = None) -> Generator[str, Any, None]:
+        """Run step by step, yielding each engine phase and then the final flow state.
+
+        Send a true value into the generator (or close it) to suspend the run.
+        """
+        if not self._lock.acquire(blocking=False):
+            raise ExecutionError(
+                f"engine for flow {self._flow.name!r} is already running; wait for it to finish"
+            )
+        try:
+            self.validate()
+            yield from self._drive(timeout)
+        finally:
+            self._lock.release()
+
+    def _begin(self) -> None:
+        """Move the flow (and, for a fresh start, its atoms) into RUNNING."""
+        storage = self.storage
+        plan = self._plan
+        assert plan is not None
+        state = storage.get_flow_state()
+        if state in (_F.REVERTED, _F.FAILURE):
+            for node in plan.atom_nodes:
+                detail = storage.details[node]
+                assert detail is not None
+                if detail.state != _A.PENDING:
+                    self._atom_state(detail, _A.PENDING)
+                detail.reset(_A.PENDING)
+                storage.changed(detail)
+            if state == _F.FAILURE:
+                storage.set_flow_state(_F.REVERTED)  # a failed run restarts like a reverted one
+            self._flow_state(_F.PENDING)
+        elif state in (_F.SUSPENDING, _F.RESUMING):
+            storage.set_flow_state(_F.SUSPENDED)
+        self._flow_state(_F.RUNNING)
+        storage.commit()
+
+    def _drive(self, timeout: float | None) -> Generator[str, Any, None]:  # noqa: PLR0915
+        # One function on purpose: the round loop is the hot path, and locals are fast.
+        plan = self._plan
+        assert plan is not None
+        storage = self.storage
+        details = storage.details
+        kinds = plan.kinds
+        atoms = plan.atoms
+        self._thread_id = threading.get_ident()
+        self._suspend_requested = False
+        clock = time.perf_counter
+        began = clock()
+        seconds = {"resuming": 0.0, "scheduling": 0.0, "waiting": 0.0, "analyzing": 0.0}
+        completed = 0
+        self._begin()
+        dispatcher: Dispatcher = (
+            SerialDispatcher()
+            if self.kind == "serial"
+            else ExecutorDispatcher(self._executor, self._max_workers)
+        )
+        scheduler = Scheduler(plan)
+        failures: list[Failure] = []
+        revert_failures: list[Failure] = []
+        flow_failures: dict[str, Failure] = {}
+        reverting = False
+        mark = clock()
+        try:
+            if (yield _RESUMING):
+                self.suspend()
+            reverting, ready = self._resume_point(scheduler, flow_failures)
+            now = clock()
+            seconds["resuming"] += now - mark
+            mark = now
+            while True:
+                if (yield _SCHEDULING):
+                    self.suspend()
+                stop = self._suspend_requested or bool(revert_failures if reverting else failures)
+                while ready and not stop:
+                    node = ready.popleft()
+                    if kinds[node] >= START:
+                        ready.extend(
+                            scheduler.reverted(node) if reverting else scheduler.complete(node)
+                        )
+                        continue
+                    atom = atoms[node]
+                    detail = details[node]
+                    assert atom is not None
+                    assert detail is not None
+                    if not reverting:
+                        self._start_execute(dispatcher, node, atom, detail)
+                    elif detail.state in _TO_REVERT:
+                        self._start_revert(dispatcher, node, atom, detail, flow_failures)
+                    else:
+                        ready.extend(scheduler.reverted(node))
+                now = clock()
+                seconds["scheduling"] += now - mark
+                mark = now
+                if not dispatcher.in_flight:
+                    break
+                if (yield _WAITING):
+                    self.suspend()
+                outcomes = dispatcher.wait(timeout)
+                now = clock()
+                seconds["waiting"] += now - mark
+                mark = now
+                if (yield _ANALYZING):
+                    self.suspend()
+                if self._events:
+                    self._drain_events()
+                for node, reverted, ok, value in outcomes:
+                    atom = atoms[node]
+                    detail = details[node]
+                    assert atom is not None
+                    assert detail is not None
+                    atom._event_sink = None
+                    completed += 1
+                    if reverted:
+                        if ok:
+                            detail.revert_results = value
+                            self._atom_state(detail, _A.REVERTED, value)
+                            ready.extend(scheduler.reverted(node))
+                        else:
+                            detail.revert_failure = value
+                            revert_failures.append(value)
+                            self._atom_state(detail, _A.REVERT_FAILURE, value)
+                    elif ok:
+                        detail.results = value
+                        self._atom_state(detail, _A.SUCCESS, value)
+                        if atom._notifier is not None:  # type: ignore[attr-defined]
+                            self._progress(atom, detail, 1.0)
+                        ready.extend(scheduler.complete(node))
+                    else:
+                        detail.failure = value
+                        failures.append(value)
+                        flow_failures[detail.name] = value
+                        self._atom_state(detail, _A.FAILURE, value)
+                    storage.changed(detail)
+                storage.commit()
+                now = clock()
+                seconds["analyzing"] += now - mark
+                mark = now
+                if failures and not reverting and not dispatcher.in_flight:
+                    # Everything running is in: undo what ran, latest first.
+                    reverting = True
+                    self._mark_reverting(plan.atom_nodes, details)
+                    ready = deque(scheduler.start_revert())
+            final = self._final_state(reverting, revert_failures, ready)
+        except GeneratorExit:
+            self._flow_state(_F.SUSPENDING)
+            self._flow_state(_F.SUSPENDED)
+            storage.commit()
+            dispatcher.close()
+            raise
+        except BaseException:
+            dispatcher.close()
+            self._flow_state(_F.FAILURE)
+            storage.commit()
+            raise
+        dispatcher.close()
+        self._stats = {
+            "seconds_per_state": seconds,
+            "discarded_failures": len(failures) + len(revert_failures),
+            "awaiting": 0,
+            "completed": completed,
+            "incomplete": 0,
+            "active_for": clock() - began,
+            "compile_time": self._compile_time,
+        }
+        try:
+            yield final.value
+        finally:
+            self._flow_state(final)
+            storage.commit()
+        if final == _F.FAILURE:
+            Failure.reraise_if_any(revert_failures)
+        if final == _F.REVERTED:
+            Failure.reraise_if_any(failures)
+
+    def _resume_point(
+        self, scheduler: Scheduler, flow_failures: dict[str, Failure]
+    ) -> tuple[bool, deque[int]]:
+        """Read recorded atom states: what is done, and whether the run was reverting.
+
+        Finished atoms are done; atoms caught RUNNING run again (at least once); a run
+        caught reverting keeps reverting.
+        """
+        plan = self._plan
+        assert plan is not None
+        details = self.storage.details
+        done = [False] * plan.size
+        reverting = False
+        for node in plan.atom_nodes:
+            detail = details[node]
+            assert detail is not None
+            state = detail.state
+            if state is _A.PENDING:
+                continue
+            if state in _REVERTING_MARKS or detail.intention is Intention.REVERT:
+                reverting = True
+            if detail.failure is not None:
+                flow_failures[detail.name] = detail.failure
+            if state is _A.SUCCESS or state is _A.IGNORE:
+                done[node] = True
+        if reverting:
+            return True, deque(scheduler.start_revert())
+        for node in plan.atom_nodes:
+            detail = details[node]
+            assert detail is not None
+            if detail.state is _A.RUNNING:
+                self._atom_state(detail, _A.PENDING)
+        return False, deque(scheduler.start(done))
+
+    def _final_state(
+        self, reverting: bool, revert_failures: list[Failure], ready: deque[int]
+    ) -> FlowState:
+        if revert_failures:
+            return _F.FAILURE
+        if self._suspend_requested and (ready or not self._all_settled(reverting)):
+            return _F.SUSPENDED
+        if reverting:
+            return _F.REVERTED
+        if not self._all_settled(reverting):
+            raise InternalError(
+                f"flow {self._flow.name!r} stopped with atoms neither done nor failed"
+            )
+        return _F.SUCCESS
+
+    def _all_settled(self, reverting: bool) -> bool:
+        plan = self._plan
+        assert plan is not None
+        details = self.storage.details
+        wanted = (
+            (_A.REVERTED, _A.PENDING, _A.IGNORE, _A.REVERT_FAILURE)
+            if reverting
+            else (_A.SUCCESS, _A.IGNORE)
+        )
+        return all(
+            details[n].state in wanted  # type: ignore[union-attr]
+            for n in plan.atom_nodes
+        )
+
+    def _mark_reverting(self, nodes: Iterable[int], details: list[AtomDetail | None]) -> None:
+        storage = self.storage
+        for node in nodes:
+            detail = details[node]
+            assert detail is not None
+            if detail.state in (_A.SUCCESS, _A.FAILURE):
+                detail.intention = Intention.REVERT
+                storage.changed(detail)
+
+    def _progress(self, atom: Atom, detail: AtomDetail, progress: float) -> None:
+        """Report the engine's own progress marks (0.0 on start, 1.0 on success)."""
+        notifier = getattr(atom, "_notifier", None)
+        if notifier is not None and len(notifier):
+            notifier.notify("update_progress", {"progress": progress})
+            detail.meta["progress"] = progress
+
+    def _start_execute(
+        self, dispatcher: Dispatcher, node: int, atom: Atom, detail: AtomDetail
+    ) -> None:
+        assert self._plan is not None
+        storage = self.storage
+        bindings = self._plan.args[node]
+        kwargs = storage.bind(node, atom.inject, bindings) if bindings else {}
+        self._atom_state(detail, _A.RUNNING)
+        if detail.intention is not Intention.EXECUTE:
+            detail.intention = Intention.EXECUTE
+        storage.changed(detail)
+        if getattr(atom, "_notifier", None) is not None:
+            self._progress(atom, detail, 0.0)
+        atom._event_sink = self._task_event
+        dispatcher.start((node, False, atom, kwargs))
+
+    def _start_revert(
+        self,
+        dispatcher: Dispatcher,
+        node: int,
+        atom: Atom,
+        detail: AtomDetail,
+        flow_failures: dict[str, Failure],
+    ) -> None:
+        assert self._plan is not None
+        storage = self.storage
+        bindings = self._plan.revert_args[node]
+        kwargs = storage.bind(node, atom.inject, bindings) if bindings else {}
+        kwargs[REVERT_RESULT] = detail.failure if detail.failure is not None else detail.results
+        kwargs[REVERT_FLOW_FAILURES] = dict(flow_failures)
+        if detail.state is _A.RUNNING:
+            # caught running by a crash while the run was reverting: undo it too
+            detail.state = _A.SUCCESS
+        self._atom_state(detail, _A.REVERTING)
+        detail.intention = Intention.REVERT
+        storage.changed(detail)
+        self._progress(atom, detail, 0.0)
+        atom._event_sink = self._task_event
+        dispatcher.start((node, True, atom, kwargs))
+
+    def __repr__(self) -> str:
+        return f"<tideflow.Engine {self.kind} flow={self._flow.name!r}>"

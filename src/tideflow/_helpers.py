@@ -1,0 +1,171 @@
+"""Entry points: load a flow into an engine, run it, rebuild one from its record."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from tideflow._engine import ENGINE_KINDS, Engine
+from tideflow._flow import Flow, LinearFlow
+from tideflow._task import Atom, callable_name
+from tideflow.errors import NotFoundError
+from tideflow.executors import SubmitExecutor
+from tideflow.persistence.models import FlowDetail, LogBook
+
+__all__ = [
+    "flow_from_detail",
+    "load",
+    "load_from_detail",
+    "load_from_factory",
+    "run",
+    "save_factory_details",
+]
+
+_ALIASES = {"default": "serial", "serial": "serial", "parallel": "parallel"}
+
+
+def _as_flow(flow: Flow | Atom) -> Flow:
+    if isinstance(flow, Flow):
+        return flow
+    if isinstance(flow, Atom):
+        return LinearFlow(flow.name).add(flow)
+    raise TypeError(f"load() takes a flow (or a single atom), got {type(flow).__name__}")
+
+
+def load(
+    flow: Flow | Atom,
+    store: Mapping[str, Any] | None = None,
+    *,
+    engine: str = "serial",
+    executor: SubmitExecutor | None = None,
+    max_workers: int | None = None,
+    backend: Any | None = None,
+    book: LogBook | None = None,
+    flow_detail: FlowDetail | None = None,
+) -> Engine:
+    """Make an engine for ``flow``; ``store`` gives the values its atoms may require.
+
+    ``engine`` is ``"serial"`` (atoms run one at a time on the calling thread) or
+    ``"parallel"`` (ready atoms run at once on ``executor``, by default a thread pool
+    of ``max_workers``). ``backend`` keeps the run's records; ``flow_detail`` resumes one.
+    """
+    kind = _ALIASES.get(engine)
+    if kind is None:
+        raise NotFoundError(f"unknown engine {engine!r}: choose one of {sorted(ENGINE_KINDS)}")
+    return Engine(
+        _as_flow(flow),
+        store=store,
+        backend=backend,
+        book=book,
+        flow_detail=flow_detail,
+        kind=kind,
+        executor=executor,
+        max_workers=max_workers,
+    )
+
+
+def run(
+    flow: Flow | Atom, store: Mapping[str, Any] | None = None, **options: Any
+) -> dict[str, Any]:
+    """Load and run ``flow``; return every named value (store values and results)."""
+    engine = load(flow, store, **options)
+    engine.run()
+    return engine.storage.fetch_all()
+
+
+def _factory_name(factory: Callable[..., Flow]) -> str:
+    name = callable_name(factory)
+    if "<" in name or "." not in name:
+        raise ValueError(
+            f"flow factory {factory!r} is not importable by name ({name}); "
+            "use a module-level function"
+        )
+    return name
+
+
+def _import_factory(name: str) -> Callable[..., Flow]:
+    # the longest importable module prefix, then attributes below it
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:cut])
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr, None)
+            if obj is None:
+                break
+        if callable(obj):
+            return obj  # type: ignore[no-any-return]
+    raise NotFoundError(f"flow factory {name!r} cannot be imported; is its module on sys.path?")
+
+
+def save_factory_details(
+    flow_detail: FlowDetail,
+    flow_factory: Callable[..., Flow],
+    factory_args: Sequence[Any] | None,
+    factory_kwargs: Mapping[str, Any] | None,
+    backend: Any | None = None,
+) -> None:
+    """Record in ``flow_detail`` how to rebuild its flow: the factory's name and arguments."""
+    flow_detail.meta["factory"] = {
+        "name": _factory_name(flow_factory),
+        "args": list(factory_args or ()),
+        "kwargs": dict(factory_kwargs or {}),
+    }
+    if backend is not None:
+        conn = backend.get_connection()
+        try:
+            conn.update_flow_details(flow_detail)
+        finally:
+            conn.close()
+
+
+def load_from_factory(
+    flow_factory: Callable[..., Flow],
+    factory_args: Sequence[Any] | None = None,
+    factory_kwargs: Mapping[str, Any] | None = None,
+    store: Mapping[str, Any] | None = None,
+    book: LogBook | None = None,
+    backend: Any | None = None,
+    **options: Any,
+) -> Engine:
+    """Build the flow with ``flow_factory`` and load it, recording the factory for resumption."""
+    flow = flow_factory(*(factory_args or ()), **(factory_kwargs or {}))
+    flow_detail = FlowDetail(flow.name)
+    save_factory_details(flow_detail, flow_factory, factory_args, factory_kwargs)
+    book = book if book is not None else LogBook("tmp")
+    book.add(flow_detail)
+    if backend is not None:
+        conn = backend.get_connection()
+        try:
+            conn.save_logbook(book)
+        finally:
+            conn.close()
+    return load(flow, store, book=book, backend=backend, flow_detail=flow_detail, **options)
+
+
+def flow_from_detail(flow_detail: FlowDetail) -> Flow:
+    """Rebuild the flow a record was made for, from the factory recorded in it."""
+    factory = flow_detail.meta.get("factory")
+    if not factory:
+        raise ValueError(
+            f"cannot rebuild the flow of record {flow_detail.name!r} ({flow_detail.uuid}): "
+            "no factory was recorded; load it with load_from_factory()"
+        )
+    make = _import_factory(factory["name"])
+    return make(*factory.get("args", ()), **factory.get("kwargs", {}))
+
+
+def load_from_detail(
+    flow_detail: FlowDetail,
+    store: Mapping[str, Any] | None = None,
+    backend: Any | None = None,
+    **options: Any,
+) -> Engine:
+    """Load the flow a record was made for, to resume (or inspect) that run."""
+    return load(
+        flow_from_detail(flow_detail), store, backend=backend, flow_detail=flow_detail, **options
+    )

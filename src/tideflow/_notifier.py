@@ -1,0 +1,197 @@
+"""Notifier: deliver named events to registered callbacks.
+
+A callback is called as ``callback(event_type, *args, details=details, **kwargs)``
+where ``args``/``kwargs`` were given at registration (TaskFlow passes ``details`` by
+keyword, and so do we). Callbacks registered for
+:data:`Notifier.ANY` (``'*'``) receive every event. A callback that raises is
+logged and never stops the others or the run. :meth:`Notifier.wants` lets a
+producer skip building details nobody will read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Final
+
+__all__ = ["Listener", "Notifier", "RestrictedNotifier"]
+
+LOG = logging.getLogger("tideflow.notifier")
+
+Callback = Callable[..., Any]
+DetailsFilter = Callable[[Mapping[str, Any]], bool]
+
+
+class Listener:
+    """One registration: a callback with its bound arguments and optional details filter."""
+
+    __slots__ = ("args", "callback", "details_filter", "kwargs")
+
+    def __init__(
+        self,
+        callback: Callback,
+        args: Iterable[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        details_filter: DetailsFilter | None = None,
+    ) -> None:
+        self.callback = callback
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs or {})
+        self.details_filter = details_filter
+
+    def __call__(self, event_type: str, details: Mapping[str, Any]) -> None:
+        if self.details_filter is not None and not self.details_filter(details):
+            return
+        self.callback(event_type, *self.args, details=details, **self.kwargs)
+
+    def is_equivalent(
+        self, callback: Callback, details_filter: DetailsFilter | None = None
+    ) -> bool:
+        """Say whether this registration is for ``callback`` with ``details_filter``."""
+        return bool(self.callback == callback and self.details_filter == details_filter)
+
+    def __repr__(self) -> str:
+        return f"Listener({self.callback!r})"
+
+
+class Notifier:
+    """Deliver events to the callbacks registered for them (or for ``'*'``)."""
+
+    ANY: Final = "*"
+    #: Event types that may not be registered for (none here; see RestrictedNotifier).
+    RESERVED_KEYS: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self._topics: dict[str, list[Listener]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(listeners) for listeners in self._topics.values())
+
+    def can_be_registered(self, event_type: str) -> bool:
+        """Say whether callbacks may be registered for ``event_type``."""
+        return isinstance(event_type, str) and event_type not in self.RESERVED_KEYS
+
+    def can_trigger_notification(self, event_type: str) -> bool:
+        """Say whether ``event_type`` may be notified (``'*'`` may not: it is a wildcard)."""
+        return event_type != self.ANY
+
+    def register(
+        self,
+        event_type: str,
+        callback: Callback,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        details_filter: DetailsFilter | None = None,
+    ) -> None:
+        """Call ``callback(event_type, *args, details=details, **kwargs)`` on each event."""
+        if not callable(callback):
+            raise ValueError(f"notifier callback {callback!r} must be callable")
+        if details_filter is not None and not callable(details_filter):
+            raise ValueError(f"details filter {details_filter!r} must be callable")
+        if not self.can_be_registered(event_type):
+            raise ValueError(f"event type {event_type!r} cannot be registered on this notifier")
+        if self.is_registered(event_type, callback, details_filter=details_filter):
+            raise ValueError(f"callback {callback!r} is already registered for {event_type!r}")
+        self._topics.setdefault(str(event_type), []).append(
+            Listener(callback, args or (), kwargs, details_filter)
+        )
+
+    def deregister(
+        self, event_type: str, callback: Callback, details_filter: DetailsFilter | None = None
+    ) -> bool:
+        """Remove one registration; say whether there was one."""
+        listeners = self._topics.get(str(event_type))
+        if not listeners:
+            return False
+        for i, listener in enumerate(listeners):
+            if listener.is_equivalent(callback, details_filter):
+                del listeners[i]
+                if not listeners:
+                    del self._topics[str(event_type)]
+                return True
+        return False
+
+    def deregister_event(self, event_type: str) -> int:
+        """Remove every registration for ``event_type``; return how many there were."""
+        return len(self._topics.pop(str(event_type), []))
+
+    def is_registered(
+        self, event_type: str, callback: Callback, details_filter: DetailsFilter | None = None
+    ) -> bool:
+        """Say whether ``callback`` is registered for ``event_type``."""
+        return any(
+            listener.is_equivalent(callback, details_filter)
+            for listener in self._topics.get(str(event_type), ())
+        )
+
+    def wants(self, event_type: str) -> bool:
+        """Say whether anyone would receive ``event_type`` (so details are worth building)."""
+        topics = self._topics
+        return bool(topics) and (event_type in topics or self.ANY in topics)
+
+    def notify(self, event_type: str, details: Mapping[str, Any]) -> None:
+        """Deliver ``event_type`` with ``details`` to ``'*'`` callbacks, then to its own."""
+        if not self._topics:
+            return
+        if not self.can_trigger_notification(event_type):
+            LOG.warning("event type %r is a wildcard and cannot be notified", event_type)
+            return
+        listeners = [*self._topics.get(self.ANY, ()), *self._topics.get(event_type, ())]
+        for listener in listeners:
+            try:
+                listener(event_type, details)
+            except Exception:
+                LOG.exception(
+                    "listener %r failed on event %r; the run goes on", listener.callback, event_type
+                )
+
+    def listeners_iter(self) -> Iterator[tuple[str, list[Listener]]]:
+        """Yield ``(event_type, listeners)`` for every event type with registrations."""
+        for event_type, listeners in self._topics.items():
+            if listeners:
+                yield event_type, list(listeners)
+
+    def copy(self) -> Notifier:
+        """Return a notifier with the same registrations."""
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone._topics = {k: list(v) for k, v in self._topics.items()}
+        return clone
+
+    def reset(self) -> None:
+        """Forget every registration."""
+        self._topics.clear()
+
+
+class RestrictedNotifier(Notifier):
+    """A notifier that only accepts a fixed set of event types (plus ``'*'``, if allowed)."""
+
+    def __init__(self, watchable_events: Iterable[str], allow_any: bool = True) -> None:
+        super().__init__()
+        self._watchable = frozenset(watchable_events)
+        self._allow_any = allow_any
+
+    @property
+    def events(self) -> frozenset[str]:
+        """The event types that may be registered and notified."""
+        return self._watchable
+
+    def can_be_registered(self, event_type: str) -> bool:
+        if event_type == self.ANY:
+            return self._allow_any
+        return event_type in self._watchable
+
+    def register(
+        self,
+        event_type: str,
+        callback: Callback,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        details_filter: DetailsFilter | None = None,
+    ) -> None:
+        if not self.can_be_registered(event_type):
+            raise ValueError(
+                f"event {event_type!r} is not one this notifier reports; register for one of "
+                f"{sorted(self._watchable)} or '*' (a task declares its events in TASK_EVENTS)"
+            )
+        super().register(event_type, callback, args, kwargs, details_filter)

@@ -1,0 +1,99 @@
+"""Readiness by counters: which nodes of a plan may run, and which may be reverted.
+
+The scheduler is a pure decision structure over a :class:`~tideflow._compiler.Plan`.
+Going forward, each node keeps the count of predecessors not yet complete; completing
+a node decrements its successors and reports those that reached zero. Reverting
+mirrors this on the reversed graph, so a node is reverted only after everything that
+ran after it has been reverted. Each edge
+is touched once per direction: a run costs O(atoms + edges).
+
+It knows nothing of executors, stores or notifications; the blocking engine and an
+asyncio driver can share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tideflow._compiler import Plan
+from tideflow.errors import InternalError
+
+__all__ = ["Scheduler"]
+
+
+class Scheduler:
+    """Forward and reverse readiness counters over one plan."""
+
+    __slots__ = ("_done", "_pending_reverts", "_plan", "_reverted", "_waiting")
+
+    def __init__(self, plan: Plan) -> None:
+        self._plan = plan
+        self._waiting: list[int] = []
+        self._done = bytearray()
+        self._pending_reverts: list[int] = []
+        self._reverted = bytearray()
+
+    # -- forward ----------------------------------------------------------------------
+
+    def start(self, done: Sequence[bool]) -> list[int]:
+        """Begin a forward pass; ``done[i]`` marks nodes already complete (a resumed run).
+
+        Returns the nodes ready now, in plan order.
+        """
+        plan = self._plan
+        waiting = [len(p) for p in plan.pred]
+        done_flags = bytearray(len(waiting))
+        for node, is_done in enumerate(done):
+            if is_done:
+                done_flags[node] = 1
+                for s in plan.succ[node]:
+                    waiting[s] -= 1
+        self._waiting = waiting
+        self._done = done_flags
+        return [n for n in range(len(waiting)) if waiting[n] == 0 and not done_flags[n]]
+
+    def complete(self, node: int) -> list[int]:
+        """Mark ``node`` complete; return the successors that became ready."""
+        if self._done[node]:
+            raise InternalError(f"node {self._plan.names[node]!r} completed twice")
+        self._done[node] = 1
+        waiting = self._waiting
+        done = self._done
+        ready = []
+        for s in self._plan.succ[node]:
+            waiting[s] -= 1
+            if waiting[s] == 0 and not done[s]:
+                ready.append(s)
+        return ready
+
+    def is_done(self, node: int) -> bool:
+        """Say whether ``node`` has completed in this pass."""
+        return bool(self._done[node])
+
+    # -- reverse ----------------------------------------------------------------------
+
+    def start_revert(self) -> list[int]:
+        """Begin a reverse pass over the whole plan; return the nodes revertible now.
+
+        Every node takes part: the engine reverts atoms that ran and passes straight
+        through the others (flow start/end nodes, atoms that never ran), so an atom is
+        reverted only after every atom that ran after it, however far apart they are.
+        """
+        succ = self._plan.succ
+        pending = [len(s) for s in succ]
+        self._pending_reverts = pending
+        self._reverted = bytearray(len(pending))
+        return [n for n in range(len(pending) - 1, -1, -1) if pending[n] == 0]
+
+    def reverted(self, node: int) -> list[int]:
+        """Mark ``node`` reverted (or passed through); return predecessors now revertible."""
+        if self._reverted[node]:
+            raise InternalError(f"node {self._plan.names[node]!r} reverted twice")
+        self._reverted[node] = 1
+        pending = self._pending_reverts
+        ready = []
+        for p in self._plan.pred[node]:
+            pending[p] -= 1
+            if pending[p] == 0:
+                ready.append(p)
+        return ready

@@ -1,0 +1,386 @@
+"""Storage: the values a run sees, and the one seam through which its records reach a store.
+
+Values come from three places: an atom's own injected arguments, the run's store
+(``store=``/``inject()``), and atom results. The engine changes atom and flow records
+only through this class; each change is written through to the store, and a durable
+store receives the changes of one scheduling round together (:meth:`Storage.commit`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from tideflow._compiler import TASK, Binding, Plan
+from tideflow.errors import MissingRequirementError, NotFoundError
+from tideflow.failure import Failure
+from tideflow.persistence.models import AtomDetail, FlowDetail, RetryDetail, TaskDetail
+from tideflow.states import AtomState, FlowState, Intention
+
+__all__ = ["Storage"]
+
+#: States whose execute result may be read (TaskFlow's rule).
+_READABLE = frozenset({AtomState.SUCCESS, AtomState.FAILURE, AtomState.REVERTING})
+_MISSING = object()
+
+
+class Storage:
+    """Run values and records for one flow run, written through to a store."""
+
+    def __init__(self, flow_detail: FlowDetail, backend: Any | None = None) -> None:
+        self._flow_detail = flow_detail
+        self._backend = backend
+        self._shared = backend is None or bool(getattr(backend, "shares_records", False))
+        self._dirty: dict[str, AtomDetail] = {}
+        self._flow_dirty = False
+        self._transient: dict[str, Any] = {}
+        self._atom_args: dict[str, dict[str, Any]] = {}
+        self._by_name: dict[str, AtomDetail] = {d.name: d for d in flow_detail}
+        self._plan: Plan | None = None
+        #: One record per plan node (None for flow start/end nodes), set by ensure_plan().
+        self.details: list[AtomDetail | None] = []
+
+    # -- the flow record ------------------------------------------------------------
+
+    @property
+    def flow_detail(self) -> FlowDetail:
+        """The flow record this storage writes."""
+        return self._flow_detail
+
+    @property
+    def flow_name(self) -> str:
+        """The flow's name."""
+        return self._flow_detail.name
+
+    @property
+    def flow_uuid(self) -> str:
+        """The flow record's uuid."""
+        return self._flow_detail.uuid
+
+    @property
+    def flow_meta(self) -> dict[str, Any]:
+        """The flow record's free-form metadata."""
+        return self._flow_detail.meta
+
+    @property
+    def backend(self) -> Any | None:
+        """The store records are written to (None: this process only)."""
+        return self._backend
+
+    def get_flow_state(self) -> FlowState:
+        """The flow's recorded state."""
+        return self._flow_detail.state
+
+    def set_flow_state(self, state: FlowState) -> None:
+        """Record the flow's state."""
+        self._flow_detail.state = state
+        self._flow_dirty = True
+
+    # -- atom records ---------------------------------------------------------------
+
+    def ensure_plan(self, plan: Plan) -> None:
+        """Create (or find, when resuming) a record for every atom of ``plan``."""
+        if self._plan is plan:
+            return
+        details: list[AtomDetail | None] = [None] * plan.size
+        by_name = self._by_name
+        add = self._flow_detail.add
+        for node in plan.atom_nodes:
+            atom = plan.atoms[node]
+            assert atom is not None
+            detail = by_name.get(atom.name)
+            if detail is None:
+                cls = TaskDetail if plan.kinds[node] == TASK else RetryDetail
+                detail = cls(atom.name)
+                detail.version = atom.version
+                add(detail)
+                by_name[atom.name] = detail
+                self._mark(detail)
+            details[node] = detail
+        self.details = details
+        self._plan = plan
+
+    def _detail(self, atom_name: str) -> AtomDetail:
+        try:
+            return self._by_name[atom_name]
+        except KeyError:
+            raise NotFoundError(
+                f"unknown atom {atom_name!r} in flow {self.flow_name!r}; known atoms: "
+                f"{sorted(self._by_name)[:20]}"
+            ) from None
+
+    def _mark(self, detail: AtomDetail) -> None:
+        if not self._shared:
+            self._dirty[detail.name] = detail
+
+    def changed(self, detail: AtomDetail) -> None:
+        """Note that ``detail`` changed; it is written at the next commit."""
+        if not self._shared:
+            self._dirty[detail.name] = detail
+
+    def commit(self) -> None:
+        """Write every change since the last commit to the store, together."""
+        if self._shared or (not self._dirty and not self._flow_dirty):
+            self._flow_dirty = False
+            return
+        assert self._backend is not None
+        conn = self._backend.get_connection()
+        try:
+            if hasattr(conn, "save_atom_details"):
+                conn.save_atom_details(self._flow_detail, list(self._dirty.values()))
+            else:
+                conn.update_flow_details(self._flow_detail)
+                for detail in self._dirty.values():
+                    conn.update_atom_details(detail)
+        finally:
+            conn.close()
+        self._dirty.clear()
+        self._flow_dirty = False
+
+    def get_atom_uuid(self, atom_name: str) -> str:
+        """The uuid of an atom's record."""
+        return self._detail(atom_name).uuid
+
+    def get_atom_state(self, atom_name: str) -> AtomState:
+        """An atom's recorded state."""
+        return self._detail(atom_name).state
+
+    def set_atom_state(self, atom_name: str, state: AtomState) -> None:
+        """Record an atom's state."""
+        detail = self._detail(atom_name)
+        detail.state = state
+        self.changed(detail)
+
+    def get_atom_intention(self, atom_name: str) -> Intention:
+        """What the engine means to do with an atom next."""
+        return self._detail(atom_name).intention
+
+    def set_atom_intention(self, atom_name: str, intention: Intention) -> None:
+        """Record what the engine means to do with an atom next."""
+        detail = self._detail(atom_name)
+        detail.intention = intention
+        self.changed(detail)
+
+    def get_atoms_states(self, atom_names: Iterable[str]) -> dict[str, tuple[AtomState, Intention]]:
+        """``{name: (state, intention)}`` for the given atoms."""
+        return {n: (self._detail(n).state, self._detail(n).intention) for n in atom_names}
+
+    def reset(self, atom_name: str, state: AtomState = AtomState.PENDING) -> None:
+        """Forget an atom's results and put it back in ``state``."""
+        detail = self._detail(atom_name)
+        detail.reset(state)
+        self.changed(detail)
+
+    def get_execute_result(self, atom_name: str) -> Any:
+        """What an atom's ``execute`` returned (or the Failure it raised)."""
+        detail = self._detail(atom_name)
+        if detail.state not in _READABLE:
+            raise NotFoundError(
+                f"the result of atom {atom_name!r} is not known: it is {detail.state} "
+                f"(results are readable in {sorted(_READABLE)})"
+            )
+        return detail.failure if detail.failure is not None else detail.results
+
+    get = get_execute_result
+
+    def get_revert_result(self, atom_name: str) -> Any:
+        """What an atom's ``revert`` returned (or the Failure it raised)."""
+        detail = self._detail(atom_name)
+        if detail.revert_failure is not None:
+            return detail.revert_failure
+        return detail.revert_results
+
+    def get_execute_failures(self) -> dict[str, Failure]:
+        """``{atom name: Failure}`` for every atom whose execute failed."""
+        return {d.name: d.failure for d in self._by_name.values() if d.failure is not None}
+
+    get_failures = get_execute_failures
+
+    def get_revert_failures(self) -> dict[str, Failure]:
+        """``{atom name: Failure}`` for every atom whose revert failed."""
+        return {
+            d.name: d.revert_failure for d in self._by_name.values() if d.revert_failure is not None
+        }
+
+    def has_failures(self) -> bool:
+        """Say whether any atom's execute or revert failed."""
+        return any(
+            d.failure is not None or d.revert_failure is not None for d in self._by_name.values()
+        )
+
+    def get_task_progress(self, atom_name: str) -> float:
+        """The last progress a task reported (1.0 once it succeeded, 0.0 before it ran)."""
+        detail = self._detail(atom_name)
+        default = 1.0 if detail.state == AtomState.SUCCESS else 0.0
+        return float(detail.meta.get("progress", default))
+
+    def get_task_progress_details(self, atom_name: str) -> Any:
+        """The details a task gave with its last progress report, if any."""
+        return self._detail(atom_name).meta.get("progress_details")
+
+    def set_task_progress(
+        self, atom_name: str, progress: float, details: Mapping[str, Any] | None = None
+    ) -> None:
+        """Record a task's progress."""
+        detail = self._detail(atom_name)
+        detail.meta["progress"] = progress
+        if details is not None:
+            detail.meta["progress_details"] = dict(details)
+        self.changed(detail)
+
+    # -- values ---------------------------------------------------------------------
+
+    def inject(self, pairs: Mapping[str, Any], transient: bool = False) -> None:
+        """Add store values; transient ones are kept in memory only, never recorded."""
+        if transient:
+            self._transient.update(pairs)
+            return
+        self._flow_detail.injected.update(pairs)
+        self._flow_dirty = True
+
+    def inject_atom_args(
+        self, atom_name: str, pairs: Mapping[str, Any], transient: bool = True
+    ) -> None:
+        """Give one atom its own argument values (they win over everything else)."""
+        self._detail(atom_name)
+        self._atom_args.setdefault(atom_name, {}).update(pairs)
+
+    def store_keys(self) -> set[str]:
+        """Names the run's store (recorded and transient) provides."""
+        return {*self._flow_detail.injected, *self._transient}
+
+    def _store_value(self, name: str) -> Any:
+        if name in self._transient:
+            return self._transient[name]
+        return self._flow_detail.injected.get(name, _MISSING)
+
+    def _provided(self, node: int, name: str) -> Any:
+        """The value ``name`` takes from atom ``node``'s result, or _MISSING."""
+        assert self._plan is not None
+        detail = self.details[node]
+        if detail is None or detail.state not in _READABLE or detail.failure is not None:
+            return _MISSING
+        atom = self._plan.atoms[node]
+        assert atom is not None
+        index = atom.save_as[name]
+        if index is None:
+            return detail.results
+        try:
+            return detail.results[index]
+        except (LookupError, TypeError):
+            return _MISSING
+
+    def _sources(self, name: str) -> list[Any]:
+        values = []
+        value = self._store_value(name)
+        if value is not _MISSING:
+            values.append(value)
+        if self._plan is not None:
+            for node in self._plan.providers.get(name, ()):
+                value = self._provided(node, name)
+                if value is not _MISSING:
+                    values.append(value)
+        return values
+
+    def fetch(self, name: str, many_handler: Callable[[list[Any]], Any] | None = None) -> Any:
+        """The value named ``name``: a store value first, else an atom's provided result."""
+        values = self._sources(name)
+        if not values:
+            known = self._plan is not None and name in self._plan.providers
+            why = "its providers have not produced it" if known else "nothing provides it"
+            raise NotFoundError(f"no value named {name!r} in flow {self.flow_name!r}: {why}")
+        if many_handler is not None:
+            return many_handler(values)
+        return values[0]
+
+    def fetch_all(self, many_handler: Callable[[list[Any]], Any] | None = None) -> dict[str, Any]:
+        """Every named value; a name with several values maps to their list."""
+        names = list(self._flow_detail.injected)
+        names.extend(n for n in self._transient if n not in self._flow_detail.injected)
+        if self._plan is not None:
+            names.extend(n for n in self._plan.providers if n not in names)
+        found: dict[str, Any] = {}
+        for name in dict.fromkeys(names):
+            values = self._sources(name)
+            if not values:
+                continue
+            if many_handler is not None:
+                found[name] = many_handler(values)
+            else:
+                found[name] = values[0] if len(values) == 1 else values
+        return found
+
+    def fetch_mapped_args(
+        self,
+        args_mapping: Mapping[str, str],
+        atom_name: str | None = None,
+        scope_walker: Any = None,
+        optional_args: Iterable[str] | None = None,
+    ) -> dict[str, Any]:
+        """Fill parameters from values by name (TaskFlow's helper; the engine binds at compile)."""
+        optional = set(optional_args or ())
+        own = self._atom_args.get(atom_name, {}) if atom_name else {}
+        kwargs = {}
+        for param, symbol in args_mapping.items():
+            if symbol in own:
+                kwargs[param] = own[symbol]
+                continue
+            values = self._sources(symbol)
+            if values:
+                kwargs[param] = values[-1] if self._store_value(symbol) is _MISSING else values[0]
+            elif symbol not in optional:
+                raise NotFoundError(f"no value named {symbol!r} for parameter {param!r}")
+        return kwargs
+
+    def bind(
+        self, node: int, atom_inject: Mapping[str, Any] | None, bindings: Sequence[Binding]
+    ) -> dict[str, Any]:
+        """Fill an atom's parameters from its compiled bindings.
+
+        Order: the atom's own injected values, then the store, then the provider
+        chosen at compile time.
+        """
+        kwargs: dict[str, Any] = {}
+        if not bindings:
+            return kwargs
+        name = self.details[node].name if self.details[node] is not None else ""  # type: ignore[union-attr]
+        own = self._atom_args.get(name)
+        injected = self._flow_detail.injected
+        transient = self._transient
+        details = self.details
+        for param, symbol, provider, index, optional in bindings:
+            if own is not None and symbol in own:
+                kwargs[param] = own[symbol]
+            elif atom_inject is not None and symbol in atom_inject:
+                kwargs[param] = atom_inject[symbol]
+            elif symbol in transient:
+                kwargs[param] = transient[symbol]
+            elif symbol in injected:
+                kwargs[param] = injected[symbol]
+            elif provider >= 0:
+                detail = details[provider]
+                assert detail is not None
+                if index is None:
+                    kwargs[param] = detail.results
+                    continue
+                try:
+                    kwargs[param] = detail.results[index]
+                except (LookupError, TypeError) as exc:
+                    raise NotFoundError(
+                        f"atom {name!r} needs {symbol!r}, expected at index {index!r} of the "
+                        f"result of {detail.name!r}, but that result is {detail.results!r}",
+                        cause=exc,
+                    ) from exc
+            elif not optional:
+                raise MissingRequirementError(
+                    f"atom {name!r} requires {symbol!r}, and nothing provides it: pass it in "
+                    "store= or inject it",
+                    atom=name,
+                    missing=[symbol],
+                    flow=self.flow_name,
+                )
+        return kwargs
+
+    def injected_atom_args(self, atom_name: str) -> Mapping[str, Any]:
+        """Values given to one atom with :meth:`inject_atom_args`."""
+        return self._atom_args.get(atom_name, {})

@@ -1,0 +1,126 @@
+"""Where atom code runs: inline on the engine thread, or on any ``submit()``-able executor.
+
+The engine hands out :class:`Work` and collects :class:`Outcome`; workers only run
+user code and return a value or a :class:`~tideflow.Failure`, never touching engine
+state. Any object with ``submit(fn, *args)`` returning a ``concurrent.futures.Future``
+(the standard library's pools, futurist's executors) can run atoms.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from collections.abc import Callable
+from typing import Any, Protocol, TypeAlias
+
+from tideflow._task import Atom
+from tideflow.failure import Failure
+
+__all__ = [
+    "Dispatcher",
+    "ExecutorDispatcher",
+    "Outcome",
+    "SerialDispatcher",
+    "SubmitExecutor",
+    "Work",
+    "call_atom",
+]
+
+
+#: One atom call to make: ``(node, reverting, atom, kwargs)``. Plain tuples, not
+#: named ones: one is made per atom call and named tuples cost several times more.
+Work: TypeAlias = tuple[int, bool, Atom, dict[str, Any]]
+#: What one atom call gave: ``(node, reverting, ok, value or Failure)``.
+Outcome: TypeAlias = tuple[int, bool, bool, Any]
+
+
+def call_atom(node: int, reverting: bool, atom: Atom, kwargs: dict[str, Any]) -> Outcome:
+    """Run one atom call with its pre/post hooks, turning an exception into a Failure."""
+    try:
+        if reverting:
+            atom.pre_revert()
+            try:
+                value = atom.revert(**kwargs)
+            finally:
+                atom.post_revert()
+        else:
+            atom.pre_execute()
+            try:
+                value = atom.execute(**kwargs)
+            finally:
+                atom.post_execute()
+    except Exception as exc:
+        return (node, reverting, False, Failure.from_exception(exc))
+    return (node, reverting, True, value)
+
+
+class Dispatcher(Protocol):
+    """Runs work somewhere and hands back outcomes to the engine thread."""
+
+    def start(self, work: Work) -> None:
+        """Begin ``work`` (a serial dispatcher finishes it before returning)."""
+
+    def wait(self, timeout: float | None) -> list[Outcome]:
+        """Outcomes finished since the last call; blocks for one if none is ready."""
+
+    @property
+    def in_flight(self) -> int:
+        """How many started works have not been handed back yet."""
+
+    def close(self) -> None:
+        """Release what the dispatcher owns."""
+
+
+class SerialDispatcher:
+    """Runs each atom call on the engine thread, at once."""
+
+    def __init__(self) -> None:
+        self._done: list[Outcome] = []
+
+    def start(self, work: Work) -> None:
+        self._done.append(call_atom(*work))
+
+    def wait(self, timeout: float | None) -> list[Outcome]:
+        done, self._done = self._done, []
+        return done
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._done)
+
+    def close(self) -> None:
+        self._done.clear()
+
+
+class SubmitExecutor(Protocol):
+    """Anything with ``submit()`` returning a concurrent.futures Future."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]: ...
+
+
+class ExecutorDispatcher:
+    """Runs atom calls on an executor (threads by default), several at once."""
+
+    def __init__(self, executor: SubmitExecutor | None = None, max_workers: int | None = None):
+        self._owned = executor is None
+        self._executor: Any = executor or cf.ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="tideflow-worker"
+        )
+        self._futures: set[cf.Future[Outcome]] = set()
+
+    def start(self, work: Work) -> None:
+        self._futures.add(self._executor.submit(call_atom, *work))
+
+    def wait(self, timeout: float | None) -> list[Outcome]:
+        if not self._futures:
+            return []
+        done, pending = cf.wait(self._futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        self._futures = set(pending)
+        return [future.result() for future in done]
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._futures)
+
+    def close(self) -> None:
+        if self._owned:
+            self._executor.shutdown(wait=True)

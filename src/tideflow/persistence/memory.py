@@ -1,0 +1,120 @@
+"""The in-memory store: records live in this process, as the very objects the engine updates.
+
+Because the store holds the engine's own record objects, every change the engine
+makes is visible through the store at once: writing through costs nothing. Durable
+stores copy records out at each commit instead.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from tideflow.errors import NotFoundError
+from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook
+
+__all__ = ["MemoryBackend", "MemoryConnection"]
+
+
+class MemoryBackend:
+    """A store that keeps log books in memory (``memory://``)."""
+
+    #: Records are shared, not copied: the engine need not write changes back.
+    shares_records = True
+
+    def __init__(self, conf: dict[str, Any] | None = None) -> None:
+        self._conf = dict(conf or {"connection": "memory://"})
+        self._books: dict[str, LogBook] = {}
+        self._lock = threading.RLock()
+
+    def get_connection(self) -> MemoryConnection:
+        """A connection to this store (connections share the store's records)."""
+        return MemoryConnection(self)
+
+    def close(self) -> None:
+        """Nothing to release for memory."""
+
+
+class MemoryConnection:
+    """Reads and writes log books, flow records and atom records of a MemoryBackend."""
+
+    def __init__(self, backend: MemoryBackend) -> None:
+        self.backend = backend
+
+    def __enter__(self) -> MemoryConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing to release for memory."""
+
+    def upgrade(self) -> None:
+        """Nothing to migrate for memory."""
+
+    def validate(self) -> None:
+        """Memory is always usable."""
+
+    def clear_all(self) -> None:
+        """Forget every log book."""
+        with self.backend._lock:
+            self.backend._books.clear()
+
+    def save_logbook(self, book: LogBook) -> LogBook:
+        """Store ``book`` (and the flow records in it)."""
+        with self.backend._lock:
+            self.backend._books[book.uuid] = book
+        return book
+
+    def get_logbook(self, book_uuid: str, lazy: bool = False) -> LogBook:
+        """The log book with ``book_uuid``."""
+        try:
+            return self.backend._books[book_uuid]
+        except KeyError:
+            raise NotFoundError(
+                f"no log book with uuid {book_uuid!r} in this memory store"
+            ) from None
+
+    def get_logbooks(self, lazy: bool = False) -> list[LogBook]:
+        """Every stored log book."""
+        return list(self.backend._books.values())
+
+    def destroy_logbook(self, book_uuid: str) -> None:
+        """Remove a log book."""
+        with self.backend._lock:
+            if self.backend._books.pop(book_uuid, None) is None:
+                raise NotFoundError(f"no log book with uuid {book_uuid!r} in this memory store")
+
+    def get_flows_for_book(self, book_uuid: str) -> list[FlowDetail]:
+        """The flow records of one log book."""
+        return list(self.get_logbook(book_uuid))
+
+    def get_flow_details(self, fd_uuid: str, lazy: bool = False) -> FlowDetail:
+        """The flow record with ``fd_uuid``."""
+        for book in self.backend._books.values():
+            found = book.find(fd_uuid)
+            if found is not None:
+                return found
+        raise NotFoundError(f"no flow record with uuid {fd_uuid!r} in this memory store")
+
+    def get_atoms_for_flow(self, fd_uuid: str) -> list[AtomDetail]:
+        """The atom records of one flow record."""
+        return list(self.get_flow_details(fd_uuid))
+
+    def get_atom_details(self, ad_uuid: str) -> AtomDetail:
+        """The atom record with ``ad_uuid``."""
+        for book in self.backend._books.values():
+            for flow_detail in book:
+                found = flow_detail.find(ad_uuid)
+                if found is not None:
+                    return found
+        raise NotFoundError(f"no atom record with uuid {ad_uuid!r} in this memory store")
+
+    def update_flow_details(self, flow_detail: FlowDetail) -> FlowDetail:
+        """Nothing to copy: the store holds the same object."""
+        return flow_detail
+
+    def update_atom_details(self, atom_detail: AtomDetail) -> AtomDetail:
+        """Nothing to copy: the store holds the same object."""
+        return atom_detail

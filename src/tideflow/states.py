@@ -1,0 +1,198 @@
+"""States of flows, atoms and the engine, and the one table of allowed transitions.
+
+States are string enums whose values are TaskFlow's names, so ``state == "SUCCESS"``
+holds and a state prints as its name. Every transition the engine makes is checked
+against the tables below; an illegal one is an engine bug and raises
+:class:`~tideflow.errors.InvalidStateError`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+from tideflow.errors import InvalidStateError
+
+__all__ = [
+    "ANALYZING",
+    "EXECUTE",
+    "FAILURE",
+    "GAME_OVER",
+    "IGNORE",
+    "PENDING",
+    "RESUMING",
+    "RETRY",
+    "RETRYING",
+    "REVERT",
+    "REVERTED",
+    "REVERTING",
+    "REVERT_FAILURE",
+    "RUNNING",
+    "SCHEDULING",
+    "SUCCESS",
+    "SUSPENDED",
+    "SUSPENDING",
+    "UNDEFINED",
+    "WAITING",
+    "AtomState",
+    "EngineState",
+    "FlowState",
+    "Intention",
+    "check_atom_transition",
+    "check_flow_transition",
+]
+
+
+class FlowState(StrEnum):
+    """The state of a whole flow run."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    REVERTED = "REVERTED"
+    SUSPENDING = "SUSPENDING"
+    SUSPENDED = "SUSPENDED"
+    RESUMING = "RESUMING"
+
+
+class AtomState(StrEnum):
+    """The state of one atom (task or retry) in a run."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    REVERTING = "REVERTING"
+    REVERTED = "REVERTED"
+    REVERT_FAILURE = "REVERT_FAILURE"
+    IGNORE = "IGNORE"
+    RETRYING = "RETRYING"
+
+
+class EngineState(StrEnum):
+    """The phases ``Engine.run_iter()`` moves through (before the final flow state)."""
+
+    UNDEFINED = "UNDEFINED"
+    RESUMING = "RESUMING"
+    SCHEDULING = "SCHEDULING"
+    WAITING = "WAITING"
+    ANALYZING = "ANALYZING"
+    GAME_OVER = "GAME_OVER"
+
+
+class Intention(StrEnum):
+    """What the engine means to do with an atom next."""
+
+    EXECUTE = "EXECUTE"
+    REVERT = "REVERT"
+    RETRY = "RETRY"
+    IGNORE = "IGNORE"
+
+
+# TaskFlow-style module constants: the same strings, usable wherever a state is taken.
+PENDING: Final = AtomState.PENDING
+RUNNING: Final = AtomState.RUNNING
+SUCCESS: Final = AtomState.SUCCESS
+FAILURE: Final = AtomState.FAILURE
+REVERTING: Final = AtomState.REVERTING
+REVERTED: Final = AtomState.REVERTED
+REVERT_FAILURE: Final = AtomState.REVERT_FAILURE
+IGNORE: Final = AtomState.IGNORE
+RETRYING: Final = AtomState.RETRYING
+SUSPENDING: Final = FlowState.SUSPENDING
+SUSPENDED: Final = FlowState.SUSPENDED
+RESUMING: Final = FlowState.RESUMING
+UNDEFINED: Final = EngineState.UNDEFINED
+SCHEDULING: Final = EngineState.SCHEDULING
+WAITING: Final = EngineState.WAITING
+ANALYZING: Final = EngineState.ANALYZING
+GAME_OVER: Final = EngineState.GAME_OVER
+EXECUTE: Final = Intention.EXECUTE
+REVERT: Final = Intention.REVERT
+RETRY: Final = Intention.RETRY
+
+_F = FlowState
+_A = AtomState
+
+#: Allowed flow transitions (old, new). Same-state "transitions" are no-ops, not errors.
+FLOW_TRANSITIONS: Final[frozenset[tuple[FlowState, FlowState]]] = frozenset(
+    {
+        (_F.PENDING, _F.RUNNING),
+        (_F.RUNNING, _F.SUCCESS),
+        (_F.RUNNING, _F.FAILURE),
+        (_F.RUNNING, _F.REVERTED),
+        (_F.RUNNING, _F.SUSPENDING),
+        (_F.RUNNING, _F.RESUMING),
+        (_F.SUCCESS, _F.RUNNING),  # run a finished flow again: nothing left to do
+        (_F.FAILURE, _F.RUNNING),  # run again after a failed revert
+        (_F.REVERTED, _F.PENDING),  # a reverted flow starts afresh
+        (_F.SUCCESS, _F.PENDING),
+        (_F.SUSPENDING, _F.SUSPENDED),
+        (_F.SUSPENDING, _F.SUCCESS),
+        (_F.SUSPENDING, _F.FAILURE),
+        (_F.SUSPENDING, _F.REVERTED),
+        (_F.SUSPENDED, _F.RUNNING),
+        (_F.SUSPENDED, _F.SUCCESS),
+        (_F.SUSPENDED, _F.FAILURE),
+        (_F.SUSPENDED, _F.REVERTED),
+        (_F.RESUMING, _F.SUSPENDED),
+        (_F.RESUMING, _F.RUNNING),
+        (_F.RESUMING, _F.SUCCESS),
+        (_F.RESUMING, _F.FAILURE),
+        (_F.RESUMING, _F.REVERTED),
+    }
+)
+
+#: Allowed task transitions (old, new).
+TASK_TRANSITIONS: Final[frozenset[tuple[AtomState, AtomState]]] = frozenset(
+    {
+        (_A.PENDING, _A.RUNNING),
+        (_A.PENDING, _A.IGNORE),
+        (_A.PENDING, _A.REVERTED),  # a never-run atom in a reverted scope
+        (_A.RUNNING, _A.SUCCESS),
+        (_A.RUNNING, _A.FAILURE),
+        (_A.RUNNING, _A.REVERTING),  # caught running when a resumed run reverts
+        (_A.FAILURE, _A.REVERTING),
+        (_A.SUCCESS, _A.REVERTING),
+        (_A.REVERTING, _A.REVERTED),
+        (_A.REVERTING, _A.REVERT_FAILURE),
+        (_A.REVERTED, _A.PENDING),
+        (_A.IGNORE, _A.PENDING),
+        (_A.SUCCESS, _A.PENDING),
+        (_A.FAILURE, _A.PENDING),
+        (_A.REVERT_FAILURE, _A.PENDING),
+        (_A.RUNNING, _A.PENDING),  # resumed: an atom caught running runs again
+        (_A.REVERTING, _A.PENDING),
+    }
+)
+
+#: Retries add RETRYING on top of the task table.
+RETRY_TRANSITIONS: Final[frozenset[tuple[AtomState, AtomState]]] = TASK_TRANSITIONS | frozenset(
+    {
+        (_A.RETRYING, _A.RUNNING),
+        (_A.SUCCESS, _A.RETRYING),
+        (_A.RETRYING, _A.REVERTING),
+        (_A.RETRYING, _A.PENDING),
+    }
+)
+
+
+def check_flow_transition(old: FlowState, new: FlowState) -> bool:
+    """Say whether the flow moves from ``old`` to ``new``: False for a no-op, raise if illegal."""
+    if old == new:
+        return False
+    if (old, new) in FLOW_TRANSITIONS:
+        return True
+    raise InvalidStateError(f"flow cannot go from {old} to {new}: this is an engine bug")
+
+
+def check_atom_transition(old: AtomState, new: AtomState, *, retry: bool = False) -> bool:
+    """Say whether an atom moves from ``old`` to ``new``: False for a no-op, raise if illegal."""
+    if old == new:
+        return False
+    table = RETRY_TRANSITIONS if retry else TASK_TRANSITIONS
+    if (old, new) in table:
+        return True
+    kind = "retry" if retry else "task"
+    raise InvalidStateError(f"{kind} cannot go from {old} to {new}: this is an engine bug")
