@@ -1,0 +1,85 @@
+"""Notifier: registration rules and delivery."""
+
+import logging
+
+import pytest
+
+from tideflow import Notifier, RestrictedNotifier
+
+
+def test_any_listeners_hear_everything_first():
+    heard = []
+    notifier = Notifier()
+    notifier.register("x", lambda e, details: heard.append(("x", e, details)))
+    notifier.register(Notifier.ANY, lambda e, details: heard.append(("*", e, details)))
+    notifier.notify("x", {"k": 1})
+    notifier.notify("y", {"k": 2})
+    assert heard == [("*", "x", {"k": 1}), ("x", "x", {"k": 1}), ("*", "y", {"k": 2})]
+
+
+def test_bound_args_and_kwargs_and_filters():
+    heard = []
+
+    def callback(event, tag, details, extra):
+        heard.append((event, tag, details["n"], extra))
+
+    notifier = Notifier()
+    notifier.register(
+        "e", callback, args=["t"], kwargs={"extra": 9}, details_filter=lambda d: d["n"] > 1
+    )
+    notifier.notify("e", {"n": 1})
+    notifier.notify("e", {"n": 2})
+    assert heard == [("e", "t", 2, 9)]
+
+
+def test_register_rules():
+    notifier = Notifier()
+
+    def cb(event, details):
+        return None
+
+    notifier.register("e", cb)
+    with pytest.raises(ValueError, match="already registered"):
+        notifier.register("e", cb)
+    with pytest.raises(ValueError, match="callable"):
+        notifier.register("e", "nope")  # type: ignore[arg-type]
+    assert notifier.is_registered("e", cb)
+    assert notifier.deregister("e", cb) is True
+    assert notifier.deregister("e", cb) is False
+    assert len(notifier) == 0
+
+
+def test_wants_reports_whether_details_are_worth_building():
+    notifier = Notifier()
+    assert not notifier.wants("SUCCESS")
+    notifier.register("SUCCESS", lambda e, details: None)
+    assert notifier.wants("SUCCESS")
+    assert not notifier.wants("RUNNING")
+    notifier.register("*", lambda e, details: None)
+    assert notifier.wants("RUNNING")
+
+
+def test_a_raising_listener_is_logged_and_the_others_still_hear(caplog):
+    heard = []
+    notifier = Notifier()
+
+    def bad(event, details):
+        raise RuntimeError("listener bug")
+
+    notifier.register("e", bad)
+    notifier.register("e", lambda e, details: heard.append(e))
+    with caplog.at_level(logging.ERROR, logger="tideflow.notifier"):
+        notifier.notify("e", {})
+    assert heard == ["e"]
+    assert "listener bug" in caplog.text
+
+
+def test_restricted_notifier_only_takes_declared_events():
+    notifier = RestrictedNotifier(["update_progress"])
+    notifier.register("update_progress", lambda e, details: None)
+    notifier.register("*", lambda e, details: None)
+    with pytest.raises(ValueError, match="not one this notifier reports"):
+        notifier.register("custom", lambda e, details: None)
+    closed = RestrictedNotifier(["a"], allow_any=False)
+    with pytest.raises(ValueError):
+        closed.register("*", lambda e, details: None)
