@@ -242,13 +242,13 @@ class Engine:
         # Only listeners that asked for this event by name hear it: '*' atom listeners see
         # state changes alone, as in TaskFlow.
         notifier = self.atom_notifier
-        if notifier.wants(event) and event in dict(notifier.listeners_iter()):
+        if notifier.wants_by_name(event):
             payload = {
                 "task_name": atom.name,
                 "task_uuid": storage.get_atom_uuid(atom.name),
                 **details,
             }
-            notifier.notify(event, payload)
+            notifier.notify(event, payload, include_any=False)
 
     def _drain_events(self) -> None:
         while self._events:
@@ -319,6 +319,8 @@ class Engine:
             else ExecutorDispatcher(self._executor, self._max_workers)
         )
         scheduler = Scheduler(plan)
+        # a store that shares the engine's record objects needs no write-back
+        track = not storage.shares_records
         failures: list[Failure] = []
         revert_failures: list[Failure] = []
         flow_failures: dict[str, Failure] = {}
@@ -328,38 +330,31 @@ class Engine:
             if (yield _RESUMING):
                 self.suspend()
             reverting, ready = self._resume_point(scheduler, flow_failures)
+            ready = self._settle(ready, scheduler, reverting)
             now = clock()
             seconds["resuming"] += now - mark
             mark = now
             while True:
+                # One round: start what is ready, collect what finished, record it.
                 if (yield _SCHEDULING):
                     self.suspend()
-                stop = self._suspend_requested or bool(revert_failures if reverting else failures)
-                while ready and not stop:
-                    node = ready.popleft()
-                    if kinds[node] >= START:
-                        ready.extend(
-                            scheduler.reverted(node) if reverting else scheduler.complete(node)
-                        )
-                        continue
-                    atom = atoms[node]
-                    detail = details[node]
-                    assert atom is not None
-                    assert detail is not None
-                    if not reverting:
-                        self._start_execute(dispatcher, node, atom, detail)
-                    elif detail.state in _TO_REVERT:
-                        self._start_revert(dispatcher, node, atom, detail, flow_failures)
-                    else:
-                        ready.extend(scheduler.reverted(node))
+                if not (self._suspend_requested or revert_failures or failures and not reverting):
+                    while ready:
+                        node = ready.popleft()
+                        atom = atoms[node]
+                        detail = details[node]
+                        assert atom is not None
+                        assert detail is not None
+                        if reverting:
+                            self._start_revert(dispatcher, node, atom, detail, flow_failures)
+                        else:
+                            self._start_execute(dispatcher, node, atom, detail)
                 now = clock()
                 seconds["scheduling"] += now - mark
                 mark = now
-                if not dispatcher.in_flight:
-                    break
                 if (yield _WAITING):
                     self.suspend()
-                outcomes = dispatcher.wait(timeout)
+                outcomes = dispatcher.wait(timeout) if dispatcher.in_flight else []
                 now = clock()
                 seconds["waiting"] += now - mark
                 mark = now
@@ -367,6 +362,7 @@ class Engine:
                     self.suspend()
                 if self._events:
                     self._drain_events()
+                settled: list[int] = []
                 for node, reverted, ok, value in outcomes:
                     atom = atoms[node]
                     detail = details[node]
@@ -378,7 +374,8 @@ class Engine:
                         if ok:
                             detail.revert_results = value
                             self._atom_state(detail, _A.REVERTED, value)
-                            ready.extend(scheduler.reverted(node))
+                            self._progress(atom, detail, 1.0)
+                            settled.extend(scheduler.reverted(node))
                         else:
                             detail.revert_failure = value
                             revert_failures.append(value)
@@ -386,24 +383,30 @@ class Engine:
                     elif ok:
                         detail.results = value
                         self._atom_state(detail, _A.SUCCESS, value)
-                        if atom._notifier is not None:  # type: ignore[attr-defined]
-                            self._progress(atom, detail, 1.0)
-                        ready.extend(scheduler.complete(node))
+                        self._progress(atom, detail, 1.0)
+                        settled.extend(scheduler.complete(node))
                     else:
                         detail.failure = value
                         failures.append(value)
                         flow_failures[detail.name] = value
                         self._atom_state(detail, _A.FAILURE, value)
-                    storage.changed(detail)
-                storage.commit()
-                now = clock()
-                seconds["analyzing"] += now - mark
-                mark = now
+                    if track:
+                        storage.changed(detail)
+                if settled:
+                    ready.extend(self._settle(deque(settled), scheduler, reverting))
                 if failures and not reverting and not dispatcher.in_flight:
                     # Everything running is in: undo what ran, latest first.
                     reverting = True
                     self._mark_reverting(plan.atom_nodes, details)
-                    ready = deque(scheduler.start_revert())
+                    ready = self._settle(deque(scheduler.start_revert()), scheduler, True)
+                if track:
+                    storage.commit()
+                now = clock()
+                seconds["analyzing"] += now - mark
+                mark = now
+                halted = self._suspend_requested or bool(revert_failures)
+                if not dispatcher.in_flight and (halted or not ready):
+                    break
             final = self._final_state(reverting, revert_failures, ready)
         except GeneratorExit:
             self._flow_state(_F.SUSPENDING)
@@ -428,6 +431,10 @@ class Engine:
         }
         try:
             yield final.value
+        except GeneratorExit:
+            # closed before asking for the end: say so, as TaskFlow does, then settle
+            self._flow_state(_F.SUSPENDING)
+            raise
         finally:
             self._flow_state(final)
             storage.commit()
@@ -435,6 +442,27 @@ class Engine:
             Failure.reraise_if_any(revert_failures)
         if final == _F.REVERTED:
             Failure.reraise_if_any(failures)
+
+    def _settle(self, ready: deque[int], scheduler: Scheduler, reverting: bool) -> deque[int]:
+        """Pass through nodes that need no work; return the atoms to start.
+
+        Flow start/end nodes complete at once, and so, when reverting, do atoms
+        that never ran; each node is looked at once.
+        """
+        plan = self._plan
+        assert plan is not None
+        kinds = plan.kinds
+        details = self.storage.details
+        out: deque[int] = deque()
+        while ready:
+            node = ready.popleft()
+            if kinds[node] >= START:
+                ready.extend(scheduler.reverted(node) if reverting else scheduler.complete(node))
+            elif reverting and details[node].state not in _TO_REVERT:  # type: ignore[union-attr]
+                ready.extend(scheduler.reverted(node))
+            else:
+                out.append(node)
+        return out
 
     def _resume_point(
         self, scheduler: Scheduler, flow_failures: dict[str, Failure]
@@ -509,11 +537,17 @@ class Engine:
                 storage.changed(detail)
 
     def _progress(self, atom: Atom, detail: AtomDetail, progress: float) -> None:
-        """Report the engine's own progress marks (0.0 on start, 1.0 on success)."""
+        """The engine's own progress marks: 0.0 as work starts, 1.0 as it ends.
+
+        Recorded only where a task reported progress itself (otherwise the record's
+        state says it: see Storage.get_task_progress), told to the task's own listeners.
+        """
+        meta = detail._meta
+        if meta is not None and "progress" in meta:
+            meta["progress"] = progress
         notifier = getattr(atom, "_notifier", None)
         if notifier is not None and len(notifier):
             notifier.notify("update_progress", {"progress": progress})
-            detail.meta["progress"] = progress
 
     def _start_execute(
         self, dispatcher: Dispatcher, node: int, atom: Atom, detail: AtomDetail
@@ -525,9 +559,9 @@ class Engine:
         self._atom_state(detail, _A.RUNNING)
         if detail.intention is not Intention.EXECUTE:
             detail.intention = Intention.EXECUTE
-        storage.changed(detail)
-        if getattr(atom, "_notifier", None) is not None:
-            self._progress(atom, detail, 0.0)
+        if not storage.shares_records:
+            storage.changed(detail)
+        self._progress(atom, detail, 0.0)
         atom._event_sink = self._task_event
         dispatcher.start((node, False, atom, kwargs))
 

@@ -178,6 +178,7 @@ class GraphFlow(Flow):
         self._pred: dict[int, dict[int, dict[str, Any]]] = {}
         self._by_id: dict[int, Node] = {}
         self._providers: dict[str, list[Node]] = {}
+        self._requirers: dict[str, list[Node]] = {}
 
     def add(
         self, *items: Node, resolve_requires: bool = True, resolve_existing: bool = True
@@ -221,8 +222,8 @@ class GraphFlow(Flow):
                     incoming.setdefault(id(providers[0]), set()).add(name)
         if resolve_existing:
             for name in node.provides:
-                for other in self._children:
-                    if other is node or name not in (other.requires | _optional_of(other)):
+                for other in self._requirers.get(name, ()):
+                    if other is node:
                         continue
                     rivals = [p for p in self._providers.get(name, ()) if p is not other]
                     if rivals:
@@ -234,6 +235,8 @@ class GraphFlow(Flow):
                     outgoing.setdefault(id(other), set()).add(name)
         for name in node.provides:
             self._providers.setdefault(name, []).append(node)
+        for name in wants:
+            self._requirers.setdefault(name, []).append(node)
         if incoming and outgoing:
             self._refuse_cycle(node, list(outgoing), list(incoming))
         for src, reasons in incoming.items():
@@ -250,10 +253,10 @@ class GraphFlow(Flow):
             self._pred[dst].pop(key, None)
         for src in self._pred.pop(key, {}):
             self._succ[src].pop(key, None)
-        for name in node.provides:
-            providers = self._providers.get(name, [])
-            if node in providers:
-                providers.remove(node)
+        for index in (self._providers, self._requirers):
+            for users in index.values():
+                if node in users:
+                    users.remove(node)
         del self._by_id[key]
         self._ids.discard(key)
         self._children.remove(node)

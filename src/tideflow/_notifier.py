@@ -129,17 +129,31 @@ class Notifier:
         topics = self._topics
         return bool(topics) and (event_type in topics or self.ANY in topics)
 
-    def notify(self, event_type: str, details: Mapping[str, Any]) -> None:
-        """Deliver ``event_type`` with ``details`` to ``'*'`` callbacks, then to its own."""
+    def wants_by_name(self, event_type: str) -> bool:
+        """Say whether anyone registered for ``event_type`` itself (not through ``'*'``)."""
+        return event_type in self._topics
+
+    def notify(
+        self, event_type: str, details: Mapping[str, Any] | None, *, include_any: bool = True
+    ) -> None:
+        """Deliver ``event_type`` with ``details`` to ``'*'`` callbacks, then to its own.
+
+        With ``include_any=False`` only callbacks registered for ``event_type`` hear it.
+        """
         if not self._topics:
             return
         if not self.can_trigger_notification(event_type):
             LOG.warning("event type %r is a wildcard and cannot be notified", event_type)
             return
-        listeners = [*self._topics.get(self.ANY, ()), *self._topics.get(event_type, ())]
+        if details is None:
+            details = {}
+        own = self._topics.get(event_type, ())
+        listeners = [*self._topics.get(self.ANY, ()), *own] if include_any else list(own)
         for listener in listeners:
             try:
-                listener(event_type, details)
+                # each callback gets its own copy: one that edits it cannot change what
+                # the next one sees
+                listener(event_type, dict(details))
             except Exception:
                 LOG.exception(
                     "listener %r failed on event %r; the run goes on", listener.callback, event_type

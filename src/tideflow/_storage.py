@@ -63,6 +63,11 @@ class Storage:
         return self._flow_detail.meta
 
     @property
+    def shares_records(self) -> bool:
+        """Say whether the store holds these very record objects (no write-back needed)."""
+        return self._shared
+
+    @property
     def backend(self) -> Any | None:
         """The store records are written to (None: this process only)."""
         return self._backend
@@ -137,6 +142,17 @@ class Storage:
         self._dirty.clear()
         self._flow_dirty = False
 
+    def update_atom_metadata(self, atom_name: str, update: Mapping[str, Any]) -> None:
+        """Merge ``update`` into an atom record's metadata (written at the next commit)."""
+        detail = self._detail(atom_name)
+        detail.meta.update(update)
+        self.changed(detail)
+
+    def update_flow_metadata(self, update: Mapping[str, Any]) -> None:
+        """Merge ``update`` into the flow record's metadata (written at the next commit)."""
+        self._flow_detail.meta.update(update)
+        self._flow_dirty = True
+
     def get_atom_uuid(self, atom_name: str) -> str:
         """The uuid of an atom's record."""
         return self._detail(atom_name).uuid
@@ -209,10 +225,17 @@ class Storage:
         )
 
     def get_task_progress(self, atom_name: str) -> float:
-        """The last progress a task reported (1.0 once it succeeded, 0.0 before it ran)."""
+        """The task's progress: what it last reported, else what its state implies.
+
+        The engine marks 0.0 as execute or revert starts and 1.0 as it ends; it writes
+        those marks only for tasks that reported progress themselves, and derives them
+        from the state for the rest (1.0 once SUCCESS or REVERTED).
+        """
         detail = self._detail(atom_name)
-        default = 1.0 if detail.state == AtomState.SUCCESS else 0.0
-        return float(detail.meta.get("progress", default))
+        meta = detail._meta
+        if meta is not None and "progress" in meta:
+            return float(meta["progress"])
+        return 1.0 if detail.state in (AtomState.SUCCESS, AtomState.REVERTED) else 0.0
 
     def get_task_progress_details(self, atom_name: str) -> Any:
         """The details a task gave with its last progress report, if any."""

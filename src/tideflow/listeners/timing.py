@@ -1,0 +1,180 @@
+"""Timing listeners: record how long atoms and flows took, or when each state was entered."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from tideflow.listeners.base import DEFAULT_LISTEN_FOR, FINISH_STATES, Listener, ListenFor
+
+if TYPE_CHECKING:
+    from tideflow._engine import Engine
+    from tideflow._storage import Storage
+
+__all__ = [
+    "FINISHED_STATES",
+    "STARTING_STATES",
+    "WATCH_STATES",
+    "DurationListener",
+    "EventTimeListener",
+    "PrintingDurationListener",
+    "TimingListener",
+]
+
+LOG = logging.getLogger("tideflow.listeners.timing")
+
+#: States that start a timer (executing, or reverting).
+STARTING_STATES: Final = frozenset({"RUNNING", "REVERTING"})
+#: States that stop it and record the duration.
+FINISHED_STATES: Final = frozenset(FINISH_STATES)
+#: Every state a duration listener hears (PENDING forgets a timer: the run was reset).
+WATCH_STATES: Final = STARTING_STATES | FINISHED_STATES | {"PENDING"}
+#: A suspended flow stops its timer too: its record then says how long that run went on.
+_FLOW_WATCH_STATES: Final = WATCH_STATES | {"SUSPENDED"}
+_FLOW_FINISHED_STATES: Final = FINISHED_STATES | {"SUSPENDED"}
+
+_FLOW: Final = "flow"
+_TASK: Final = "task"
+_RETRY: Final = "retry"
+
+
+def _update_flow_meta(storage: Storage, update: Mapping[str, Any]) -> None:
+    # The engine writes the flow record after each flow state change, and these
+    # updates are made while that change is being notified, so they go with it.
+    storage.flow_meta.update(update)
+
+
+def _update_atom_meta(
+    storage: Storage, name: str, uuid: str | None, update: Mapping[str, Any]
+) -> bool:
+    """Merge ``update`` into an atom record's meta; say whether the record was found."""
+    flow_detail = storage.flow_detail
+    # Look the record up by uuid (a dict lookup) so a big flow does not pay a scan per event.
+    detail = flow_detail.find(uuid) if uuid is not None else None
+    if detail is None:
+        detail = flow_detail.find_by_name(name)
+    if detail is None:
+        return False
+    detail.meta.update(update)
+    storage.changed(detail)
+    return True
+
+
+class DurationListener(Listener):
+    """Record in each atom's and the flow's record meta how long it took (``'duration'``, s).
+
+    A timer starts when an atom starts executing or reverting (so a reverted atom's
+    duration is that of its revert) and when the flow starts running; it stops at
+    the matching finish state.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(
+            engine,
+            task_listen_for=WATCH_STATES,
+            flow_listen_for=_FLOW_WATCH_STATES,
+            retry_listen_for=WATCH_STATES,
+        )
+        self._timers: dict[tuple[str, str], float] = {}
+
+    def deregister(self) -> None:
+        super().deregister()
+        if self._timers:
+            # Everything started should have finished by the time a run returns.
+            LOG.warning(
+                "%d timer(s) never reached a finish state: %s",
+                len(self._timers),
+                sorted(f"{kind} {name!r}" for kind, name in self._timers),
+            )
+            self._timers.clear()
+
+    def _flow_receiver(self, state: str, details: Mapping[str, Any]) -> None:
+        self._receive(_FLOW, details["flow_name"], None, state)
+
+    def _task_receiver(self, state: str, details: Mapping[str, Any]) -> None:
+        self._receive(_TASK, details["task_name"], details.get("task_uuid"), state)
+
+    def _retry_receiver(self, state: str, details: Mapping[str, Any]) -> None:
+        self._receive(_RETRY, details["retry_name"], details.get("retry_uuid"), state)
+
+    def _receive(self, kind: str, name: str, uuid: str | None, state: str) -> None:
+        key = (kind, name)
+        if state in STARTING_STATES:
+            self._timers[key] = time.perf_counter()
+        elif state in (_FLOW_FINISHED_STATES if kind == _FLOW else FINISHED_STATES):
+            started = self._timers.pop(key, None)
+            if started is not None:
+                self._record_ending(kind, name, uuid, time.perf_counter() - started)
+        elif state == "PENDING":
+            self._timers.pop(key, None)
+
+    def _record_ending(self, kind: str, name: str, uuid: str | None, elapsed: float) -> None:
+        """Store ``elapsed`` seconds as the ``'duration'`` of a flow or atom."""
+        update = {"duration": elapsed}
+        storage = self._engine.storage
+        if kind == _FLOW:
+            _update_flow_meta(storage, update)
+        elif not _update_atom_meta(storage, name, uuid, update):
+            LOG.warning("no record of %s %r to store its duration %r in", kind, name, elapsed)
+
+
+def _print(message: str) -> None:
+    print(message)
+
+
+class PrintingDurationListener(DurationListener):
+    """Record durations like :class:`DurationListener`, and print starts and durations.
+
+    ``printer`` receives each line (default: :func:`print`).
+    """
+
+    def __init__(self, engine: Engine, printer: Callable[[str], Any] | None = None) -> None:
+        super().__init__(engine)
+        self._printer = printer if printer is not None else _print
+
+    def _receive(self, kind: str, name: str, uuid: str | None, state: str) -> None:
+        super()._receive(kind, name, uuid, state)
+        if state in STARTING_STATES:
+            self._printer(f"'{name}' {kind} started.")
+
+    def _record_ending(self, kind: str, name: str, uuid: str | None, elapsed: float) -> None:
+        super()._record_ending(kind, name, uuid, elapsed)
+        self._printer(f"It took {kind} '{name}' {elapsed:0.2f} seconds to finish.")
+
+
+class EventTimeListener(Listener):
+    """Record when each state was entered: ``'<STATE>-timestamp'`` (``time.time()``) in meta."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        task_listen_for: ListenFor = DEFAULT_LISTEN_FOR,
+        flow_listen_for: ListenFor = DEFAULT_LISTEN_FOR,
+        retry_listen_for: ListenFor = DEFAULT_LISTEN_FOR,
+    ) -> None:
+        super().__init__(
+            engine,
+            task_listen_for=task_listen_for,
+            flow_listen_for=flow_listen_for,
+            retry_listen_for=retry_listen_for,
+        )
+
+    def _flow_receiver(self, state: str, details: Mapping[str, Any]) -> None:
+        _update_flow_meta(self._engine.storage, {f"{state}-timestamp": time.time()})
+
+    def _task_receiver(self, state: str, details: Mapping[str, Any]) -> None:
+        self._record(details["task_name"], details.get("task_uuid"), state)
+
+    def _retry_receiver(self, state: str, details: Mapping[str, Any]) -> None:
+        self._record(details["retry_name"], details.get("retry_uuid"), state)
+
+    def _record(self, name: str, uuid: str | None, state: str) -> None:
+        update = {f"{state}-timestamp": time.time()}
+        if not _update_atom_meta(self._engine.storage, name, uuid, update):
+            LOG.warning("no record of atom %r to store %r in", name, update)
+
+
+#: TaskFlow's older name for :class:`DurationListener`.
+TimingListener = DurationListener
