@@ -304,7 +304,6 @@ class Engine:
         assert plan is not None
         storage = self.storage
         details = storage.details
-        kinds = plan.kinds
         atoms = plan.atoms
         self._thread_id = threading.get_ident()
         self._suspend_requested = False
@@ -338,7 +337,8 @@ class Engine:
                 # One round: start what is ready, collect what finished, record it.
                 if (yield _SCHEDULING):
                     self.suspend()
-                if not (self._suspend_requested or revert_failures or failures and not reverting):
+                halted = self._suspend_requested or revert_failures
+                if not (halted or (failures and not reverting)):
                     while ready:
                         node = ready.popleft()
                         atom = atoms[node]

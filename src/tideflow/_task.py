@@ -403,11 +403,13 @@ class _TaskNotifier(RestrictedNotifier):
         super().__init__(events)
         self._owner = owner
 
-    def notify(self, event_type: str, details: Mapping[str, Any]) -> None:
-        super().notify(event_type, details)
+    def notify(
+        self, event_type: str, details: Mapping[str, Any] | None, *, include_any: bool = True
+    ) -> None:
+        super().notify(event_type, details, include_any=include_any)
         sink = self._owner._event_sink
         if sink is not None:
-            sink(self._owner, event_type, details)
+            sink(self._owner, event_type, details or {})
 
 
 class Task(Atom):
