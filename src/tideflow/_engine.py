@@ -337,7 +337,7 @@ class Engine:
                 # One round: start what is ready, collect what finished, record it.
                 if (yield _SCHEDULING):
                     self.suspend()
-                halted = self._suspend_requested or revert_failures
+                halted = self._suspend_requested or bool(revert_failures)
                 if not (halted or (failures and not reverting)):
                     while ready:
                         node = ready.popleft()
