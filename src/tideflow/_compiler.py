@@ -19,11 +19,11 @@ No I/O, no engine: the compiler knows flows, atoms and nothing else.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
-from tideflow._flow import LINK_DECIDER, Flow, LinearFlow, Node
+from tideflow._flow import LINK_DECIDER, LINK_DECIDER_DEPTH, Flow, LinearFlow, Node
 from tideflow._task import ArgMapping, Atom, Index
 from tideflow.errors import (
     CompilationError,
@@ -53,14 +53,36 @@ class Binding(NamedTuple):
     optional: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FlowInfo:
-    """One flow of the compiled tree."""
+    """One flow of the compiled tree.
+
+    Nodes are numbered depth first, so a flow's nodes (its own start/end and all of
+    its subflows' nodes) are exactly the indices ``start <= node < stop``.
+    """
 
     name: str
     parent: int  # index into Plan.flows, -1 for the root
     start: int
     end: int
+    stop: int = 0
+
+    def holds(self, node: int) -> bool:
+        """Say whether ``node`` belongs to this flow (directly or through subflows)."""
+        return self.start <= node < self.stop
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A decider on a graph link: it may IGNORE its target instead of running it."""
+
+    decider: Callable[[dict[str, Any]], Any]
+    depth: str  # DeciderDepth: ALL, FLOW, NEIGHBORS or ATOM
+    flow: int  # the graph flow the link belongs to
+    target_entry: int
+    target_exit: int
+    target_stop: int  # target's nodes are target_entry <= n < target_stop
+    history: tuple[int, ...]  # atom nodes whose results the decider is shown
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -82,6 +104,8 @@ class Plan:
     #: symbol -> [(atom name, flow name)] for required symbols no atom provides
     external: dict[str, list[tuple[str, str]]]
     atom_nodes: list[int]
+    #: entry node of a decided link's target -> the deciders to ask before it runs
+    decisions: dict[int, list[Decision]]
 
     @property
     def size(self) -> int:
@@ -136,6 +160,7 @@ class _Builder:
         self.providers: dict[str, list[int]] = {}
         self.external: dict[str, list[tuple[str, str]]] = {}
         self.atom_nodes: list[int] = []
+        self.decisions: dict[int, list[Decision]] = {}
         # symbol -> nearest visible provider, with an undo log for scopes that end
         self.env: dict[str, int] = {}
         self.log: list[tuple[str, int]] = []
@@ -251,7 +276,8 @@ class _Builder:
         flow_id = len(self.flows)
         start = self._node(None, START, f"{flow.name}[start]", flow_id)
         end = self._node(None, END, f"{flow.name}[end]", flow_id)
-        self.flows.append(FlowInfo(flow.name, parent, start, end))
+        info = FlowInfo(flow.name, parent, start, end)
+        self.flows.append(info)
         children = [child for child, _ in flow.iter_nodes()]
         if isinstance(flow, LinearFlow) and type(flow).iter_nodes is Flow.iter_nodes:
             previous = start
@@ -260,8 +286,9 @@ class _Builder:
                 self._edge(previous, entry)
                 previous = exit_
             self._edge(previous, end)
-            return start, end
-        self._dag_children(flow, flow_id, children, start, end)
+        else:
+            self._dag_children(flow, flow_id, children, start, end)
+        info.stop = len(self.kinds)
         return start, end
 
     def _dag_children(
@@ -271,21 +298,19 @@ class _Builder:
         pos = {id(child): i for i, child in enumerate(children)}
         preds: list[list[int]] = [[] for _ in children]
         succs: list[list[int]] = [[] for _ in children]
+        decided: list[tuple[int, Callable[[dict[str, Any]], Any], str]] = []
         for u, v, meta in flow.iter_links():
-            if LINK_DECIDER in meta:
-                raise CompilationError(
-                    f"graph flow {flow.name!r}: the link {u.name!r} -> {v.name!r} has a "
-                    "decider; deciders are not supported by this version of tideflow's "
-                    "engine yet"
-                )
             pu, pv = pos.get(id(u)), pos.get(id(v))
             if pu is None or pv is None:
                 continue  # a targeted flow left one end out
             preds[pv].append(pu)
             succs[pu].append(pv)
+            if LINK_DECIDER in meta:
+                decided.append((pv, meta[LINK_DECIDER], meta.get(LINK_DECIDER_DEPTH, "ALL")))
         order = _topological(len(children), preds, succs, flow.name)
         entries = [0] * len(children)
         exits = [0] * len(children)
+        stops = [0] * len(children)
         provided: list[dict[str, int]] = [{} for _ in children]
         by_symbol: dict[str, list[int]] = {}
         outer = len(self.log)
@@ -296,6 +321,7 @@ class _Builder:
             inner = len(self.log)
             entries[c], exits[c] = self.visit(children[c], flow_id)
             provided[c] = self._provided_since(inner)
+            stops[c] = len(self.kinds)
             self._undo(mark)
             for symbol in provided[c]:
                 by_symbol.setdefault(symbol, []).append(c)
@@ -312,6 +338,19 @@ class _Builder:
                 self._edge(exits[c], end)
         if not children:
             self._edge(start, end)
+        for target, decider, depth in decided:
+            history = tuple(exits[p] for p in preds[target] if isinstance(children[p], Atom))
+            self.decisions.setdefault(entries[target], []).append(
+                Decision(
+                    decider,
+                    depth,
+                    flow_id,
+                    entries[target],
+                    exits[target],
+                    stops[target],
+                    history,
+                )
+            )
 
     def _expose_ancestors(
         self,
@@ -414,4 +453,58 @@ def compile_flow(flow: Flow) -> Plan:
         providers=b.providers,
         external=b.external,
         atom_nodes=b.atom_nodes,
+        decisions=b.decisions,
     )
+
+
+def _entry_atoms(plan: Plan, node: int, stop: int) -> list[int]:
+    """The first atoms reached from ``node`` through flow start nodes only (below ``stop``)."""
+    found: list[int] = []
+    stack = [node]
+    seen: set[int] = set()
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if plan.kinds[n] < START:
+            found.append(n)
+        elif plan.kinds[n] == START:
+            stack.extend(s for s in plan.succ[n] if s < stop)
+    return found
+
+
+def ignore_set(plan: Plan, decision: Decision) -> set[int]:
+    """The atoms a refused decision IGNOREs, as far as its depth reaches.
+
+    ALL: the target and everything after it, anywhere. FLOW: the target and what
+    follows it inside the graph flow of the link. NEIGHBORS: the target (all of it,
+    if a subflow) and the first atoms of what directly follows it. ATOM: the first
+    atoms of the target only.
+    """
+    depth = decision.depth
+    entry, stop = decision.target_entry, decision.target_stop
+    if depth == "ATOM":
+        return set(_entry_atoms(plan, entry, stop))
+    if depth == "NEIGHBORS":
+        marked = {n for n in range(entry, stop) if plan.kinds[n] < START}
+        flow = plan.flows[decision.flow]
+        for s in plan.succ[decision.target_exit]:
+            if flow.holds(s) and s != flow.end:
+                marked.update(_entry_atoms(plan, s, plan.size))
+        return marked
+    limit = plan.flows[decision.flow] if depth == "FLOW" else None
+    marked = set()
+    queue = deque([entry])
+    seen = {entry}
+    while queue:
+        n = queue.popleft()
+        if plan.kinds[n] < START:
+            marked.add(n)
+        if limit is not None and n == limit.end:
+            continue
+        for s in plan.succ[n]:
+            if s not in seen and (limit is None or limit.holds(s)):
+                seen.add(s)
+                queue.append(s)
+    return marked

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Generator, Iterable, Mapping
 from typing import Any, Final
 
-from tideflow._compiler import START, Plan, compile_flow
+from tideflow._compiler import START, Decision, Plan, compile_flow, ignore_set
 from tideflow._flow import Flow
 from tideflow._notifier import Notifier
 from tideflow._scheduler import Scheduler
@@ -92,6 +92,7 @@ class Engine:
         self._thread_id: int | None = None
         self._events: deque[tuple[Atom, str, Mapping[str, Any]]] = deque()
         self._stats: dict[str, Any] = {}
+        self._ignored = bytearray()
         self._compile_time = 0.0
 
     # -- set-up ---------------------------------------------------------------------
@@ -318,6 +319,7 @@ class Engine:
             else ExecutorDispatcher(self._executor, self._max_workers)
         )
         scheduler = Scheduler(plan)
+        self._ignored = bytearray(plan.size)
         # a store that shares the engine's record objects needs no write-back
         track = not storage.shares_records
         failures: list[Failure] = []
@@ -453,16 +455,49 @@ class Engine:
         assert plan is not None
         kinds = plan.kinds
         details = self.storage.details
+        decisions = plan.decisions
+        ignored = self._ignored
         out: deque[int] = deque()
         while ready:
             node = ready.popleft()
+            if not reverting and node in decisions:
+                self._decide(decisions[node])
             if kinds[node] >= START:
                 ready.extend(scheduler.reverted(node) if reverting else scheduler.complete(node))
-            elif reverting and details[node].state not in _TO_REVERT:  # type: ignore[union-attr]
-                ready.extend(scheduler.reverted(node))
+            elif reverting:
+                if details[node].state in _TO_REVERT:  # type: ignore[union-attr]
+                    out.append(node)
+                else:
+                    ready.extend(scheduler.reverted(node))
+            elif ignored[node]:
+                detail = details[node]
+                assert detail is not None
+                self._atom_state(detail, _A.IGNORE)
+                self.storage.changed(detail)
+                ready.extend(scheduler.complete(node))
             else:
                 out.append(node)
         return out
+
+    def _decide(self, decisions: list[Decision]) -> None:
+        """Ask the deciders on links into a target; on a no, mark what it IGNOREs.
+
+        A decider that raises stops the run like an engine error (flow FAILURE).
+        """
+        plan = self._plan
+        assert plan is not None
+        details = self.storage.details
+        first = decisions[0]
+        history = {}
+        for node in first.history:
+            detail = details[node]
+            assert detail is not None
+            if detail.state is _A.SUCCESS:
+                history[detail.name] = detail.results
+        for decision in decisions:
+            if not decision.decider(dict(history)):
+                for node in ignore_set(plan, decision):
+                    self._ignored[node] = 1
 
     def _resume_point(
         self, scheduler: Scheduler, flow_failures: dict[str, Failure]

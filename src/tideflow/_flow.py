@@ -320,11 +320,17 @@ class GraphFlow(Flow):
                 f"graph flow {self.name!r}: linking {u.name!r} -> {v.name!r} would create a cycle"
             )
         meta: dict[str, Any] = {LINK_MANUAL: True}
+        if decider is None and decider_depth is not None:
+            raise ValueError(
+                f"graph flow {self.name!r}: decider_depth={decider_depth!r} needs a decider= "
+                "to go with it"
+            )
         if decider is not None:
             if not callable(decider):
                 raise TypeError(f"graph flow {self.name!r}: decider {decider!r} is not callable")
             meta[LINK_DECIDER] = decider
-            meta[LINK_DECIDER_DEPTH] = DeciderDepth.translate(decider_depth)
+            if decider_depth is not None:
+                meta[LINK_DECIDER_DEPTH] = DeciderDepth.translate(decider_depth)
         self._connect(id(u), id(v), meta)
         return self
 
