@@ -43,8 +43,10 @@ _ANALYZING: Final = EngineState.ANALYZING.value
 
 _A = AtomState
 _F = FlowState
-#: Atom states that mean "this atom's work may need undoing".
-_TO_REVERT: Final = frozenset({_A.SUCCESS, _A.FAILURE, _A.REVERTING, _A.RUNNING})
+#: Atom states that mean "this atom's work may need undoing" (a failed revert is retried).
+_TO_REVERT: Final = frozenset(
+    {_A.SUCCESS, _A.FAILURE, _A.REVERTING, _A.RUNNING, _A.REVERT_FAILURE}
+)
 #: Atom states of a run that was reverting when it stopped.
 _REVERTING_MARKS: Final = frozenset({_A.FAILURE, _A.REVERTING, _A.REVERTED, _A.REVERT_FAILURE})
 _RESULT_STATES: Final = frozenset({_A.SUCCESS, _A.FAILURE, _A.REVERTED, _A.REVERT_FAILURE})
@@ -283,7 +285,7 @@ class Engine:
         plan = self._plan
         assert plan is not None
         state = storage.get_flow_state()
-        if state in (_F.REVERTED, _F.FAILURE):
+        if state is _F.REVERTED:
             for node in plan.atom_nodes:
                 detail = storage.details[node]
                 assert detail is not None
@@ -291,8 +293,6 @@ class Engine:
                     self._atom_state(detail, _A.PENDING)
                 detail.reset(_A.PENDING)
                 storage.changed(detail)
-            if state == _F.FAILURE:
-                storage.set_flow_state(_F.REVERTED)  # a failed run restarts like a reverted one
             self._flow_state(_F.PENDING)
         elif state in (_F.SUSPENDING, _F.RESUMING):
             storage.set_flow_state(_F.SUSPENDED)
@@ -331,6 +331,9 @@ class Engine:
             if (yield _RESUMING):
                 self.suspend()
             reverting, ready = self._resume_point(scheduler, flow_failures)
+            if reverting:
+                # a run resumed while reverting ends by raising what made it revert
+                failures.extend(flow_failures.values())
             ready = self._settle(ready, scheduler, reverting)
             now = clock()
             seconds["resuming"] += now - mark
@@ -617,6 +620,7 @@ class Engine:
         if detail.state is _A.RUNNING:
             # caught running by a crash while the run was reverting: undo it too
             detail.state = _A.SUCCESS
+        detail.revert_failure = None
         self._atom_state(detail, _A.REVERTING)
         detail.intention = Intention.REVERT
         storage.changed(detail)

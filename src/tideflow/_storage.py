@@ -190,6 +190,8 @@ class Storage:
     def get_execute_result(self, atom_name: str) -> Any:
         """What an atom's ``execute`` returned (or the Failure it raised)."""
         detail = self._detail(atom_name)
+        if detail.failure is not None:
+            return detail.failure
         if detail.state not in _READABLE:
             raise NotFoundError(
                 f"the result of atom {atom_name!r} is not known: it is {detail.state} "

@@ -125,7 +125,7 @@ FLOW_TRANSITIONS: Final[frozenset[tuple[FlowState, FlowState]]] = frozenset(
         (_F.RUNNING, _F.SUSPENDING),
         (_F.RUNNING, _F.RESUMING),
         (_F.SUCCESS, _F.RUNNING),  # run a finished flow again: nothing left to do
-        (_F.FAILURE, _F.RUNNING),  # run again after a failed revert
+        (_F.FAILURE, _F.RUNNING),  # run again after a failed revert: the revert is retried
         (_F.REVERTED, _F.PENDING),  # a reverted flow starts afresh
         (_F.SUCCESS, _F.PENDING),
         (_F.SUSPENDING, _F.SUSPENDED),
@@ -157,6 +157,7 @@ TASK_TRANSITIONS: Final[frozenset[tuple[AtomState, AtomState]]] = frozenset(
         (_A.SUCCESS, _A.REVERTING),
         (_A.REVERTING, _A.REVERTED),
         (_A.REVERTING, _A.REVERT_FAILURE),
+        (_A.REVERT_FAILURE, _A.REVERTING),  # running a FAILURE flow again retries the revert
         (_A.REVERTED, _A.PENDING),
         (_A.IGNORE, _A.PENDING),
         (_A.SUCCESS, _A.PENDING),
