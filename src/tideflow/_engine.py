@@ -44,9 +44,7 @@ _ANALYZING: Final = EngineState.ANALYZING.value
 _A = AtomState
 _F = FlowState
 #: Atom states that mean "this atom's work may need undoing" (a failed revert is retried).
-_TO_REVERT: Final = frozenset(
-    {_A.SUCCESS, _A.FAILURE, _A.REVERTING, _A.RUNNING, _A.REVERT_FAILURE}
-)
+_TO_REVERT: Final = frozenset({_A.SUCCESS, _A.FAILURE, _A.REVERTING, _A.RUNNING, _A.REVERT_FAILURE})
 #: Atom states of a run that was reverting when it stopped.
 _REVERTING_MARKS: Final = frozenset({_A.FAILURE, _A.REVERTING, _A.REVERTED, _A.REVERT_FAILURE})
 _RESULT_STATES: Final = frozenset({_A.SUCCESS, _A.FAILURE, _A.REVERTED, _A.REVERT_FAILURE})
