@@ -90,6 +90,11 @@ class Notifier:
             raise ValueError(f"details filter {details_filter!r} must be callable")
         if not self.can_be_registered(event_type):
             raise ValueError(f"event type {event_type!r} cannot be registered on this notifier")
+        if kwargs and "details" in kwargs:
+            raise KeyError(
+                "'details' is reserved: the notifier passes each event's details under that "
+                "keyword; rename the bound keyword argument"
+            )
         if self.is_registered(event_type, callback, details_filter=details_filter):
             raise ValueError(f"callback {callback!r} is already registered for {event_type!r}")
         self._topics.setdefault(str(event_type), []).append(

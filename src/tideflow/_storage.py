@@ -206,6 +206,11 @@ class Storage:
         detail = self._detail(atom_name)
         if detail.revert_failure is not None:
             return detail.revert_failure
+        if detail.state is not AtomState.REVERTED:
+            raise NotFoundError(
+                f"atom {atom_name!r} has not been reverted (it is {detail.state}): it has no "
+                "revert result"
+            )
         return detail.revert_results
 
     def get_execute_failures(self) -> dict[str, Failure]:

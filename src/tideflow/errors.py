@@ -57,6 +57,20 @@ class TideflowError(Exception):
         """The error's message."""
         return str(self.args[0]) if self.args else ""
 
+    def pformat(self, indent: int = 2) -> str:
+        """The message, then each cause in the chain on its own line, indented further."""
+        lines = [self.message]
+        cause = self.cause
+        depth = indent
+        while cause is not None:
+            lines.append(f"{' ' * depth}{type(cause).__name__}: {cause}")
+            cause = getattr(cause, "cause", None)
+            depth += indent
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.pformat()
+
 
 class DefinitionError(TideflowError):
     """A flow or atom is defined wrongly; nothing has run."""
@@ -89,6 +103,11 @@ class MissingRequirementError(DefinitionError):
         self.atom = atom
         self.missing = tuple(missing)
         self.flow = flow
+
+    @property
+    def missing_requirements(self) -> list[str]:
+        """The missing names, sorted (TaskFlow's attribute)."""
+        return sorted(self.missing)
 
 
 class CompilationError(DefinitionError):

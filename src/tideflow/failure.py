@@ -122,7 +122,7 @@ class Failure:
             "exc_type_names": list(self.exc_type_names),
             "exception_str": self.exception_str,
             "traceback_str": self.traceback_str,
-            "exc_args": list(self.exc_args) if include_args else [],
+            "exc_args": tuple(self.exc_args) if include_args else (),
             "causes": [c.to_dict() for c in self.causes],
             "version": _FORMAT_VERSION,
         }

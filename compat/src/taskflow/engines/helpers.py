@@ -1,0 +1,209 @@
+"""TaskFlow's engine entry points, translating its spellings onto :func:`tideflow.load`.
+
+TaskFlow takes engine options as free ``**kwargs`` (or in an engine URI such as
+``'parallel://?max_workers=4'``); tideflow's ``load`` takes typed keywords. The ones
+tideflow understands (``executor``, ``max_workers``) are translated here; every
+option given is kept, untouched, in ``engine.options`` as TaskFlow does, so unknown
+ones never fail the load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+from urllib.parse import parse_qsl, urlsplit
+
+import tideflow
+from taskflow.persistence import backends as _backends
+from taskflow.utils import persistence_utils as _p_utils
+from tideflow import Atom, Engine, Flow
+from tideflow.errors import NotFoundError
+from tideflow.persistence.models import FlowDetail, LogBook
+
+__all__ = [
+    "ENGINES_NAMESPACE",
+    "ENGINE_DEFAULT",
+    "flow_from_detail",
+    "load",
+    "load_from_detail",
+    "load_from_factory",
+    "run",
+    "save_factory_details",
+]
+
+ENGINES_NAMESPACE: Final = "taskflow.engines"
+ENGINE_DEFAULT: Final = "default"
+
+#: TaskFlow engine names -> tideflow engine kinds.
+_KINDS: Final = {"default": "serial", "serial": "serial", "parallel": "parallel"}
+#: TaskFlow's executor strings; all run on tideflow's thread pool (no eventlet here).
+_THREAD_EXECUTORS: Final = frozenset(
+    {"thread", "threads", "threaded", "greenthread", "greenthreads", "greenthreaded"}
+)
+_URI_SCHEME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def _extract_engine(engine: str | None, kwargs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Split ``engine`` (a name or URI) into an engine name and the full options dict."""
+    kind = engine or ENGINE_DEFAULT
+    options: dict[str, Any] = {}
+    if isinstance(kind, str) and _URI_SCHEME.match(kind):
+        parts = urlsplit(kind)
+        kind = parts.scheme
+        if parts.hostname:
+            options["hostname"] = (
+                f"{parts.hostname}:{parts.port}" if parts.port is not None else parts.hostname
+            )
+        for key, value in (("username", parts.username), ("password", parts.password)):
+            if value:
+                options[key] = value
+        if parts.port is not None:
+            options["port"] = parts.port
+        for key, value in parse_qsl(parts.query):
+            options.setdefault(key, value)
+    options.update(kwargs)  # explicit keywords win over what the URI says
+    return kind, options
+
+
+def _engine_keywords(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Translate TaskFlow's engine name and options into tideflow.load() keywords."""
+    tideflow_kind = _KINDS.get(kind)
+    if tideflow_kind is None:
+        raise NotFoundError(
+            f"Could not find engine '{kind}': tideflow provides the engines "
+            f"{sorted(_KINDS)} (TaskFlow's worker-based engine is not available)"
+        )
+    if tideflow_kind == "serial":
+        return {"engine": "serial"}  # TaskFlow's serial engine ignores executor options too
+    executor = options.get("executor")
+    if isinstance(executor, str):
+        if executor.lower() not in _THREAD_EXECUTORS:
+            raise ValueError(
+                f"Unknown executor string '{executor}' expected one of "
+                f"{sorted(_THREAD_EXECUTORS)} (or mixed case equivalent)"
+            )
+        executor = None
+    elif executor is not None and not callable(getattr(executor, "submit", None)):
+        raise TypeError(
+            f"Unknown executor '{executor}' ({type(executor)}) expected an object with "
+            "submit(), such as a concurrent.futures or futurist executor"
+        )
+    max_workers = options.get("max_workers")
+    return {
+        "engine": "parallel",
+        "executor": executor,
+        "max_workers": int(max_workers) if max_workers is not None else None,
+    }
+
+
+def load(
+    flow: Flow | Atom,
+    store: Mapping[str, Any] | None = None,
+    flow_detail: FlowDetail | None = None,
+    book: LogBook | None = None,
+    backend: Any | None = None,
+    namespace: str = ENGINES_NAMESPACE,
+    engine: str = ENGINE_DEFAULT,
+    **kwargs: Any,
+) -> Engine:
+    """Load ``flow`` into an engine, as ``taskflow.engines.load`` does.
+
+    ``engine`` is ``'default'``/``'serial'`` or ``'parallel'`` (optionally as a URI
+    carrying options); ``backend`` may be a store or its configuration. ``namespace``
+    is accepted and ignored: engines are not looked up through entry points here.
+    """
+    kind, options = _extract_engine(engine, kwargs)
+    keywords = _engine_keywords(kind, options)
+    if isinstance(backend, Mapping):
+        backend = _backends.fetch(backend)
+    loaded = tideflow.load(
+        flow, store, backend=backend, book=book, flow_detail=flow_detail, **keywords
+    )
+    with contextlib.suppress(AttributeError):  # should tideflow come to define it read-only
+        loaded.options = options  # type: ignore[attr-defined]  # TaskFlow's untyped options
+    _ = loaded.storage  # TaskFlow creates (and saves) the flow record at load time
+    return loaded
+
+
+def run(
+    flow: Flow | Atom,
+    store: Mapping[str, Any] | None = None,
+    flow_detail: FlowDetail | None = None,
+    book: LogBook | None = None,
+    backend: Any | None = None,
+    namespace: str = ENGINES_NAMESPACE,
+    engine: str = ENGINE_DEFAULT,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Load and run ``flow``; return every named value (store values and results)."""
+    loaded = load(flow, store, flow_detail, book, backend, namespace, engine, **kwargs)
+    loaded.run()
+    return loaded.storage.fetch_all()
+
+
+def save_factory_details(
+    flow_detail: FlowDetail,
+    flow_factory: Callable[..., Flow],
+    factory_args: Sequence[Any] | None,
+    factory_kwargs: Mapping[str, Any] | None,
+    backend: Any | None = None,
+) -> None:
+    """Record in ``flow_detail`` the factory (and arguments) that rebuilds its flow."""
+    tideflow.save_factory_details(
+        flow_detail, flow_factory, factory_args, factory_kwargs, backend=backend
+    )
+
+
+def _resolve_factory(flow_factory: Callable[..., Flow] | str) -> Callable[..., Flow]:
+    """Accept a factory or its dotted name, as TaskFlow does."""
+    if not isinstance(flow_factory, str):
+        return flow_factory
+    module_name, _, attr = flow_factory.rpartition(".")
+    if not module_name:
+        raise ImportError(f"flow factory name {flow_factory!r} is not a dotted path")
+    factory = getattr(importlib.import_module(module_name), attr, None)
+    if not callable(factory):
+        raise ImportError(f"flow factory {flow_factory!r} was not found or is not callable")
+    return factory  # type: ignore[no-any-return]
+
+
+def load_from_factory(
+    flow_factory: Callable[..., Flow] | str,
+    factory_args: Sequence[Any] | None = None,
+    factory_kwargs: Mapping[str, Any] | None = None,
+    store: Mapping[str, Any] | None = None,
+    book: LogBook | None = None,
+    backend: Any | None = None,
+    namespace: str = ENGINES_NAMESPACE,
+    engine: str = ENGINE_DEFAULT,
+    **kwargs: Any,
+) -> Engine:
+    """Build a flow with ``flow_factory`` and load it, recording the factory for resuming."""
+    factory = _resolve_factory(flow_factory)
+    flow = factory(*(factory_args or ()), **(factory_kwargs or {}))
+    if isinstance(backend, Mapping):
+        backend = _backends.fetch(backend)
+    flow_detail = _p_utils.create_flow_detail(flow, book=book, backend=backend)
+    save_factory_details(flow_detail, factory, factory_args, factory_kwargs, backend=backend)
+    return load(flow, store, flow_detail, book, backend, namespace, engine, **kwargs)
+
+
+def flow_from_detail(flow_detail: FlowDetail) -> Flow:
+    """Rebuild the flow a record was made for, from the factory recorded in it."""
+    return tideflow.flow_from_detail(flow_detail)
+
+
+def load_from_detail(
+    flow_detail: FlowDetail,
+    store: Mapping[str, Any] | None = None,
+    backend: Any | None = None,
+    namespace: str = ENGINES_NAMESPACE,
+    engine: str = ENGINE_DEFAULT,
+    **kwargs: Any,
+) -> Engine:
+    """Load the flow a record was made for, to resume (or inspect) that run."""
+    flow = flow_from_detail(flow_detail)
+    return load(flow, store, flow_detail, None, backend, namespace, engine, **kwargs)

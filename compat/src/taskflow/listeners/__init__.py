@@ -1,0 +1,1 @@
+"""TaskFlow's ``taskflow.listeners``: ready-made observers of an engine's state changes."""

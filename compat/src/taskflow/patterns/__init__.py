@@ -1,0 +1,1 @@
+"""TaskFlow's ``taskflow.patterns``: linear, unordered and graph flows."""

@@ -1,0 +1,1 @@
+"""TaskFlow's ``taskflow.persistence``: record models and the stores that keep them."""

@@ -1,0 +1,1 @@
+"""TaskFlow's ``taskflow.types``: failures and notifiers."""

@@ -1,0 +1,1 @@
+"""TaskFlow's ``taskflow.utils``: the small helpers TaskFlow programs import."""
