@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 from tideflow._flow import LINK_DECIDER, LINK_DECIDER_DEPTH, Flow, LinearFlow, Node
@@ -53,7 +52,6 @@ class Binding(NamedTuple):
     optional: bool
 
 
-@dataclass(slots=True)
 class FlowInfo:
     """One flow of the compiled tree.
 
@@ -61,19 +59,24 @@ class FlowInfo:
     its subflows' nodes) are exactly the indices ``start <= node < stop``.
     """
 
-    name: str
-    parent: int  # index into Plan.flows, -1 for the root
-    start: int
-    end: int
-    stop: int = 0
+    __slots__ = ("end", "name", "parent", "start", "stop")
+
+    def __init__(self, name: str, parent: int, start: int, end: int) -> None:
+        self.name = name
+        self.parent = parent  # index into Plan.flows, -1 for the root
+        self.start = start
+        self.end = end
+        self.stop = 0  # set once the flow's last node is numbered
 
     def holds(self, node: int) -> bool:
         """Say whether ``node`` belongs to this flow (directly or through subflows)."""
         return self.start <= node < self.stop
 
+    def __repr__(self) -> str:
+        return f"FlowInfo({self.name!r}, nodes {self.start}..{self.stop - 1})"
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+
+class Decision(NamedTuple):
     """A decider on a graph link: it may IGNORE its target instead of running it."""
 
     decider: Callable[[dict[str, Any]], Any]
@@ -85,27 +88,51 @@ class Decision:
     history: tuple[int, ...]  # atom nodes whose results the decider is shown
 
 
-@dataclass(frozen=True, slots=True, eq=False)
 class Plan:
-    """The compiled, immutable form of a flow."""
+    """The compiled form of a flow: flat arrays indexed by node number.
 
-    flow: Flow
-    atoms: list[Atom | None]  # None for flow start/end nodes
-    kinds: bytes
-    names: list[str]
-    succ: list[list[int]]
-    pred: list[list[int]]
-    flow_of: list[int]
-    flows: list[FlowInfo]
-    args: list[tuple[Binding, ...]]
-    revert_args: list[tuple[Binding, ...]]
-    index: dict[str, int]  # atom name -> node
-    providers: dict[str, list[int]]  # symbol -> atom nodes providing it, in plan order
-    #: symbol -> [(atom name, flow name)] for required symbols no atom provides
-    external: dict[str, list[tuple[str, str]]]
-    atom_nodes: list[int]
-    #: entry node of a decided link's target -> the deciders to ask before it runs
-    decisions: dict[int, list[Decision]]
+    Built once by :func:`compile_flow` and never changed afterwards. (A plain class
+    rather than a dataclass: importing dataclasses costs more than this file.)
+    """
+
+    __slots__ = (
+        "args",
+        "atom_nodes",
+        "atoms",
+        "decisions",
+        "external",
+        "flow",
+        "flow_of",
+        "flows",
+        "index",
+        "kinds",
+        "names",
+        "pred",
+        "providers",
+        "revert_args",
+        "succ",
+    )
+
+    def __init__(self, flow: Flow, b: _Builder) -> None:
+        self.flow = flow
+        self.atoms: list[Atom | None] = b.atoms  # None for flow start/end nodes
+        self.kinds = bytes(b.kinds)
+        self.names: list[str] = b.names
+        self.succ: list[list[int]] = b.succ
+        self.pred: list[list[int]] = b.pred
+        self.flow_of: list[int] = b.flow_of
+        self.flows: list[FlowInfo] = b.flows
+        self.args: list[tuple[Binding, ...]] = b.args
+        self.revert_args: list[tuple[Binding, ...]] = b.revert_args
+        #: atom name -> node
+        self.index: dict[str, int] = b.index
+        #: symbol -> atom nodes providing it, in plan order
+        self.providers: dict[str, list[int]] = b.providers
+        #: symbol -> [(atom name, flow name)] for required symbols no atom provides
+        self.external: dict[str, list[tuple[str, str]]] = b.external
+        self.atom_nodes: list[int] = b.atom_nodes
+        #: entry node of a decided link's target -> the deciders to ask before it runs
+        self.decisions: dict[int, list[Decision]] = b.decisions
 
     @property
     def size(self) -> int:
@@ -437,24 +464,7 @@ def compile_flow(flow: Flow) -> Plan:
         raise TypeError(f"expected a flow to compile, got {type(flow).__name__}")
     builder = _Builder()
     builder.visit(flow, -1)
-    b = builder
-    return Plan(
-        flow=flow,
-        atoms=b.atoms,
-        kinds=bytes(b.kinds),
-        names=b.names,
-        succ=b.succ,
-        pred=b.pred,
-        flow_of=b.flow_of,
-        flows=b.flows,
-        args=b.args,
-        revert_args=b.revert_args,
-        index=b.index,
-        providers=b.providers,
-        external=b.external,
-        atom_nodes=b.atom_nodes,
-        decisions=b.decisions,
-    )
+    return Plan(flow, builder)
 
 
 def _entry_atoms(plan: Plan, node: int, stop: int) -> list[int]:

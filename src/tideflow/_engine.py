@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Generator, Iterable, Mapping
 from typing import Any, Final
 
-from tideflow._compiler import START, Decision, Plan, compile_flow, ignore_set
+from tideflow._compiler import START, Binding, Decision, Plan, compile_flow, ignore_set
 from tideflow._flow import Flow
 from tideflow._notifier import Notifier
 from tideflow._scheduler import Scheduler
@@ -259,7 +259,8 @@ class Engine:
 
     def run(self, timeout: float | None = None) -> None:
         """Run the flow to its end; re-raise what failed, after reverting."""
-        for _ in self.run_iter(timeout=timeout):
+        # Nobody watches the phases here, so rounds follow each other without yielding.
+        for _ in self._iterate(timeout, phases=False):
             pass
 
     def run_iter(self, timeout: float | None = None) -> Generator[str, Any, None]:
@@ -267,13 +268,16 @@ class Engine:
 
         Send a true value into the generator (or close it) to suspend the run.
         """
+        return self._iterate(timeout, phases=True)
+
+    def _iterate(self, timeout: float | None, *, phases: bool) -> Generator[str, Any, None]:
         if not self._lock.acquire(blocking=False):
             raise ExecutionError(
                 f"engine for flow {self._flow.name!r} is already running; wait for it to finish"
             )
         try:
             self.validate()
-            yield from self._drive(timeout)
+            yield from self._drive(timeout, phases)
         finally:
             self._lock.release()
 
@@ -297,18 +301,21 @@ class Engine:
         self._flow_state(_F.RUNNING)
         storage.commit()
 
-    def _drive(self, timeout: float | None) -> Generator[str, Any, None]:  # noqa: PLR0915
+    def _drive(self, timeout: float | None, phases: bool) -> Generator[str, Any, None]:  # noqa: PLR0915
         # One function on purpose: the round loop is the hot path, and locals are fast.
         plan = self._plan
         assert plan is not None
         storage = self.storage
         details = storage.details
         atoms = plan.atoms
+        args = plan.args
+        kinds = plan.kinds
+        decisions = plan.decisions
         self._thread_id = threading.get_ident()
         self._suspend_requested = False
         clock = time.perf_counter
         began = clock()
-        seconds = {"resuming": 0.0, "scheduling": 0.0, "waiting": 0.0, "analyzing": 0.0}
+        resuming = scheduling = waiting = analyzing = 0.0
         completed = 0
         self._begin()
         dispatcher: Dispatcher = (
@@ -317,7 +324,7 @@ class Engine:
             else ExecutorDispatcher(self._executor, self._max_workers)
         )
         scheduler = Scheduler(plan)
-        self._ignored = bytearray(plan.size)
+        self._ignored = ignored = bytearray(plan.size)
         # a store that shares the engine's record objects needs no write-back
         track = not storage.shares_records
         failures: list[Failure] = []
@@ -326,7 +333,7 @@ class Engine:
         reverting = False
         mark = clock()
         try:
-            if (yield _RESUMING):
+            if phases and (yield _RESUMING):
                 self.suspend()
             reverting, ready = self._resume_point(scheduler, flow_failures)
             if reverting:
@@ -334,11 +341,11 @@ class Engine:
                 failures.extend(flow_failures.values())
             ready = self._settle(ready, scheduler, reverting)
             now = clock()
-            seconds["resuming"] += now - mark
+            resuming += now - mark
             mark = now
             while True:
                 # One round: start what is ready, collect what finished, record it.
-                if (yield _SCHEDULING):
+                if phases and (yield _SCHEDULING):
                     self.suspend()
                 halted = self._suspend_requested or bool(revert_failures)
                 if not (halted or (failures and not reverting)):
@@ -351,17 +358,17 @@ class Engine:
                         if reverting:
                             self._start_revert(dispatcher, node, atom, detail, flow_failures)
                         else:
-                            self._start_execute(dispatcher, node, atom, detail)
+                            self._start_execute(dispatcher, storage, args[node], node, atom, detail)
                 now = clock()
-                seconds["scheduling"] += now - mark
+                scheduling += now - mark
                 mark = now
-                if (yield _WAITING):
+                if phases and (yield _WAITING):
                     self.suspend()
                 outcomes = dispatcher.wait(timeout) if dispatcher.in_flight else []
                 now = clock()
-                seconds["waiting"] += now - mark
+                waiting += now - mark
                 mark = now
-                if (yield _ANALYZING):
+                if phases and (yield _ANALYZING):
                     self.suspend()
                 if self._events:
                     self._drain_events()
@@ -386,8 +393,14 @@ class Engine:
                     elif ok:
                         detail.results = value
                         self._atom_state(detail, _A.SUCCESS, value)
-                        self._progress(atom, detail, 1.0)
-                        settled.extend(scheduler.complete(node))
+                        if atom._notifier is not None or detail._meta is not None:
+                            self._progress(atom, detail, 1.0)
+                        for n in scheduler.complete(node):
+                            # plain atoms go straight to the ready queue; the rest settle
+                            if kinds[n] < START and not ignored[n] and n not in decisions:
+                                ready.append(n)
+                            else:
+                                settled.append(n)
                     else:
                         detail.failure = value
                         failures.append(value)
@@ -405,7 +418,7 @@ class Engine:
                 if track:
                     storage.commit()
                 now = clock()
-                seconds["analyzing"] += now - mark
+                analyzing += now - mark
                 mark = now
                 halted = self._suspend_requested or bool(revert_failures)
                 if not dispatcher.in_flight and (halted or not ready):
@@ -424,7 +437,12 @@ class Engine:
             raise
         dispatcher.close()
         self._stats = {
-            "seconds_per_state": seconds,
+            "seconds_per_state": {
+                "resuming": resuming,
+                "scheduling": scheduling,
+                "waiting": waiting,
+                "analyzing": analyzing,
+            },
             "discarded_failures": len(failures) + len(revert_failures),
             "awaiting": 0,
             "completed": completed,
@@ -581,23 +599,27 @@ class Engine:
         meta = detail._meta
         if meta is not None and "progress" in meta:
             meta["progress"] = progress
-        notifier = getattr(atom, "_notifier", None)
+        notifier = atom._notifier
         if notifier is not None and len(notifier):
             notifier.notify("update_progress", {"progress": progress})
 
     def _start_execute(
-        self, dispatcher: Dispatcher, node: int, atom: Atom, detail: AtomDetail
+        self,
+        dispatcher: Dispatcher,
+        storage: Storage,
+        bindings: tuple[Binding, ...],
+        node: int,
+        atom: Atom,
+        detail: AtomDetail,
     ) -> None:
-        assert self._plan is not None
-        storage = self.storage
-        bindings = self._plan.args[node]
         kwargs = storage.bind(node, atom.inject, bindings) if bindings else {}
         self._atom_state(detail, _A.RUNNING)
         if detail.intention is not Intention.EXECUTE:
             detail.intention = Intention.EXECUTE
         if not storage.shares_records:
             storage.changed(detail)
-        self._progress(atom, detail, 0.0)
+        if atom._notifier is not None or detail._meta is not None:
+            self._progress(atom, detail, 0.0)
         atom._event_sink = self._task_event
         dispatcher.start((node, False, atom, kwargs))
 

@@ -10,13 +10,14 @@ producer skip building details nobody will read.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 
+from tideflow._log import logger
+
 __all__ = ["Listener", "Notifier", "RestrictedNotifier"]
 
-LOG = logging.getLogger("tideflow.notifier")
+_LOGGER = "tideflow.notifier"
 
 Callback = Callable[..., Any]
 DetailsFilter = Callable[[Mapping[str, Any]], bool]
@@ -148,7 +149,9 @@ class Notifier:
         if not self._topics:
             return
         if not self.can_trigger_notification(event_type):
-            LOG.warning("event type %r is a wildcard and cannot be notified", event_type)
+            logger(_LOGGER).warning(
+                "event type %r is a wildcard and cannot be notified", event_type
+            )
             return
         if details is None:
             details = {}
@@ -160,7 +163,7 @@ class Notifier:
                 # the next one sees
                 listener(event_type, dict(details))
             except Exception:
-                LOG.exception(
+                logger(_LOGGER).exception(
                     "listener %r failed on event %r; the run goes on", listener.callback, event_type
                 )
 

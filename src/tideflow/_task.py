@@ -10,12 +10,11 @@ names its items by position, a set names them by key.
 from __future__ import annotations
 
 import functools
-import inspect
-import logging
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeAlias
 
+from tideflow._log import logger
 from tideflow._notifier import RestrictedNotifier
 
 __all__ = [
@@ -28,7 +27,7 @@ __all__ = [
     "task",
 ]
 
-LOG = logging.getLogger("tideflow.task")
+_LOGGER = "tideflow.task"
 
 Provides: TypeAlias = str | tuple[str, ...] | list[str] | set[str] | frozenset[str] | None
 Rebind: TypeAlias = Mapping[str, str] | Iterable[str] | None
@@ -50,6 +49,8 @@ class _Signature:
     __slots__ = ("has_var_kwargs", "optional", "required")
 
     def __init__(self, func: Callable[..., Any], skip_first: bool) -> None:
+        import inspect  # noqa: PLC0415  # deferred: slow to import, needed once per class
+
         params = list(inspect.signature(func).parameters.values())
         if (
             skip_first
@@ -78,6 +79,8 @@ def _signature(func: Callable[..., Any], skip_first: bool) -> _Signature:
 
 def _unbound(cls: type, method: str) -> tuple[Callable[..., Any], bool]:
     """The function behind ``cls.method`` and whether its first parameter is the instance."""
+    import inspect  # noqa: PLC0415  # deferred: slow to import, needed once per class
+
     attr = inspect.getattr_static(cls, method)
     if isinstance(attr, staticmethod):
         return attr.__func__, False
@@ -229,6 +232,8 @@ class Atom:
     _revert_args: ArgMapping = _NO_ARGS
     #: Set by the engine while the atom runs: receives the atom's own events.
     _event_sink: EventSink | None = None
+    #: The atom's own notifier, made on first use (tasks have one).
+    _notifier: RestrictedNotifier | None = None
 
     def __init__(
         self,
@@ -423,8 +428,6 @@ class Task(Atom):
     #: Events this task may report through ``self.notifier`` (listeners may also use '*').
     TASK_EVENTS: ClassVar[tuple[str, ...]] = ("update_progress",)
 
-    _notifier: _TaskNotifier | None = None
-
     @property
     def notifier(self) -> RestrictedNotifier:
         """This task's notifier: register for its ``TASK_EVENTS`` (or '*'), or notify them."""
@@ -435,10 +438,14 @@ class Task(Atom):
     def update_progress(self, progress: float) -> None:
         """Report progress as a fraction from 0.0 to 1.0 (values outside are clamped)."""
         if progress > 1.0:
-            LOG.warning("task %r reported progress %s > 1.0; using 1.0", self.name, progress)
+            logger(_LOGGER).warning(
+                "task %r reported progress %s > 1.0; using 1.0", self.name, progress
+            )
             progress = 1.0
         elif progress < 0.0:
-            LOG.warning("task %r reported progress %s < 0.0; using 0.0", self.name, progress)
+            logger(_LOGGER).warning(
+                "task %r reported progress %s < 0.0; using 0.0", self.name, progress
+            )
             progress = 0.0
         if self._notifier is None and self._event_sink is None:
             return

@@ -10,7 +10,6 @@ again unchanged; a failure read back from a store raises :class:`WrappedFailure`
 from __future__ import annotations
 
 import sys
-import traceback
 from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, NoReturn, TypeAlias
@@ -86,7 +85,7 @@ class Failure:
                 )
             self.exc_type_names: tuple[str, ...] = _type_names(exc_type)
             self.exception_str: str = str(exc)
-            self.traceback_str: str = "".join(traceback.format_tb(tb)) if tb else ""
+            self.traceback_str: str = _format_tb(tb) if tb else ""
             self.exc_args: tuple[Any, ...] = _json_safe_args(exc.args)
             self.causes: tuple[Failure, ...] = _causes_of(exc)
         else:
@@ -231,6 +230,12 @@ class Failure:
         copy = Failure.from_dict(state)
         for slot in Failure.__slots__:
             object.__setattr__(self, slot, getattr(copy, slot))
+
+
+def _format_tb(tb: TracebackType) -> str:
+    import traceback  # noqa: PLC0415  # deferred: only failures need it
+
+    return "".join(traceback.format_tb(tb))
 
 
 def _current_exc_info() -> ExcInfo:

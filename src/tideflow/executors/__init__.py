@@ -8,12 +8,14 @@ state. Any object with ``submit(fn, *args)`` returning a ``concurrent.futures.Fu
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 from collections.abc import Callable
-from typing import Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from tideflow._task import Atom
 from tideflow.failure import Failure
+
+if TYPE_CHECKING:
+    import concurrent.futures as cf
 
 __all__ = [
     "Dispatcher",
@@ -101,6 +103,9 @@ class ExecutorDispatcher:
     """Runs atom calls on an executor (threads by default), several at once."""
 
     def __init__(self, executor: SubmitExecutor | None = None, max_workers: int | None = None):
+        import concurrent.futures as cf  # noqa: PLC0415  # deferred: serial runs never need it
+
+        self._cf = cf
         self._owned = executor is None
         self._executor: Any = executor or cf.ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="tideflow-worker"
@@ -113,6 +118,7 @@ class ExecutorDispatcher:
     def wait(self, timeout: float | None) -> list[Outcome]:
         if not self._futures:
             return []
+        cf = self._cf
         done, pending = cf.wait(self._futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
         self._futures = set(pending)
         return [future.result() for future in done]
