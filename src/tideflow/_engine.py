@@ -9,10 +9,12 @@ it. ``run_iter()`` yields those phases (TaskFlow's names) and the final flow sta
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections import deque
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Final
 
 from tideflow._compiler import START, Binding, Decision, Plan, compile_flow, ignore_set
@@ -35,6 +37,24 @@ from tideflow.states import (
 )
 
 __all__ = ["Engine"]
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector around a bulk build of acyclic objects.
+
+    Compiling and preparing a 100,000-atom flow allocates a few objects per atom and
+    frees none; each full collection the allocations trigger walks every live object,
+    which made large plans cost up to twice as much per atom. Nothing built here forms
+    a cycle, so there is nothing for the collector to find meanwhile.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 _RESUMING: Final = EngineState.RESUMING.value
 _SCHEDULING: Final = EngineState.SCHEDULING.value
@@ -139,14 +159,16 @@ class Engine:
         """Compile the flow into a plan, checking names and structure (once)."""
         if self._plan is None:
             began = time.perf_counter()
-            self._plan = compile_flow(self._flow)
+            with _collector_paused():
+                self._plan = compile_flow(self._flow)
             self._compile_time = time.perf_counter() - began
 
     def prepare(self) -> None:
         """Make sure every atom has a record in storage."""
         self.compile()
         assert self._plan is not None
-        self.storage.ensure_plan(self._plan)
+        with _collector_paused():
+            self.storage.ensure_plan(self._plan)
         self._prepared = True
 
     def validate(self) -> None:
