@@ -1,0 +1,112 @@
+"""What is measured: the workloads, the modes, and the cells that hold results."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+SIDES = ("tideflow", "taskflow")
+TINY_CAP = 10
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One workload: its label, what it reports, and the sizes each side runs.
+
+    ``tideflow`` and ``taskflow`` are the full-mode sizes. Quick mode caps
+    TaskFlow's sizes at ``quick_cap`` (its engine is quadratic) and tiny mode
+    caps every size at ``TINY_CAP``. tideflow also runs every size TaskFlow
+    runs, so each ratio compares equal N.
+    """
+
+    name: str
+    label: str
+    tideflow: tuple[int, ...]
+    taskflow: tuple[int, ...]
+    quick_cap: int = 200
+    kind: str = "time"  # "time" (seconds, per-task overhead) or "memory" (bytes per atom)
+    once: bool = False  # one measurement per N (deterministic metrics)
+    compare: bool = True  # False for the floor: the same loop on both sides, a reference only
+
+    def sizes(self, mode: str, side: str) -> tuple[int, ...]:
+        """Return the sizes this side runs in ``mode``."""
+        cap = {"full": None, "quick": self.quick_cap, "tiny": TINY_CAP}[mode]
+        theirs = {n if cap is None else min(n, cap) for n in self.taskflow}
+        if side == "taskflow":
+            return tuple(sorted(theirs))
+        ours = {min(n, TINY_CAP) if mode == "tiny" else n for n in self.tideflow}
+        return tuple(sorted(ours | theirs))
+
+
+SPECS = [
+    Spec("floor", "plain-loop floor", (1000,), (1000,), 1000, compare=False),
+    Spec("import", "import", (1,), (1,)),
+    Spec("linear", "linear", (10, 100, 1000, 10_000, 100_000), (10, 100, 1000)),
+    Spec("unordered", "unordered serial", (1000,), (1000,)),
+    Spec("graph", "graph (3 random reqs)", (1000, 10_000), (1000,)),
+    Spec("revert", "revert linear", (1000,), (1000,)),
+    Spec("memory", "memory linear", (100_000,), (1000,), 100, kind="memory", once=True),
+    Spec("unordered_threads", "unordered 8 threads", (1000,), (1000,)),
+    Spec("parallel_sleep", "50ms sleeps/8 wkrs", (32,), (32,)),
+    Spec("asyncio_sleep", "asyncio 10ms sleeps", (1000,), (1000,)),
+    Spec("durable_sqlite", "durable SQLite", (100, 1000), (100, 1000), 100),
+]
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How hard to measure: repetitions, budgets and timeouts."""
+
+    name: str
+    reps: int  # processes per (workload, N, side)
+    min_reps: int  # even when one process is slow
+    job_budget_s: float  # cut repetitions so one (workload, N, side) stays near this
+    inner_budget_s: float  # time a worker may spend repeating the workload
+    timeout_s: float
+
+
+MODES = {
+    "full": Mode("full", 5, 3, 60.0, 1.0, 1800.0),
+    "quick": Mode("quick", 3, 1, 4.0, 0.3, 300.0),
+    "tiny": Mode("tiny", 1, 1, 0.0, 0.0, 300.0),
+}
+
+
+@dataclass
+class Cell:
+    """The measurements of one workload at one N on one side."""
+
+    status: str = "ok"
+    samples: list[dict[str, float]] = field(default_factory=list)
+    note: str = ""
+    wall_s: list[float] = field(default_factory=list)
+
+    def median(self, key: str) -> float | None:
+        """Return the median of ``key`` over the processes, if measured."""
+        values = [s[key] for s in self.samples if key in s]
+        return statistics.median(values) if values else None
+
+
+Results = dict[str, dict[int, dict[str, Cell]]]  # workload -> N -> side -> cell
+
+
+def headline(spec: Spec, cell: Cell) -> float | None:
+    """Return the figure a cell is judged by: seconds, or bytes per atom."""
+    key = {"floor": "run", "memory": "bytes_per_atom"}.get(spec.name, "total")
+    return cell.median(key) if cell.status == "ok" else None
+
+
+def per_task_us(spec: Spec, cell: Cell | None, n: int) -> float | None:
+    """Return the per-task overhead in µs, for time workloads over tasks."""
+    if cell is None or spec.kind != "time" or spec.name == "import":
+        return None
+    value = headline(spec, cell)
+    return None if value is None else value / n * 1e6
+
+
+def ratio(spec: Spec, cells: dict[str, Cell]) -> float | None:
+    """Return TaskFlow / tideflow at this N, when both sides measured it."""
+    if not spec.compare or not all(side in cells for side in SIDES):
+        return None
+    ours, theirs = headline(spec, cells["tideflow"]), headline(spec, cells["taskflow"])
+    return theirs / ours if ours and theirs else None

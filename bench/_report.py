@@ -1,0 +1,149 @@
+"""Format one run's results: the comparison table, the targets, and the JSON document."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import asdict
+from typing import Any
+
+from bench._model import Cell, Mode, Results, Spec, headline, per_task_us, ratio
+from bench._targets import Verdict
+
+
+def fmt_seconds(value: float) -> str:
+    """Format a duration with a unit that keeps 3 significant digits."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value * 1e9:.3g} ns"
+
+
+def fmt_value(spec: Spec, cell: Cell | None) -> str:
+    """Format one side's headline figure, or why there is none."""
+    if cell is None:
+        return "—"
+    value = headline(spec, cell)
+    if value is None:
+        return cell.status
+    return f"{value / 1024:.3g} KB/atom" if spec.kind == "memory" else fmt_seconds(value)
+
+
+def fmt_us(value: float | None) -> str:
+    """Format a per-task overhead in µs."""
+    return "" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def fmt_ratio(spec: Spec, found: float | None) -> str:
+    """Format TaskFlow / tideflow: "1,234x faster" (or "smaller" for memory)."""
+    if found is None:
+        return ""
+    word = "smaller" if spec.kind == "memory" else "faster"
+    return f"{found:,.0f}x {word}" if found >= 10 else f"{found:.2f}x {word}"
+
+
+COLUMNS = "workload|N|tideflow|TaskFlow|tide µs/task|TF µs/task|TaskFlow/tideflow|tide build|procs"
+
+
+def table_row(spec: Spec, n: int, cells: dict[str, Cell]) -> list[str]:
+    """Build one row: both sides' figures, per-task overheads, ratio, build time, processes."""
+    tide, tf = cells.get("tideflow"), cells.get("taskflow")
+    built = tide.median("build") if tide is not None else None
+    return [
+        spec.label,
+        "-" if spec.name == "import" else f"{n:,}",
+        fmt_value(spec, tide),
+        fmt_value(spec, tf),
+        *(fmt_us(per_task_us(spec, cell, n)) for cell in (tide, tf)),
+        fmt_ratio(spec, ratio(spec, cells)),
+        "" if built is None else fmt_seconds(built),
+        "/".join(str(len(cell.samples)) if cell else "-" for cell in (tide, tf)),
+    ]
+
+
+def table_rows(specs: list[Spec], results: Results) -> list[list[str]]:
+    """Build the table: a header, then one row per workload and N."""
+    rows = [COLUMNS.split("|")]
+    for spec in specs:
+        rows += [table_row(spec, n, cells) for n, cells in results[spec.name].items()]
+    return rows
+
+
+def render(rows: list[list[str]], left: int = 2) -> str:
+    """Render rows as an aligned text table (the first ``left`` columns left-aligned)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i < left else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def notes(results: Results) -> list[str]:
+    """Collect why cells have no figure (n/a, errors), once per distinct reason."""
+    seen: dict[str, None] = {}
+    for name, per_n in results.items():
+        for n, cells in per_n.items():
+            for side, cell in cells.items():
+                if cell.note and cell.status != "missing":
+                    seen[f"{name} N={n:,} {side}: {cell.status}: {cell.note}"] = None
+    return list(seen)
+
+
+def to_json(
+    specs: list[Spec], results: Results, verdicts: list[Verdict], meta: dict[str, Any]
+) -> dict[str, Any]:
+    """Assemble the JSON document: metadata, every cell, and the verdicts."""
+    workloads: dict[str, Any] = {}
+    for spec in specs:
+        sizes: dict[str, Any] = {}
+        for n, cells in results[spec.name].items():
+            entry: dict[str, Any] = {"ratio": ratio(spec, cells)}
+            for side, cell in cells.items():
+                keys = sorted({key for sample in cell.samples for key in sample})
+                entry[side] = {
+                    "status": cell.status,
+                    "note": cell.note,
+                    "headline": headline(spec, cell),
+                    "per_task_us": per_task_us(spec, cell, n),
+                    "median": {key: cell.median(key) for key in keys},
+                    "samples": cell.samples,
+                }
+            sizes[str(n)] = entry
+        workloads[spec.name] = {"label": spec.label, "kind": spec.kind, "sizes": sizes}
+    return {"meta": meta, "workloads": workloads, "targets": [asdict(v) for v in verdicts]}
+
+
+def report(
+    specs: list[Spec],
+    results: Results,
+    verdicts: list[Verdict],
+    mode: Mode,
+    versions: dict[str, Any],
+) -> None:
+    """Print the header, the comparison table, the notes and the targets."""
+    print(f"\n{describe(mode, versions)}")
+    print(render(table_rows(specs, results)))
+    for line in notes(results):
+        print(f"  note: {line}")
+    print("\ntargets")
+    rows = [[v.status, v.target, v.value, v.note] for v in verdicts]
+    print(render([["verdict", "target", "value", "note"], *rows], 4))
+
+
+def describe(mode: Mode, versions: dict[str, Any]) -> str:
+    """Return the lines above the table: versions, machine, mode."""
+    head = (
+        f"tideflow {versions['tideflow']} vs TaskFlow {versions['taskflow']}, "
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, mode {mode.name}: "
+        f"median of up to {mode.reps} processes per cell (procs = tideflow/TaskFlow)"
+    )
+    if mode.name == "full":
+        return head
+    return (
+        f"{head}\n{mode.name} mode: TaskFlow runs smaller N ('—' = not run); ratios at equal N only"
+    )

@@ -1,0 +1,143 @@
+"""The project's performance targets, judged PASS or MISS from one run's results."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from bench._common import SLEEP_SECONDS, SLEEP_WORKERS
+from bench._model import SPECS, Cell, Results, ratio
+
+FLAT_MAX = 2.0  # "flat": max/min per-task overhead (or per-atom compile time) across sizes
+SPEC = {spec.name: spec for spec in SPECS}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One target: what it asks, what was measured, and PASS / MISS / why not judged."""
+
+    target: str
+    value: str
+    status: str
+    note: str = ""
+
+
+def _values(results: Results, name: str, key: str, side: str = "tideflow") -> dict[int, float]:
+    """Return one side's median of ``key`` at each N it measured successfully."""
+    found: dict[int, float] = {}
+    for n, cells in results.get(name, {}).items():
+        cell = cells.get(side)
+        value = cell.median(key) if cell is not None and cell.status == "ok" else None
+        if value is not None:
+            found[n] = value
+    return found
+
+
+def _unjudged(results: Results, target: str, name: str, note: str = "") -> Verdict:
+    """Say why a target over workload ``name`` has no value."""
+    cells = results.get(name, {}).values()
+    pending = any(c.get("tideflow", Cell()).status == "not available yet" for c in cells)
+    return Verdict(target, "", "not available yet" if pending else "no data", note)
+
+
+def _pass(ok: bool) -> str:
+    """Spell a comparison's outcome."""
+    return "PASS" if ok else "MISS"
+
+
+def _listing(values: dict[int, float], unit: str) -> str:
+    """Format ``{N: value}`` as ``"1,000: 2.5, 10,000: 2.6 unit"``."""
+    return ", ".join(f"{n:,}: {v:.3g}" for n, v in values.items()) + f" {unit}"
+
+
+def speedup(results: Results, target: str, name: str, want_n: int, minimum: float) -> Verdict:
+    """Judge TaskFlow/tideflow at ``want_n``, or at the largest N both sides ran."""
+    spec = SPEC[name]
+    found = {n: r for n, cells in results.get(name, {}).items() if (r := ratio(spec, cells))}
+    if not found:
+        return _unjudged(results, target, name)
+    n = want_n if want_n in found else max(found)
+    note = "" if n == want_n else f"at N={n:,}: TaskFlow did not run {want_n:,} in this mode"
+    return Verdict(target, f"{found[n]:,.0f}x", _pass(found[n] >= minimum), note)
+
+
+def overhead(results: Results) -> list[Verdict]:
+    """Judge the serial engine's per-task overhead (<= 10 µs) and its flatness over N."""
+    totals = _values(results, "linear", "total")
+    per_task = {n: t / n * 1e6 for n, t in totals.items() if n >= 100}
+    targets = (
+        "per-task overhead <= 10 µs, N=100..100,000",
+        f"overhead flat (max/min <= {FLAT_MAX})",
+    )
+    if not per_task:
+        return [_unjudged(results, target, "linear") for target in targets]
+    spread = max(per_task.values()) / min(per_task.values())
+    note = "" if max(per_task) >= 100_000 else f"largest N measured: {max(per_task):,}"
+    return [
+        Verdict(
+            targets[0], _listing(per_task, "µs/task"), _pass(max(per_task.values()) <= 10), note
+        ),
+        Verdict(targets[1], f"{spread:.2f}x", _pass(spread <= FLAT_MAX), note),
+    ]
+
+
+def compile_growth(results: Results) -> Verdict:
+    """Judge whether compile time per atom stays flat from 1,000 to 100,000 atoms."""
+    target = "compile time linear in atoms + edges (per-atom growth)"
+    compiled = _values(results, "linear", "compile")
+    per_atom = {n: t / n * 1e6 for n, t in compiled.items() if n >= 1000}
+    if len(per_atom) < 2:
+        return _unjudged(results, target, "linear", "needs linear at 2 of 1,000/10,000/100,000")
+    growth = per_atom[max(per_atom)] / per_atom[min(per_atom)]
+    shown = f"{_listing(per_atom, 'µs/atom')}; growth {growth:.2f}x"
+    return Verdict(target, shown, _pass(growth <= FLAT_MAX))
+
+
+def import_time(results: Results) -> Verdict:
+    """Judge ``import tideflow`` against 50 ms."""
+    target = "import tideflow < 50 ms"
+    seconds = _values(results, "import", "total").get(1)
+    if seconds is None:
+        return _unjudged(results, target, "import")
+    return Verdict(target, f"{seconds * 1e3:.1f} ms", _pass(seconds < 0.050))
+
+
+def memory(results: Results) -> Verdict:
+    """Judge bytes per atom of a 100,000-task linear flow against 2 KB."""
+    target = "memory <= 2 KB/atom at 100,000 tasks"
+    per_atom = _values(results, "memory", "bytes_per_atom")
+    if not per_atom:
+        return _unjudged(results, target, "memory")
+    n = max(per_atom)
+    note = "" if n >= 100_000 else f"at N={n:,}"
+    return Verdict(target, f"{per_atom[n]:,.0f} B/atom", _pass(per_atom[n] <= 2048), note)
+
+
+def parallel_sleeps(results: Results) -> Verdict:
+    """Judge the parallel engine's sleeps against the ideal: ceil(N / 8) x 50 ms."""
+    target = "parallel sleeps within 1.05x of ideal"
+    ours = _values(results, "parallel_sleep", "total")
+    theirs = _values(results, "parallel_sleep", "total", "taskflow")
+    n = next(iter(results.get("parallel_sleep", {})), 0)
+    ideal = math.ceil(n / SLEEP_WORKERS) * SLEEP_SECONDS
+    note = f"TaskFlow {theirs[n] / ideal:.2f}x of ideal" if n in theirs else ""
+    if n not in ours:
+        return _unjudged(results, target, "parallel_sleep", note)
+    value = ours[n] / ideal
+    return Verdict(target, f"{value:.3f}x of {ideal * 1e3:.0f} ms", _pass(value <= 1.05), note)
+
+
+def judge(results: Results) -> list[Verdict]:
+    """Judge every target, in the order the issue lists them."""
+    return [
+        *overhead(results),
+        speedup(results, "linear 1,000 >= 1,000x faster than TaskFlow", "linear", 1000, 1000),
+        speedup(results, "revert 1,000 >= 1,000x faster", "revert", 1000, 1000),
+        speedup(results, "graph 1,000 >= 200x faster", "graph", 1000, 200),
+        compile_growth(results),
+        import_time(results),
+        memory(results),
+        speedup(results, "unordered 1,000 on 8 threads >= 50x", "unordered_threads", 1000, 50),
+        speedup(results, "durable SQLite 1,000 >= 300x faster", "durable_sqlite", 1000, 300),
+        parallel_sleeps(results),
+    ]

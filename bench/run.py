@@ -1,0 +1,236 @@
+"""Run every workload for tideflow and TaskFlow 6.5 side by side; print and save.
+
+Method (also saved in the JSON):
+
+* Every measurement is one fresh process (``bench/_worker.py``) that imports only
+  the side it measures: tideflow from this interpreter, TaskFlow from its own
+  virtual environment (``bench/.venv-taskflow``, created on first use, or the
+  interpreter named by ``BENCH_TASKFLOW_PYTHON``).
+* The worker first runs the workload once at N=2, untimed, so one-off costs
+  (TaskFlow's plugin scan on the first ``load``, lazy imports) are not charged
+  to the engine; import time is a workload of its own. It then runs the
+  workload up to 5 times within a small time budget and reports the median.
+* The headline time (``total``) is ``load() + compile() + run()`` of a flow that
+  is already built; ``compile`` (load + compile) and ``build`` (creating the
+  tasks and the flow) are kept separately in the JSON. Per-task overhead is
+  ``total / N``. Memory is the tracemalloc peak of building and running, per atom.
+* Sides alternate and rounds interleave all workloads; the table shows the
+  median over processes. Ratios are TaskFlow / tideflow at the same N only.
+* Modes: full (about 15 minutes on 2 cores, mostly TaskFlow: one durable
+  SQLite run of 1,000 tasks takes ~110 s there), ``--quick`` (about a minute;
+  TaskFlow capped near N=200), ``--tiny`` (N=10, for the test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench._model import (
+    MODES,
+    SIDES,
+    SPECS,
+    Cell,
+    Mode,
+    Results,
+    Spec,
+)
+from bench._report import report, to_json
+from bench._targets import judge
+
+BENCH = Path(__file__).resolve().parent
+WORKER = BENCH / "_worker.py"
+VENV = BENCH / ".venv-taskflow"
+INNER_RUNS = 5  # runs of a workload inside one process, within the mode's inner budget
+REQUIREMENTS = ["taskflow==6.5.*", "SQLAlchemy", "alembic"]
+
+
+# -- the TaskFlow environment ---------------------------------------------------------
+
+
+def taskflow_python() -> str | None:
+    """Return the interpreter that has TaskFlow, creating its venv if needed."""
+    override = os.environ.get("BENCH_TASKFLOW_PYTHON")
+    if override:
+        return override
+    python = VENV / "bin" / "python"
+    marker = VENV / ".bench-ready"
+    if marker.exists() and marker.read_text() == " ".join(REQUIREMENTS) and python.exists():
+        return str(python)
+    print(f"creating {VENV} with {' '.join(REQUIREMENTS)} (first run only) ...", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
+        pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        subprocess.run([*pip, *REQUIREMENTS], check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"WARNING: could not create {VENV} ({exc}); TaskFlow side skipped", flush=True)
+        return None
+    marker.write_text(" ".join(REQUIREMENTS))
+    return str(python)
+
+
+# -- running workers ---------------------------------------------------------------------
+
+
+def call_worker(python: str, args: list[str], timeout: float) -> tuple[dict[str, Any], float]:
+    """Run the worker once; return its JSON result and the wall time it took."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    if args[1] == "taskflow":
+        env.pop("PYTHONPATH", None)  # the TaskFlow side sees only its own venv
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            [python, str(WORKER), *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd=BENCH,
+        )
+    except subprocess.TimeoutExpired:
+        failed = {"status": "error", "error": f"timed out after {timeout:.0f} s"}
+        return failed, time.perf_counter() - start
+    wall = time.perf_counter() - start
+    lines = proc.stdout.strip().splitlines()
+    try:
+        return json.loads(lines[-1]), wall
+    except (IndexError, json.JSONDecodeError):
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"status": "error", "error": f"worker exited {proc.returncode}: {tail}"}, wall
+
+
+def probe(python: str | None, side: str) -> dict[str, Any]:
+    """Ask a side which workloads it implements (and its version)."""
+    if python is None:
+        return {"status": "missing", "error": "no TaskFlow environment"}
+    result, _ = call_worker(python, ["probe", side], 120.0)
+    return result
+
+
+def availability(found: dict[str, Any], name: str) -> tuple[str, str]:
+    """Return the (status, note) a side's probe gives a workload before anything runs."""
+    if found.get("status") != "ok":
+        return "missing", str(found.get("error", ""))
+    entry = "ok" if name == "import" else found["workloads"].get(name, "no entry in WORKLOADS")
+    if entry is None:
+        return "not available yet", ""
+    return ("ok", "") if entry == "ok" else ("n/a", str(entry))
+
+
+def plan(specs: list[Spec], mode: str, probes: dict[str, dict[str, Any]]) -> Results:
+    """Create a cell for every (workload, N, side) to run, marking the unavailable ones."""
+    results: Results = {}
+    for spec in specs:
+        sizes = sorted({n for side in SIDES for n in spec.sizes(mode, side)})
+        per_n: dict[int, dict[str, Cell]] = {n: {} for n in sizes}
+        for side in SIDES:
+            status, note = availability(probes[side], spec.name)
+            for n in spec.sizes(mode, side):
+                per_n[n][side] = Cell(status=status, note=note)
+        results[spec.name] = per_n
+    return results
+
+
+def wanted_reps(spec: Spec, cell: Cell, mode: Mode) -> int:
+    """Return how many processes this cell should get, given how slow the first was."""
+    if spec.once:
+        return 1
+    if not cell.wall_s:
+        return mode.reps
+    affordable = int(mode.job_budget_s // cell.wall_s[0])
+    return max(mode.min_reps, min(mode.reps, affordable))
+
+
+def measure_all(results: Results, mode: Mode, pythons: dict[str, str | None]) -> None:
+    """Fill the cells round by round, alternating which side goes first."""
+    specs = {spec.name: spec for spec in SPECS}
+    for round_no in range(mode.reps):
+        order = SIDES if round_no % 2 == 0 else SIDES[::-1]
+        for name, per_n in results.items():
+            for n, cells in per_n.items():
+                for side in order:
+                    cell, python = cells.get(side), pythons[side]
+                    if cell is None or python is None or cell.status != "ok":
+                        continue
+                    spec = specs[name]
+                    if len(cell.wall_s) < wanted_reps(spec, cell, mode):
+                        max_runs = 1 if spec.once else INNER_RUNS
+                        args = [side, name, str(n), str(max_runs), str(mode.inner_budget_s)]
+                        run_once(cell, python, args, mode.timeout_s)
+
+
+def run_once(cell: Cell, python: str, args: list[str], timeout: float) -> None:
+    """Take one measurement (worker ``run`` with ``args``) into ``cell`` and echo it."""
+    result, wall = call_worker(python, ["run", *args], timeout)
+    cell.wall_s.append(wall)
+    if result.get("status") == "ok":
+        cell.samples.append(result["timings"])
+    else:
+        cell.status = str(result.get("status", "error"))
+        cell.note = str(result.get("error") or result.get("note") or "")
+    side, name, n = args[:3]
+    print(f"  {name:<18} N={n:<7} {side:<8} {wall:7.2f} s  {cell.status}", file=sys.stderr)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument(
+        "--quick", action="store_true", help="under two minutes; TaskFlow at smaller N"
+    )
+    size.add_argument(
+        "--tiny", action="store_true", help="tiny sizes, one repetition (used by the tests)"
+    )
+    parser.add_argument(
+        "--json", type=Path, default=BENCH / "results" / "latest.json", help="where to write JSON"
+    )
+    parser.add_argument("--only", default="", help="comma-separated workload names")
+    parser.add_argument("--no-taskflow", action="store_true", help="measure tideflow only")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks; return 1 if any measurement errored, else 0."""
+    args = parse_args(argv)
+    mode = MODES["tiny" if args.tiny else "quick" if args.quick else "full"]
+    only = {name for name in args.only.split(",") if name}
+    specs = [spec for spec in SPECS if not only or spec.name in only]
+    started = time.perf_counter()
+    tf_python = None if args.no_taskflow else taskflow_python()
+    pythons = {"tideflow": sys.executable, "taskflow": tf_python}
+    probes = {side: probe(pythons[side], side) for side in SIDES}
+    for side in SIDES:
+        if probes[side].get("status") != "ok":
+            print(f"WARNING: {side} side unavailable: {probes[side].get('error', '')}", flush=True)
+    results = plan(specs, mode.name, probes)
+    measure_all(results, mode, pythons)
+    verdicts = judge(results)
+    versions = {side: probes[side].get("version", probes[side].get("status")) for side in SIDES}
+    report(specs, results, verdicts, mode, versions)
+    elapsed = time.perf_counter() - started
+    print(f"\nfinished in {elapsed:.1f} s; JSON: {args.json}")
+    meta = {
+        "mode": mode.name,
+        "seconds": elapsed,
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "versions": versions,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "method": __doc__,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(to_json(specs, results, verdicts, meta), indent=1) + "\n")
+    cells = [c for per_n in results.values() for cs in per_n.values() for c in cs.values()]
+    return 1 if any(cell.status == "error" for cell in cells) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The TaskFlow 6.5 side of the benchmarks, imported only by workers in TaskFlow's venv."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from importlib import metadata
+from typing import Any
+
+import _common
+from _common import Engine, Timings, Workload
+
+from taskflow import engines, task
+from taskflow.patterns import graph_flow, linear_flow, unordered_flow
+
+
+def version() -> str:
+    """Return the installed TaskFlow version (fails for a compatibility shim)."""
+    return metadata.version("taskflow")
+
+
+class Noop(task.Task):  # type: ignore[misc]
+    """Do nothing."""
+
+    def execute(self) -> None:
+        """Do nothing."""
+
+
+class Fail(task.Task):  # type: ignore[misc]
+    """Always fail."""
+
+    def execute(self) -> None:
+        """Raise."""
+        raise RuntimeError("boom")
+
+
+class Consume(task.Task):  # type: ignore[misc]
+    """A graph task: its requirements arrive as keyword arguments."""
+
+    def execute(self, **kwargs: object) -> int:
+        """Return how many values arrived."""
+        return len(kwargs)
+
+
+class Sleep(task.Task):  # type: ignore[misc]
+    """Sleep for 50 ms."""
+
+    def execute(self) -> None:
+        """Sleep."""
+        time.sleep(_common.SLEEP_SECONDS)
+
+
+def _linear(n: int, fail_last: bool) -> Any:
+    """Build a linear flow of ``n`` no-op tasks, the last one failing if asked."""
+    tasks = [Noop(f"t{i}") for i in range(n - 1)]
+    return linear_flow.Flow("lin").add(*tasks, (Fail if fail_last else Noop)(f"t{n - 1}"))
+
+
+def _unordered(n: int, kind: type[Any] = Noop) -> Any:
+    """Build an unordered flow of ``n`` tasks of ``kind``."""
+    return unordered_flow.Flow("un").add(*[kind(f"t{i}") for i in range(n)])
+
+
+def _graph(n: int) -> Any:
+    """Build the seeded random graph flow of ``n`` tasks."""
+    reqs = _common.graph_requirements(n)
+    tasks = [
+        Consume(f"t{i}", provides=f"r{i}", requires=[f"r{j}" for j in r])
+        for i, r in enumerate(reqs)
+    ]
+    return graph_flow.Flow("graph").add(*tasks)
+
+
+def _serial(flow: Any) -> Engine:
+    """Load ``flow`` into the serial engine."""
+    return engines.load(flow, engine="serial")  # type: ignore[no-any-return]
+
+
+def _parallel(flow: Any) -> Engine:
+    """Load ``flow`` into the parallel engine with 8 worker threads."""
+    return engines.load(flow, engine="parallel", max_workers=_common.SLEEP_WORKERS)  # type: ignore[no-any-return]
+
+
+def durable_sqlite(n: int) -> Timings:
+    """Run a linear flow of ``n`` tasks recorded in a fresh SQLite database (schema untimed)."""
+    try:
+        from taskflow.persistence import backends
+        from taskflow.utils import persistence_utils
+
+        with tempfile.TemporaryDirectory() as tmp:
+            backend = backends.fetch({"connection": f"sqlite:///{os.path.join(tmp, 'tf.db')}"})
+            with contextlib.closing(backend.get_connection()) as conn:
+                conn.upgrade()
+            with contextlib.closing(backend):
+
+                def load(flow: Any) -> Engine:
+                    book, detail = persistence_utils.temporary_flow_detail(backend)
+                    return engines.load(flow, backend=backend, book=book, flow_detail=detail)  # type: ignore[no-any-return]
+
+                return _common.build_then_time(lambda: _linear(n, False), load)
+    except ImportError as exc:  # SQLAlchemy is missing from this environment
+        raise _common.Unavailable(f"TaskFlow's SQL backend needs SQLAlchemy: {exc}") from exc
+
+
+WORKLOADS: dict[str, Workload | str | None] = {
+    **_common.serial_workloads(_common.Side(_linear, _unordered, _graph, _serial)),
+    "unordered_threads": lambda n: _common.build_then_time(lambda: _unordered(n), _parallel),
+    "parallel_sleep": lambda n: _common.build_then_time(lambda: _unordered(n, Sleep), _parallel),
+    "asyncio_sleep": "TaskFlow has no asyncio engine",
+    "durable_sqlite": durable_sqlite,
+}
+"""Workload name -> measurement, or a string saying why it does not apply."""
