@@ -7,6 +7,7 @@ the capability (threads, asyncio, durable stores) fills its entry in.
 
 from __future__ import annotations
 
+import time
 from importlib import metadata
 
 import _common
@@ -49,9 +50,17 @@ def _linear(n: int, fail_last: bool) -> tideflow.LinearFlow:
     return tideflow.LinearFlow("lin").add(*tasks, (Fail if fail_last else Noop)(f"t{n - 1}"))
 
 
-def _unordered(n: int) -> tideflow.UnorderedFlow:
-    """Build an unordered flow of ``n`` no-op tasks."""
-    return tideflow.UnorderedFlow("un").add(*[Noop(f"t{i}") for i in range(n)])
+class Sleep(tideflow.Task):
+    """Sleep for 50 ms."""
+
+    def execute(self) -> None:
+        """Sleep."""
+        time.sleep(_common.SLEEP_SECONDS)
+
+
+def _unordered(n: int, task: type[tideflow.Task] = Noop) -> tideflow.UnorderedFlow:
+    """Build an unordered flow of ``n`` tasks (no-ops unless told otherwise)."""
+    return tideflow.UnorderedFlow("un").add(*[task(f"t{i}") for i in range(n)])
 
 
 def _graph(n: int) -> tideflow.GraphFlow:
@@ -70,10 +79,16 @@ def _serial(flow: tideflow.Flow) -> Engine:
     return engine
 
 
+def _parallel(flow: tideflow.Flow) -> Engine:
+    """Load ``flow`` into the parallel engine on 8 threads."""
+    engine: Engine = tideflow.load(flow, engine="parallel", max_workers=_common.SLEEP_WORKERS)
+    return engine
+
+
 WORKLOADS: dict[str, Workload | str | None] = {
     **_common.serial_workloads(_common.Side(_linear, _unordered, _graph, _serial)),
-    "unordered_threads": None,  # parallel engine: N no-op tasks on 8 threads
-    "parallel_sleep": None,  # parallel engine: N x 50 ms sleeps on 8 workers
+    "unordered_threads": lambda n: _common.build_then_time(lambda: _unordered(n), _parallel),
+    "parallel_sleep": lambda n: _common.build_then_time(lambda: _unordered(n, Sleep), _parallel),
     "asyncio_sleep": None,  # asyncio engine: N concurrent 10 ms asyncio.sleep tasks
     "durable_sqlite": None,  # SQLite store: linear flow of N tasks recorded in a fresh database
 }
