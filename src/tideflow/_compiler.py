@@ -182,8 +182,7 @@ class _Builder:
         self.args: list[tuple[Binding, ...]] = []
         self.revert_args: list[tuple[Binding, ...]] = []
         self.index: dict[str, int] = {}
-        self.owner: dict[str, str] = {}
-        self.seen: set[int] = set()
+        self.seen: set[int] = set()  # flows visited (atoms are caught by name)
         self.providers: dict[str, list[int]] = {}
         self.external: dict[str, list[tuple[str, str]]] = {}
         self.atom_nodes: list[int] = []
@@ -230,11 +229,9 @@ class _Builder:
 
     # -- atoms ----------------------------------------------------------------------
 
-    def _bind(
-        self, node: int, atom: Atom, mapping: ArgMapping, flow_name: str
-    ) -> tuple[Binding, ...]:
-        if not mapping.mapping:
-            return ()
+    def _bind(self, atom: Atom, mapping: ArgMapping, flow_id: int) -> tuple[Binding, ...]:
+        """Resolve each parameter to its nearest visible provider (or to the store)."""
+        flow_name = self.flows[flow_id].name
         inject = atom.inject or {}
         env = self.env
         bindings = []
@@ -254,30 +251,39 @@ class _Builder:
         return tuple(bindings)
 
     def _atom(self, atom: Atom, flow_id: int) -> int:
-        if id(atom) in self.seen:
+        name = atom.name
+        index = self.index
+        if name in index:
+            other = self.atoms[index[name]]
+            if other is atom:
+                raise DuplicateAtomError(
+                    f"atom {name!r} appears more than once in flow {self.flows[0].name!r}; "
+                    "an atom object can be used once: create another instance"
+                )
+            first = self.flows[self.flow_of[index[name]]].name
             raise DuplicateAtomError(
-                f"atom {atom.name!r} appears more than once in flow {self.flows[0].name!r}; "
-                "an atom object can be used once: create another instance"
+                f"two atoms are named {name!r} (in flows {first!r} and "
+                f"{self.flows[flow_id].name!r}); atom names must be unique in a flow: "
+                "pass name= to one"
             )
-        self.seen.add(id(atom))
-        flow_name = self.flows[flow_id].name
-        if atom.name in self.index:
-            raise DuplicateAtomError(
-                f"two atoms are named {atom.name!r} (in flows {self.owner[atom.name]!r} and "
-                f"{flow_name!r}); atom names must be unique in a flow: pass name= to one"
-            )
-        kind = RETRY if _is_retry(atom) else TASK
-        node = self._node(atom, kind, atom.name, flow_id)
-        self.index[atom.name] = node
-        self.owner[atom.name] = flow_name
+        # _node, inlined: this runs once per atom of every compiled flow
+        node = len(self.kinds)
+        self.atoms.append(atom)
+        self.kinds.append(RETRY if atom._is_retry else TASK)
+        self.names.append(name)
+        self.succ.append([])
+        self.pred.append([])
+        self.flow_of.append(flow_id)
+        index[name] = node
         self.atom_nodes.append(node)
-        self.args[node] = self._bind(node, atom, atom._args, flow_name)
-        revert_mapping = atom._revert_args
-        if revert_mapping.mapping:
-            self.revert_args[node] = self._bind(node, atom, revert_mapping, flow_name)
-        for symbol in atom.save_as:
-            self._set(symbol, node)
-            self.providers.setdefault(symbol, []).append(node)
+        mapping = atom._args
+        self.args.append(self._bind(atom, mapping, flow_id) if mapping.mapping else ())
+        mapping = atom._revert_args
+        self.revert_args.append(self._bind(atom, mapping, flow_id) if mapping.mapping else ())
+        if atom.save_as:
+            for symbol in atom.save_as:
+                self._set(symbol, node)
+                self.providers.setdefault(symbol, []).append(node)
         return node
 
     # -- flows ----------------------------------------------------------------------
@@ -305,12 +311,18 @@ class _Builder:
         end = self._node(None, END, f"{flow.name}[end]", flow_id)
         info = FlowInfo(flow.name, parent, start, end)
         self.flows.append(info)
-        children = [child for child, _ in flow.iter_nodes()]
-        if isinstance(flow, LinearFlow) and type(flow).iter_nodes is Flow.iter_nodes:
+        plain = type(flow).iter_nodes is Flow.iter_nodes  # children in insertion order
+        children = list(flow) if plain else [child for child, _ in flow.iter_nodes()]
+        if isinstance(flow, LinearFlow) and plain:
             previous = start
+            succ, pred = self.succ, self.pred
             for child in children:
-                entry, exit_ = self.visit(child, flow_id)
-                self._edge(previous, entry)
+                if isinstance(child, Atom):
+                    entry = exit_ = self._atom(child, flow_id)
+                else:
+                    entry, exit_ = self._flow(child, flow_id)
+                succ[previous].append(entry)
+                pred[entry].append(previous)
                 previous = exit_
             self._edge(previous, end)
         else:
@@ -408,10 +420,6 @@ class _Builder:
                         break
             if chosen >= 0:
                 self._set(symbol, provided[chosen][symbol])
-
-
-def _is_retry(atom: Atom) -> bool:
-    return getattr(atom, "_is_retry", False) is True
 
 
 def _symbols_used(node: Node) -> set[str]:

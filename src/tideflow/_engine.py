@@ -13,9 +13,9 @@ import gc
 import threading
 import time
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from tideflow._compiler import START, Binding, Decision, Plan, compile_flow, ignore_set
 from tideflow._flow import Flow
@@ -24,7 +24,13 @@ from tideflow._scheduler import Scheduler
 from tideflow._storage import Storage
 from tideflow._task import REVERT_FLOW_FAILURES, REVERT_RESULT, Atom
 from tideflow.errors import ExecutionError, InternalError
-from tideflow.executors import Dispatcher, ExecutorDispatcher, SerialDispatcher, SubmitExecutor
+from tideflow.executors import (
+    Dispatcher,
+    ExecutorDispatcher,
+    SerialDispatcher,
+    SubmitExecutor,
+    call_atom,
+)
 from tideflow.failure import Failure
 from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook
 from tideflow.states import (
@@ -56,6 +62,11 @@ def _collector_paused() -> Iterator[None]:
         if enabled:
             gc.enable()
 
+
+_PENDING: Final = AtomState.PENDING
+_RUNNING: Final = AtomState.RUNNING
+_SUCCESS: Final = AtomState.SUCCESS
+_EXECUTE: Final = Intention.EXECUTE
 _RESUMING: Final = EngineState.RESUMING.value
 _SCHEDULING: Final = EngineState.SCHEDULING.value
 _WAITING: Final = EngineState.WAITING.value
@@ -303,12 +314,16 @@ class Engine:
         finally:
             self._lock.release()
 
-    def _begin(self) -> None:
-        """Move the flow (and, for a fresh start, its atoms) into RUNNING."""
+    def _begin(self) -> bool:
+        """Move the flow (and, for a fresh start, its atoms) into RUNNING.
+
+        Returns whether the run starts fresh (every atom PENDING, nothing to resume).
+        """
         storage = self.storage
         plan = self._plan
         assert plan is not None
         state = storage.get_flow_state()
+        fresh = state is _F.PENDING or state is _F.REVERTED
         if state is _F.REVERTED:
             for node in plan.atom_nodes:
                 detail = storage.details[node]
@@ -322,14 +337,16 @@ class Engine:
             storage.set_flow_state(_F.SUSPENDED)
         self._flow_state(_F.RUNNING)
         storage.commit()
+        return fresh
 
     def _drive(self, timeout: float | None, phases: bool) -> Generator[str, Any, None]:  # noqa: PLR0915
         # One function on purpose: the round loop is the hot path, and locals are fast.
         plan = self._plan
         assert plan is not None
         storage = self.storage
-        details = storage.details
-        atoms = plan.atoms
+        # start/end nodes have no atom and no record, and the loop never looks them up
+        atoms = cast(list[Atom], plan.atoms)
+        details = cast(list[AtomDetail], storage.details)
         args = plan.args
         kinds = plan.kinds
         decisions = plan.decisions
@@ -339,16 +356,22 @@ class Engine:
         began = clock()
         resuming = scheduling = waiting = analyzing = 0.0
         completed = 0
-        self._begin()
+        fresh = self._begin()
         dispatcher: Dispatcher = (
             SerialDispatcher()
             if self.kind == "serial"
             else ExecutorDispatcher(self._executor, self._max_workers)
         )
+        # serial runs call atoms right here and keep outcomes in the dispatcher's list
+        ran = dispatcher.done if isinstance(dispatcher, SerialDispatcher) else None
+        start = dispatcher.start
+        sink = self._task_event
         scheduler = Scheduler(plan)
         self._ignored = ignored = bytearray(plan.size)
         # a store that shares the engine's record objects needs no write-back
         track = not storage.shares_records
+        # with nobody listening to atoms, plain atoms take a short path
+        quiet = not self.atom_notifier._topics and not track
         failures: list[Failure] = []
         revert_failures: list[Failure] = []
         flow_failures: dict[str, Failure] = {}
@@ -357,7 +380,10 @@ class Engine:
         try:
             if phases and (yield _RESUMING):
                 self.suspend()
-            reverting, ready = self._resume_point(scheduler, flow_failures)
+            if fresh:
+                reverting, ready = False, deque(scheduler.start())
+            else:
+                reverting, ready = self._resume_point(scheduler, flow_failures)
             if reverting:
                 # a run resumed while reverting ends by raising what made it revert
                 failures.extend(flow_failures.values())
@@ -369,16 +395,27 @@ class Engine:
                 # One round: start what is ready, collect what finished, record it.
                 if phases and (yield _SCHEDULING):
                     self.suspend()
-                halted = self._suspend_requested or bool(revert_failures)
-                if not (halted or (failures and not reverting)):
+                if not (self._suspend_requested or revert_failures or (failures and not reverting)):
                     while ready:
                         node = ready.popleft()
                         atom = atoms[node]
                         detail = details[node]
-                        assert atom is not None
-                        assert detail is not None
                         if reverting:
                             self._start_revert(dispatcher, node, atom, detail, flow_failures)
+                        elif (
+                            quiet
+                            and detail.state is _PENDING
+                            and not args[node]
+                            and atom._notifier is None
+                            and detail._meta is None
+                            and detail.intention is _EXECUTE
+                        ):
+                            detail.state = _RUNNING
+                            atom._event_sink = sink
+                            if ran is not None:
+                                ran.append(call_atom(node, False, atom, {}))
+                            else:
+                                start((node, False, atom, {}))
                         else:
                             self._start_execute(dispatcher, storage, args[node], node, atom, detail)
                 now = clock()
@@ -386,20 +423,24 @@ class Engine:
                 mark = now
                 if phases and (yield _WAITING):
                     self.suspend()
-                outcomes = dispatcher.wait(timeout) if dispatcher.in_flight else []
-                now = clock()
-                waiting += now - mark
-                mark = now
+                if ran is not None:
+                    # serial: everything started has already run; nothing to wait for
+                    outcomes = ran[:]
+                    ran.clear()
+                else:
+                    outcomes = dispatcher.wait(timeout) if dispatcher.in_flight else []
+                    now = clock()
+                    waiting += now - mark
+                    mark = now
                 if phases and (yield _ANALYZING):
                     self.suspend()
                 if self._events:
                     self._drain_events()
                 settled: list[int] = []
+                quiet = not self.atom_notifier._topics and not track
                 for node, reverted, ok, value in outcomes:
                     atom = atoms[node]
                     detail = details[node]
-                    assert atom is not None
-                    assert detail is not None
                     atom._event_sink = None
                     completed += 1
                     if reverted:
@@ -414,7 +455,10 @@ class Engine:
                             self._atom_state(detail, _A.REVERT_FAILURE, value)
                     elif ok:
                         detail.results = value
-                        self._atom_state(detail, _A.SUCCESS, value)
+                        if quiet and detail.state is _RUNNING:
+                            detail.state = _SUCCESS
+                        else:
+                            self._atom_state(detail, _A.SUCCESS, value)
                         if atom._notifier is not None or detail._meta is not None:
                             self._progress(atom, detail, 1.0)
                         for n in scheduler.complete(node):
@@ -445,7 +489,7 @@ class Engine:
                 halted = self._suspend_requested or bool(revert_failures)
                 if not dispatcher.in_flight and (halted or not ready):
                     break
-            final = self._final_state(reverting, revert_failures, ready)
+            final = self._final_state(reverting, revert_failures, ready, scheduler)
         except GeneratorExit:
             self._flow_state(_F.SUSPENDING)
             self._flow_state(_F.SUSPENDED)
@@ -575,7 +619,11 @@ class Engine:
         return False, deque(scheduler.start(done))
 
     def _final_state(
-        self, reverting: bool, revert_failures: list[Failure], ready: deque[int]
+        self,
+        reverting: bool,
+        revert_failures: list[Failure],
+        ready: deque[int],
+        scheduler: Scheduler,
     ) -> FlowState:
         if revert_failures:
             return _F.FAILURE
@@ -583,7 +631,7 @@ class Engine:
             return _F.SUSPENDED
         if reverting:
             return _F.REVERTED
-        if not self._all_settled(reverting):
+        if not scheduler.all_done():
             raise InternalError(
                 f"flow {self._flow.name!r} stopped with atoms neither done nor failed"
             )
@@ -603,7 +651,7 @@ class Engine:
             for n in plan.atom_nodes
         )
 
-    def _mark_reverting(self, nodes: Iterable[int], details: list[AtomDetail | None]) -> None:
+    def _mark_reverting(self, nodes: Iterable[int], details: Sequence[AtomDetail | None]) -> None:
         storage = self.storage
         for node in nodes:
             detail = details[node]

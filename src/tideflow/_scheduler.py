@@ -35,14 +35,20 @@ class Scheduler:
 
     # -- forward ----------------------------------------------------------------------
 
-    def start(self, done: Sequence[bool]) -> list[int]:
+    def start(self, done: Sequence[bool] | None = None) -> list[int]:
         """Begin a forward pass; ``done[i]`` marks nodes already complete (a resumed run).
 
         Returns the nodes ready now, in plan order.
         """
         plan = self._plan
-        waiting = [len(p) for p in plan.pred]
+        waiting = list(map(len, plan.pred))
         done_flags = bytearray(len(waiting))
+        self._waiting = waiting
+        self._done = done_flags
+        if done is None:
+            # a fresh pass: the compiler gives every node but the root flow's start a
+            # predecessor, so that start is the one node ready
+            return [0]
         for node, is_done in enumerate(done):
             if is_done:
                 done_flags[node] = 1
@@ -54,21 +60,26 @@ class Scheduler:
 
     def complete(self, node: int) -> list[int]:
         """Mark ``node`` complete; return the successors that became ready."""
-        if self._done[node]:
-            raise InternalError(f"node {self._plan.names[node]!r} completed twice")
-        self._done[node] = 1
-        waiting = self._waiting
         done = self._done
+        if done[node]:
+            raise InternalError(f"node {self._plan.names[node]!r} completed twice")
+        done[node] = 1
+        waiting = self._waiting
         ready = []
         for s in self._plan.succ[node]:
-            waiting[s] -= 1
-            if waiting[s] == 0 and not done[s]:
+            left = waiting[s] - 1
+            waiting[s] = left
+            if not left and not done[s]:
                 ready.append(s)
         return ready
 
     def is_done(self, node: int) -> bool:
         """Say whether ``node`` has completed in this pass."""
         return bool(self._done[node])
+
+    def all_done(self) -> bool:
+        """Say whether every node of the plan has completed in this pass."""
+        return 0 not in self._done
 
     # -- reverse ----------------------------------------------------------------------
 

@@ -90,17 +90,21 @@ class Storage:
         details: list[AtomDetail | None] = [None] * plan.size
         by_name = self._by_name
         add = self._flow_detail.add
+        atoms = plan.atoms
+        kinds = plan.kinds
+        shared = self._shared
         for node in plan.atom_nodes:
-            atom = plan.atoms[node]
+            atom = atoms[node]
             assert atom is not None
             detail = by_name.get(atom.name)
             if detail is None:
-                cls = TaskDetail if plan.kinds[node] == TASK else RetryDetail
-                detail = cls(atom.name)
-                detail.version = atom.version
+                detail = (TaskDetail if kinds[node] == TASK else RetryDetail)(atom.name)
+                if atom.version != (1, 0):
+                    detail.version = atom.version
                 add(detail)
                 by_name[atom.name] = detail
-                self._mark(detail)
+                if not shared:
+                    self._dirty[detail.name] = detail
             details[node] = detail
         self.details = details
         self._plan = plan

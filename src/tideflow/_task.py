@@ -230,6 +230,8 @@ class Atom:
     save_as: Mapping[str, Index] = _EMPTY_MAP
     _args: ArgMapping = _NO_ARGS
     _revert_args: ArgMapping = _NO_ARGS
+    #: True for retry controllers, which the engine schedules differently.
+    _is_retry: ClassVar[bool] = False
     #: Set by the engine while the atom runs: receives the atom's own events.
     _event_sink: EventSink | None = None
     #: The atom's own notifier, made on first use (tasks have one).

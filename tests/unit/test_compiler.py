@@ -126,3 +126,13 @@ def test_compile_is_linear_in_size():
     plan = compile_flow(flow)
     assert plan.size == 20_002
     assert plan.edge_count == 20_001
+
+
+def test_only_the_root_start_has_no_predecessor():
+    # the scheduler relies on this to start a fresh pass at node 0 alone
+    graph = GraphFlow("g").add(t("a", provides="x"), t("b", requires=["x"]), t("c"))
+    nested = LinearFlow("root").add(
+        UnorderedFlow("u").add(t("d"), LinearFlow("empty")), graph, t("e")
+    )
+    plan = compile_flow(nested)
+    assert [n for n in range(plan.size) if not plan.pred[n]] == [0]

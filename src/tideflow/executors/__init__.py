@@ -76,21 +76,23 @@ class SerialDispatcher:
     """Runs each atom call on the engine thread, at once."""
 
     def __init__(self) -> None:
-        self._done: list[Outcome] = []
+        #: Outcomes not handed back yet; the engine's serial fast path appends here too.
+        self.done: list[Outcome] = []
 
     def start(self, work: Work) -> None:
-        self._done.append(call_atom(*work))
+        self.done.append(call_atom(*work))
 
     def wait(self, timeout: float | None) -> list[Outcome]:
-        done, self._done = self._done, []
+        done = self.done[:]
+        self.done.clear()
         return done
 
     @property
     def in_flight(self) -> int:
-        return len(self._done)
+        return len(self.done)
 
     def close(self) -> None:
-        self._done.clear()
+        self.done.clear()
 
 
 class SubmitExecutor(Protocol):

@@ -39,18 +39,18 @@ def _failure_from_dict(data: Mapping[str, Any] | None) -> Failure | None:
 class AtomDetail:
     """The record of one atom in one run."""
 
-    __slots__ = (
-        "_meta",
-        "_uuid",
-        "failure",
-        "intention",
-        "name",
-        "results",
-        "revert_failure",
-        "revert_results",
-        "state",
-        "version",
-    )
+    # No __slots__: most fields keep their class default for most of a run, and an
+    # instance pays only for what was set (two fields at creation), which keeps
+    # creating 100,000 records cheap.
+    state: AtomState = AtomState.PENDING
+    intention: Intention = Intention.EXECUTE
+    results: Any = None
+    failure: Failure | None = None
+    revert_results: Any = None
+    revert_failure: Failure | None = None
+    version: tuple[int, ...] | None = (1, 0)  # the recorded atom's version
+    _uuid: str | None = None
+    _meta: dict[str, Any] | None = None
 
     #: Which kind of atom this records ("task" or "retry").
     kind: ClassVar[str] = "atom"
@@ -58,16 +58,9 @@ class AtomDetail:
     def __init__(self, name: str, uuid: str | None = None) -> None:
         self.name = name
         # uuid and meta are made on first use: a 100,000-atom run in memory may never
-        # need them, and they are most of a record's cost
-        self._uuid = uuid
-        self._meta: dict[str, Any] | None = None
-        self.state: AtomState = AtomState.PENDING
-        self.intention: Intention = Intention.EXECUTE
-        self.results: Any = None
-        self.failure: Failure | None = None
-        self.revert_results: Any = None
-        self.revert_failure: Failure | None = None
-        self.version: tuple[int, ...] | None = None
+        # need them
+        if uuid is not None:
+            self._uuid = uuid
 
     @property
     def uuid(self) -> str:
@@ -146,14 +139,12 @@ class AtomDetail:
 class TaskDetail(AtomDetail):
     """The record of a task."""
 
-    __slots__ = ()
     kind: ClassVar[str] = "task"
 
 
 class RetryDetail(AtomDetail):
     """The record of a retry controller."""
 
-    __slots__ = ()
     kind: ClassVar[str] = "retry"
 
 
