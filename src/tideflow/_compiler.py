@@ -18,11 +18,20 @@ No I/O, no engine: the compiler knows flows, atoms and nothing else.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Final, NamedTuple
 
-from tideflow._flow import LINK_DECIDER, LINK_DECIDER_DEPTH, Flow, LinearFlow, Node
+from tideflow._flow import (
+    LINK_DECIDER,
+    LINK_DECIDER_DEPTH,
+    LINK_REASONS,
+    Flow,
+    GraphFlow,
+    LinearFlow,
+    Node,
+)
 from tideflow._task import ArgMapping, Atom, Index
 from tideflow.errors import (
     CompilationError,
@@ -50,6 +59,10 @@ class Binding(NamedTuple):
     provider: int  # node providing ``symbol``, or NO_PROVIDER
     at: Index  # where ``symbol`` sits in the provider's result
     optional: bool
+
+
+#: Binding((...)) without the Python-level __new__ a named tuple adds: one per argument.
+_binding = functools.partial(tuple.__new__, Binding)
 
 
 class FlowInfo:
@@ -229,7 +242,9 @@ class _Builder:
 
     # -- atoms ----------------------------------------------------------------------
 
-    def _bind(self, atom: Atom, mapping: ArgMapping, flow_id: int) -> tuple[Binding, ...]:
+    def _bind(
+        self, atom: Atom, mapping: ArgMapping, flow_id: int, seen: dict[str, int] | None
+    ) -> tuple[Binding, ...]:
         """Resolve each parameter to its nearest visible provider (or to the store)."""
         flow_name = self.flows[flow_id].name
         inject = atom.inject or {}
@@ -237,7 +252,10 @@ class _Builder:
         bindings = []
         for param, symbol in mapping.mapping.items():
             optional = symbol not in mapping.required
-            provider = env.get(symbol, NO_PROVIDER)
+            if seen is not None and symbol in seen:
+                provider = seen[symbol]
+            else:
+                provider = env.get(symbol, NO_PROVIDER)
             index: Index = None
             if provider != NO_PROVIDER:
                 provider_atom = self.atoms[provider]
@@ -247,10 +265,19 @@ class _Builder:
                 users = self.external.setdefault(symbol, [])
                 if not users or users[-1] != (atom.name, flow_name):
                     users.append((atom.name, flow_name))
-            bindings.append(Binding(param, symbol, provider, index, optional))
+            bindings.append(_binding((param, symbol, provider, index, optional)))
         return tuple(bindings)
 
-    def _atom(self, atom: Atom, flow_id: int) -> int:
+    def _atom(
+        self,
+        atom: Atom,
+        flow_id: int,
+        seen: dict[str, int] | None = None,
+        *,
+        publish: bool = True,
+    ) -> int:
+        """Add one atom; ``seen`` adds providers visible to it alone; ``publish`` makes
+        what it provides visible to what follows it in the current scope."""
         name = atom.name
         index = self.index
         if name in index:
@@ -277,13 +304,15 @@ class _Builder:
         index[name] = node
         self.atom_nodes.append(node)
         mapping = atom._args
-        self.args.append(self._bind(atom, mapping, flow_id) if mapping.mapping else ())
+        self.args.append(self._bind(atom, mapping, flow_id, seen) if mapping.mapping else ())
         mapping = atom._revert_args
-        self.revert_args.append(self._bind(atom, mapping, flow_id) if mapping.mapping else ())
+        self.revert_args.append(self._bind(atom, mapping, flow_id, seen) if mapping.mapping else ())
         if atom.save_as:
+            providers = self.providers
             for symbol in atom.save_as:
-                self._set(symbol, node)
-                self.providers.setdefault(symbol, []).append(node)
+                if publish:
+                    self._set(symbol, node)
+                providers.setdefault(symbol, []).append(node)
         return node
 
     # -- flows ----------------------------------------------------------------------
@@ -325,58 +354,106 @@ class _Builder:
                 pred[entry].append(previous)
                 previous = exit_
             self._edge(previous, end)
+        elif type(flow) is GraphFlow and flow._forward:
+            self._graph_children(flow, flow_id, children, start, end)
         else:
             self._dag_children(flow, flow_id, children, start, end)
         info.stop = len(self.kinds)
         return start, end
 
-    def _dag_children(
-        self, flow: Flow, flow_id: int, children: list[Node], start: int, end: int
+    def _graph_children(
+        self, flow: GraphFlow, flow_id: int, children: list[Node], start: int, end: int
     ) -> None:
-        """Children ordered by the flow's links: each sees what its ancestors provide."""
+        """A graph flow whose insertion order is already topological: one pass, in order.
+
+        The common case (nodes added after what they require) and the same result as
+        :meth:`_dag_children`, which handles any order, but reading the graph flow's
+        own link tables instead of re-deriving them: this runs once per graph node.
+        """
         pos = {id(child): i for i, child in enumerate(children)}
-        preds: list[list[int]] = [[] for _ in children]
-        succs: list[list[int]] = [[] for _ in children]
-        decided: list[tuple[int, Callable[[dict[str, Any]], Any], str]] = []
-        for u, v, meta in flow.iter_links():
-            pu, pv = pos.get(id(u)), pos.get(id(v))
-            if pu is None or pv is None:
-                continue  # a targeted flow left one end out
-            preds[pv].append(pu)
-            succs[pu].append(pv)
-            if LINK_DECIDER in meta:
-                decided.append((pv, meta[LINK_DECIDER], meta.get(LINK_DECIDER_DEPTH, "ALL")))
-        order = _topological(len(children), preds, succs, flow.name)
-        entries = [0] * len(children)
-        exits = [0] * len(children)
-        stops = [0] * len(children)
-        provided: list[dict[str, int]] = [{} for _ in children]
+        n = len(children)
+        entries = [0] * n
+        exits = [0] * n
+        stops = [0] * n
+        preds: list[list[int]] = [[] for _ in range(n)]
+        provided: list[dict[str, int]] = [{} for _ in range(n)]
         by_symbol: dict[str, list[int]] = {}
-        outer = len(self.log)
-        for c in order:
-            mark = len(self.log)
-            if preds[c]:
-                self._expose_ancestors(children[c], c, preds, provided, by_symbol)
-            inner = len(self.log)
-            entries[c], exits[c] = self.visit(children[c], flow_id)
-            provided[c] = self._provided_since(inner)
-            stops[c] = len(self.kinds)
-            self._undo(mark)
+        decided: list[tuple[int, Callable[[dict[str, Any]], Any], str]] = []
+        succ, pred = self.succ, self.pred
+        graph_pred, graph_succ = flow._pred, flow._succ
+        for c, child in enumerate(children):
+            key = id(child)
+            incoming = graph_pred[key]
+            seen = None
+            if incoming:
+                ps = preds[c] = [pos[k] for k in incoming]
+                reasoned = []
+                for k, meta in incoming.items():
+                    if LINK_REASONS in meta:
+                        reasoned.append((pos[k], meta[LINK_REASONS]))
+                    if LINK_DECIDER in meta:
+                        depth = meta.get(LINK_DECIDER_DEPTH, "ALL")
+                        decided.append((c, meta[LINK_DECIDER], depth))
+                seen = self._from_ancestors(child, c, preds, provided, by_symbol, reasoned)
+            entry, exit_, provided[c], stops[c] = self._place(child, flow_id, seen)
+            entries[c] = entry
+            exits[c] = exit_
             for symbol in provided[c]:
                 by_symbol.setdefault(symbol, []).append(c)
-        self._undo(outer)
-        for c in order:
-            for symbol, node in provided[c].items():
-                self._set(symbol, node)
-        for c in range(len(children)):
-            if not preds[c]:
-                self._edge(start, entries[c])
-            for s in succs[c]:
-                self._edge(exits[c], entries[s])
-            if not succs[c]:
-                self._edge(exits[c], end)
+            if incoming:
+                for p in ps:
+                    before = exits[p]
+                    succ[before].append(entry)
+                    pred[entry].append(before)
+            else:
+                succ[start].append(entry)
+                pred[entry].append(start)
+            if not graph_succ[key]:
+                succ[exit_].append(end)
+                pred[end].append(exit_)
         if not children:
             self._edge(start, end)
+        self._finish_dag(flow_id, children, preds, provided, entries, exits, stops, decided)
+
+    def _place(
+        self, child: Node, flow_id: int, seen: dict[str, int] | None
+    ) -> tuple[int, int, dict[str, int], int]:
+        """Add one child of a graph or unordered flow, seeing only ``seen`` of its siblings.
+
+        Returns its entry and exit nodes, what it provides (symbol -> node) and the end
+        of its node range.
+        """
+        if isinstance(child, Atom):
+            # an atom resolves against its ancestors directly, without touching the
+            # shared scope (the common case, so it is kept cheap)
+            node = self._atom(child, flow_id, seen, publish=False)
+            return node, node, dict.fromkeys(child.save_as, node), node + 1
+        mark = len(self.log)
+        for symbol, provider in (seen or {}).items():
+            self._set(symbol, provider)
+        inner = len(self.log)
+        entry, exit_ = self._flow(child, flow_id)
+        got = self._provided_since(inner)
+        self._undo(mark)
+        return entry, exit_, got, len(self.kinds)
+
+    def _finish_dag(
+        self,
+        flow_id: int,
+        children: list[Node],
+        preds: list[list[int]],
+        provided: list[dict[str, int]],
+        entries: list[int],
+        exits: list[int],
+        stops: list[int],
+        decided: list[tuple[int, Callable[[dict[str, Any]], Any], str]],
+    ) -> None:
+        """Publish what a flow's children provide, and record the deciders on its links."""
+        if flow_id:
+            # what the flow's children provide is visible after it (the root has no after)
+            for got in provided:
+                for symbol, node in got.items():
+                    self._set(symbol, node)
         for target, decider, depth in decided:
             history = tuple(exits[p] for p in preds[target] if isinstance(children[p], Atom))
             self.decisions.setdefault(entries[target], []).append(
@@ -391,21 +468,91 @@ class _Builder:
                 )
             )
 
-    def _expose_ancestors(
+    def _dag_children(
+        self, flow: Flow, flow_id: int, children: list[Node], start: int, end: int
+    ) -> None:
+        """Children ordered by the flow's links: each sees what its ancestors provide."""
+        pos = {id(child): i for i, child in enumerate(children)}
+        preds: list[list[int]] = [[] for _ in children]
+        succs: list[list[int]] = [[] for _ in children]
+        decided: list[tuple[int, Callable[[dict[str, Any]], Any], str]] = []
+        # symbols a link was inferred for: its source is the consumer's provider
+        reasoned: dict[int, list[tuple[int, set[str]]]] = {}
+        for u, v, meta in flow._raw_links():
+            pu, pv = pos.get(id(u)), pos.get(id(v))
+            if pu is None or pv is None:
+                continue  # a targeted flow left one end out
+            preds[pv].append(pu)
+            succs[pu].append(pv)
+            reasons = meta.get(LINK_REASONS)
+            if reasons:
+                reasoned.setdefault(pv, []).append((pu, reasons))
+            if LINK_DECIDER in meta:
+                decided.append((pv, meta[LINK_DECIDER], meta.get(LINK_DECIDER_DEPTH, "ALL")))
+        order = _topological(len(children), preds, succs, flow.name)
+        entries = [0] * len(children)
+        exits = [0] * len(children)
+        stops = [0] * len(children)
+        provided: list[dict[str, int]] = [{} for _ in children]
+        by_symbol: dict[str, list[int]] = {}
+        for c in order:
+            child = children[c]
+            seen = (
+                self._from_ancestors(child, c, preds, provided, by_symbol, reasoned.get(c))
+                if preds[c]
+                else None
+            )
+            entries[c], exits[c], provided[c], stops[c] = self._place(child, flow_id, seen)
+            for symbol in provided[c]:
+                by_symbol.setdefault(symbol, []).append(c)
+        succ, pred = self.succ, self.pred
+        for c in range(len(children)):
+            entry, exit_ = entries[c], exits[c]
+            if not preds[c]:
+                succ[start].append(entry)
+                pred[entry].append(start)
+            for s in succs[c]:
+                succ[exit_].append(entries[s])
+                pred[entries[s]].append(exit_)
+            if not succs[c]:
+                succ[exit_].append(end)
+                pred[end].append(exit_)
+        if not children:
+            self._edge(start, end)
+        ordered = [provided[c] for c in order]
+        self._finish_dag(flow_id, children, preds, ordered, entries, exits, stops, decided)
+
+    def _from_ancestors(
         self,
         child: Node,
         c: int,
         preds: list[list[int]],
         provided: list[dict[str, int]],
         by_symbol: dict[str, list[int]],
-    ) -> None:
-        """Make visible, for ``child``, the symbols it uses that its ancestors provide."""
-        direct = set(preds[c])
+        reasoned: list[tuple[int, set[str]]] | None,
+    ) -> dict[str, int] | None:
+        """The symbols ``child`` uses that its ancestors provide, with their providers.
+
+        Links a graph flow inferred from requirements name their provider directly;
+        other symbols are looked for among all ancestors, nearest link first.
+        """
+        found: dict[str, int] = {}
+        if reasoned:
+            for p, reasons in reasoned:
+                got = provided[p]
+                for symbol in reasons:
+                    if symbol in got:
+                        found[symbol] = got[symbol]
+        direct: set[int] | None = None
         ancestors: set[int] | None = None
         for symbol in _symbols_used(child):
+            if symbol in found:
+                continue
             candidates = by_symbol.get(symbol)
             if not candidates:
                 continue
+            if direct is None:
+                direct = set(preds[c])
             chosen = -1
             for cand in reversed(candidates):
                 if cand in direct:
@@ -419,13 +566,16 @@ class _Builder:
                         chosen = cand
                         break
             if chosen >= 0:
-                self._set(symbol, provided[chosen][symbol])
+                found[symbol] = provided[chosen][symbol]
+        return found or None
 
 
-def _symbols_used(node: Node) -> set[str]:
-    """Every symbol an atom (or any atom inside a flow) reads."""
+def _symbols_used(node: Node) -> Iterable[str]:
+    """Every symbol an atom (or any atom inside a flow) reads (repeats possible)."""
     if isinstance(node, Atom):
-        return {*node.rebind.values(), *node.revert_rebind.values()}
+        revert = node._revert_args.mapping
+        mapping = node._args.mapping
+        return [*mapping.values(), *revert.values()] if revert else mapping.values()
     found: set[str] = set()
     stack: list[Node] = [node]
     while stack:

@@ -105,6 +105,10 @@ class Flow:
         """Yield ``(before, after, metadata)`` for each ordering between direct children."""
         return iter(())
 
+    def _raw_links(self) -> Iterator[tuple[Node, Node, dict[str, Any]]]:
+        """Like iter_links, but the metadata are the flow's own dicts (for the compiler)."""
+        return self.iter_links()
+
     @property
     def provides(self) -> frozenset[str]:
         """Names the flow's atoms (and its retry) make available to what follows."""
@@ -179,6 +183,10 @@ class GraphFlow(Flow):
         self._by_id: dict[int, Node] = {}
         self._providers: dict[str, list[Node]] = {}
         self._requirers: dict[str, list[Node]] = {}
+        # insertion sequence of each node, and whether every link so far points from an
+        # earlier node to a later one (then insertion order is a topological order)
+        self._seq: dict[int, int] = {}
+        self._forward = True
 
     def add(
         self, *items: Node, resolve_requires: bool = True, resolve_existing: bool = True
@@ -202,6 +210,7 @@ class GraphFlow(Flow):
 
     def _insert(self, node: Node, resolve_requires: bool, resolve_existing: bool) -> None:
         key = id(node)
+        self._seq[key] = len(self._seq)
         self._by_id[key] = node
         self._succ[key] = {}
         self._pred[key] = {}
@@ -260,8 +269,11 @@ class GraphFlow(Flow):
         del self._by_id[key]
         self._ids.discard(key)
         self._children.remove(node)
+        self._seq = {id(child): i for i, child in enumerate(self._children)}
 
     def _connect(self, src: int, dst: int, meta: dict[str, Any]) -> None:
+        if self._seq[src] > self._seq[dst]:
+            self._forward = False
         existing = self._succ[src].get(dst)
         if existing is None:
             self._succ[src][dst] = meta
@@ -335,9 +347,14 @@ class GraphFlow(Flow):
         return self
 
     def iter_links(self) -> Iterator[tuple[Node, Node, dict[str, Any]]]:
+        for u, v, meta in self._raw_links():
+            yield u, v, dict(meta)
+
+    def _raw_links(self) -> Iterator[tuple[Node, Node, dict[str, Any]]]:
+        by_id = self._by_id
         for src, targets in self._succ.items():
             for dst, meta in targets.items():
-                yield self._by_id[src], self._by_id[dst], dict(meta)
+                yield by_id[src], by_id[dst], meta
 
     def successors(self, node: Node) -> list[Node]:
         """The nodes linked directly after ``node``."""
@@ -400,9 +417,9 @@ class TargetedFlow(GraphFlow):
             if kept is None or id(child) in kept:
                 yield child, {}
 
-    def iter_links(self) -> Iterator[tuple[Node, Node, dict[str, Any]]]:
+    def _raw_links(self) -> Iterator[tuple[Node, Node, dict[str, Any]]]:
         kept = self._kept()
-        for u, v, meta in super().iter_links():
+        for u, v, meta in super()._raw_links():
             if kept is None or (id(u) in kept and id(v) in kept):
                 yield u, v, meta
 

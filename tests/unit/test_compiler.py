@@ -136,3 +136,37 @@ def test_only_the_root_start_has_no_predecessor():
     )
     plan = compile_flow(nested)
     assert [n for n in range(plan.size) if not plan.pred[n]] == [0]
+
+
+def _graph_bindings(plan):
+    return {
+        plan.names[n]: sorted(
+            (b.symbol, None if b.provider == NO_PROVIDER else plan.names[b.provider])
+            for b in plan.args[n]
+        )
+        for n in plan.atom_nodes
+    }
+
+
+def test_graph_in_insertion_order_and_in_any_order_compile_alike():
+    def nodes():
+        return [
+            t("a", provides="x"),
+            t("b", provides="y", requires=["x"]),
+            t("c", requires=["x", "y", "z"]),
+            LinearFlow("sub").add(t("s", requires=["y"], provides="w")),
+            t("d", requires=["w"]),
+        ]
+
+    forward = GraphFlow("g").add(*nodes())
+    assert forward._forward
+    backward = GraphFlow("g")
+    for node in reversed(nodes()):
+        backward.add(node)
+    assert not backward._forward  # links point from later to earlier additions
+    one, two = compile_flow(forward), compile_flow(backward)
+    assert _graph_bindings(one) == _graph_bindings(two)
+    assert _graph_bindings(one)["c"] == [("x", "a"), ("y", "b"), ("z", None)]
+    assert _graph_bindings(one)["s"] == [("y", "b")]
+    assert _graph_bindings(one)["d"] == [("w", "s")]
+    assert one.edge_count == two.edge_count
