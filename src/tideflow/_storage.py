@@ -371,41 +371,40 @@ class Storage:
     ) -> dict[str, Any]:
         """Fill an atom's parameters from its compiled bindings.
 
-        Order: the atom's own injected values, then the store, then the provider
-        chosen at compile time.
+        Order: values given to this atom (``inject_atom_args``, then its ``inject``),
+        then the store, then the provider chosen at compile time.
         """
         kwargs: dict[str, Any] = {}
-        if not bindings:
-            return kwargs
-        name = self.details[node].name if self.details[node] is not None else ""  # type: ignore[union-attr]
-        own = self._atom_args.get(name)
+        details = self.details
+        own = self._atom_args.get(details[node].name) if self._atom_args else None  # type: ignore[union-attr]
         injected = self._flow_detail.injected
         transient = self._transient
-        details = self.details
         for param, symbol, provider, index, optional in bindings:
             if own is not None and symbol in own:
                 kwargs[param] = own[symbol]
             elif atom_inject is not None and symbol in atom_inject:
                 kwargs[param] = atom_inject[symbol]
-            elif symbol in transient:
+            elif transient and symbol in transient:
                 kwargs[param] = transient[symbol]
             elif symbol in injected:
                 kwargs[param] = injected[symbol]
             elif provider >= 0:
-                detail = details[provider]
-                assert detail is not None
+                results = details[provider].results  # type: ignore[union-attr]
                 if index is None:
-                    kwargs[param] = detail.results
+                    kwargs[param] = results
                     continue
                 try:
-                    kwargs[param] = detail.results[index]
+                    kwargs[param] = results[index]
                 except (LookupError, TypeError) as exc:
+                    name = details[node].name  # type: ignore[union-attr]
+                    source = details[provider].name  # type: ignore[union-attr]
                     raise NotFoundError(
                         f"atom {name!r} needs {symbol!r}, expected at index {index!r} of the "
-                        f"result of {detail.name!r}, but that result is {detail.results!r}",
+                        f"result of {source!r}, but that result is {results!r}",
                         cause=exc,
                     ) from exc
             elif not optional:
+                name = details[node].name  # type: ignore[union-attr]
                 raise MissingRequirementError(
                     f"atom {name!r} requires {symbol!r}, and nothing provides it: pass it in "
                     "store= or inject it",
