@@ -67,6 +67,9 @@ _PENDING: Final = AtomState.PENDING
 _RUNNING: Final = AtomState.RUNNING
 _SUCCESS: Final = AtomState.SUCCESS
 _EXECUTE: Final = Intention.EXECUTE
+_REVERT: Final = Intention.REVERT
+_REVERTING: Final = AtomState.REVERTING
+_REVERTED: Final = AtomState.REVERTED
 _RESUMING: Final = EngineState.RESUMING.value
 _SCHEDULING: Final = EngineState.SCHEDULING.value
 _WAITING: Final = EngineState.WAITING.value
@@ -445,10 +448,20 @@ class Engine:
                     completed += 1
                     if reverted:
                         if ok:
-                            detail.revert_results = value
-                            self._atom_state(detail, _A.REVERTED, value)
-                            self._progress(atom, detail, 1.0)
-                            settled.extend(scheduler.reverted(node))
+                            if value is not None:
+                                detail.revert_results = value
+                            if quiet and detail.state is _REVERTING:
+                                detail.state = _REVERTED
+                            else:
+                                self._atom_state(detail, _A.REVERTED, value)
+                            if atom._notifier is not None or detail._meta is not None:
+                                self._progress(atom, detail, 1.0)
+                            for n in scheduler.reverted(node):
+                                # atoms to undo go straight to the ready queue; the rest settle
+                                if kinds[n] < START and details[n].state in _TO_REVERT:
+                                    ready.append(n)
+                                else:
+                                    settled.append(n)
                         else:
                             detail.revert_failure = value
                             revert_failures.append(value)
@@ -710,11 +723,15 @@ class Engine:
         if detail.state is _A.RUNNING:
             # caught running by a crash while the run was reverting: undo it too
             detail.state = _A.SUCCESS
-        detail.revert_failure = None
+        if detail.revert_failure is not None:
+            detail.revert_failure = None  # a failed revert being retried
         self._atom_state(detail, _A.REVERTING)
-        detail.intention = Intention.REVERT
-        storage.changed(detail)
-        self._progress(atom, detail, 0.0)
+        if detail.intention is not _REVERT:
+            detail.intention = _REVERT
+        if not storage.shares_records:
+            storage.changed(detail)
+        if atom._notifier is not None or detail._meta is not None:
+            self._progress(atom, detail, 0.0)
         atom._event_sink = self._task_event
         dispatcher.start((node, True, atom, kwargs))
 
