@@ -81,6 +81,10 @@ def taskflow_python() -> str | None:
 def call_worker(python: str, args: list[str], timeout: float) -> tuple[dict[str, Any], float]:
     """Run the worker once; return its JSON result and the wall time it took."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}
+    # Both sides import from bytecode caches, as users do (pip writes TaskFlow's at
+    # install; the warm-up writes ours): a machine-wide "don't write bytecode" would
+    # charge only tideflow's editable install for compiling its sources each time.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if args[1] == "taskflow":
         env.pop("PYTHONPATH", None)  # the TaskFlow side sees only its own venv
     start = time.perf_counter()
