@@ -120,8 +120,8 @@ class Engine:
         self._initial_store = dict(store or {})
         self._storage: Storage | None = None
         self._plan: Plan | None = None
-        self._prepared = False
         self._lock = threading.Lock()
+        self._flow_lock = threading.RLock()
         self._suspend_requested = False
         self._thread_id: int | None = None
         self._events: deque[tuple[Atom, str, Mapping[str, Any]]] = deque()
@@ -183,7 +183,6 @@ class Engine:
         assert self._plan is not None
         with _collector_paused():
             self.storage.ensure_plan(self._plan)
-        self._prepared = True
 
     def validate(self) -> None:
         """Check that every requirement will be satisfied, before anything runs."""
@@ -217,10 +216,14 @@ class Engine:
         storage.commit()
 
     def suspend(self) -> None:
-        """Ask a running engine to stop starting atoms; running ones finish, then it stops."""
+        """Ask a running engine to stop starting atoms; running ones finish, then it stops.
+
+        Safe from any thread (a task on a worker, a signal handler, another thread):
+        the flow moves to SUSPENDING at once, as in TaskFlow; flow state changes are
+        serialised by a lock, so this cannot race the engine's own.
+        """
         self._suspend_requested = True
-        if self.storage.get_flow_state() == _F.RUNNING:
-            self._flow_state(_F.SUSPENDING)
+        self._flow_state(_F.SUSPENDING, only_from=_F.RUNNING)
 
     @property
     def statistics(self) -> dict[str, Any]:
@@ -229,22 +232,26 @@ class Engine:
 
     # -- notifications ---------------------------------------------------------------
 
-    def _flow_state(self, new: FlowState) -> None:
+    def _flow_state(self, new: FlowState, only_from: FlowState | None = None) -> None:
         storage = self.storage
-        old = storage.get_flow_state()
-        if not check_flow_transition(old, new):
-            return
-        storage.set_flow_state(new)
-        if self.notifier.wants(new):
-            self.notifier.notify(
-                new.value,
-                {
-                    "engine": self,
-                    "flow_name": storage.flow_name,
-                    "flow_uuid": storage.flow_uuid,
-                    "old_state": old.value,
-                },
-            )
+        # re-entrant: a flow listener may itself call suspend()
+        with self._flow_lock:
+            old = storage.get_flow_state()
+            if only_from is not None and old is not only_from:
+                return
+            if not check_flow_transition(old, new):
+                return
+            storage.set_flow_state(new)
+            if self.notifier.wants(new):
+                self.notifier.notify(
+                    new.value,
+                    {
+                        "engine": self,
+                        "flow_name": storage.flow_name,
+                        "flow_uuid": storage.flow_uuid,
+                        "old_state": old.value,
+                    },
+                )
 
     def _atom_state(self, detail: AtomDetail, new: AtomState, result: Any = None) -> None:
         old = detail.state
@@ -315,6 +322,7 @@ class Engine:
             self.validate()
             yield from self._drive(timeout, phases)
         finally:
+            self._thread_id = None
             self._lock.release()
 
     def _begin(self) -> bool:
