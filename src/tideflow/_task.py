@@ -77,6 +77,7 @@ def _signature(func: Callable[..., Any], skip_first: bool) -> _Signature:
     return _Signature(func, skip_first)
 
 
+@functools.lru_cache(maxsize=4096)
 def _unbound(cls: type, method: str) -> tuple[Callable[..., Any], bool]:
     """The function behind ``cls.method`` and whether its first parameter is the instance."""
     import inspect  # noqa: PLC0415  # deferred: slow to import, needed once per class
