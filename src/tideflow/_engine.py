@@ -202,9 +202,15 @@ class Engine:
     def reset(self) -> None:
         """Put every atom and the flow back to PENDING, forgetting results."""
         self.prepare()
+        self._reset_atoms()
+        self._flow_state(_F.PENDING)
+        self.storage.commit()
+
+    def _reset_atoms(self) -> None:
+        """Every atom back to PENDING (notified where it was not), results forgotten."""
         plan = self._plan
-        storage = self.storage
         assert plan is not None
+        storage = self.storage
         for node in plan.atom_nodes:
             detail = storage.details[node]
             assert detail is not None
@@ -212,8 +218,6 @@ class Engine:
                 self._atom_state(detail, _A.PENDING)
             detail.reset(_A.PENDING)
             storage.changed(detail)
-        self._flow_state(_F.PENDING)
-        storage.commit()
 
     def suspend(self) -> None:
         """Ask a running engine to stop starting atoms; running ones finish, then it stops.
@@ -336,13 +340,7 @@ class Engine:
         state = storage.get_flow_state()
         fresh = state is _F.PENDING or state is _F.REVERTED
         if state is _F.REVERTED:
-            for node in plan.atom_nodes:
-                detail = storage.details[node]
-                assert detail is not None
-                if detail.state != _A.PENDING:
-                    self._atom_state(detail, _A.PENDING)
-                detail.reset(_A.PENDING)
-                storage.changed(detail)
+            self._reset_atoms()
             self._flow_state(_F.PENDING)
         elif state in (_F.SUSPENDING, _F.RESUMING):
             storage.set_flow_state(_F.SUSPENDED)

@@ -77,17 +77,28 @@ def _signature(func: Callable[..., Any], skip_first: bool) -> _Signature:
     return _Signature(func, skip_first)
 
 
-@functools.lru_cache(maxsize=4096)
+_UNBOUND: dict[tuple[type, str], tuple[Callable[..., Any], bool]] = {}
+
+
 def _unbound(cls: type, method: str) -> tuple[Callable[..., Any], bool]:
-    """The function behind ``cls.method`` and whether its first parameter is the instance."""
+    """The function behind ``cls.method`` and whether its first parameter is the instance.
+
+    Cached per class: tasks built with ``requires=`` or ``rebind=`` ask once each.
+    """
+    found = _UNBOUND.get((cls, method))
+    if found is not None:
+        return found
     import inspect  # noqa: PLC0415  # deferred: slow to import, needed once per class
 
     attr = inspect.getattr_static(cls, method)
     if isinstance(attr, staticmethod):
-        return attr.__func__, False
-    if isinstance(attr, classmethod):
-        return attr.__func__, True
-    return getattr(cls, method), True
+        found = (attr.__func__, False)
+    elif isinstance(attr, classmethod):
+        found = (attr.__func__, True)
+    else:
+        found = (getattr(cls, method), True)
+    _UNBOUND[(cls, method)] = found
+    return found
 
 
 def _as_names(value: Requires, what: str, owner: str) -> tuple[str, ...]:
