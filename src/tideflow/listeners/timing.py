@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from tideflow.listeners.base import DEFAULT_LISTEN_FOR, FINISH_STATES, Listener, ListenFor
+from tideflow.errors import NotFoundError
+from tideflow.listeners.base import FINISH_STATES, Listener
 
 if TYPE_CHECKING:
     from tideflow._engine import Engine
@@ -41,24 +42,17 @@ _RETRY: Final = "retry"
 
 
 def _update_flow_meta(storage: Storage, update: Mapping[str, Any]) -> None:
-    # The engine writes the flow record after each flow state change, and these
-    # updates are made while that change is being notified, so they go with it.
-    storage.flow_meta.update(update)
+    storage.update_flow_metadata(update)
 
 
 def _update_atom_meta(
     storage: Storage, name: str, uuid: str | None, update: Mapping[str, Any]
 ) -> bool:
     """Merge ``update`` into an atom record's meta; say whether the record was found."""
-    flow_detail = storage.flow_detail
-    # Look the record up by uuid (a dict lookup) so a big flow does not pay a scan per event.
-    detail = flow_detail.find(uuid) if uuid is not None else None
-    if detail is None:
-        detail = flow_detail.find_by_name(name)
-    if detail is None:
+    try:
+        storage.update_atom_metadata(name, update)
+    except NotFoundError:
         return False
-    detail.meta.update(update)
-    storage.changed(detail)
     return True
 
 
@@ -146,20 +140,6 @@ class PrintingDurationListener(DurationListener):
 
 class EventTimeListener(Listener):
     """Record when each state was entered: ``'<STATE>-timestamp'`` (``time.time()``) in meta."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        task_listen_for: ListenFor = DEFAULT_LISTEN_FOR,
-        flow_listen_for: ListenFor = DEFAULT_LISTEN_FOR,
-        retry_listen_for: ListenFor = DEFAULT_LISTEN_FOR,
-    ) -> None:
-        super().__init__(
-            engine,
-            task_listen_for=task_listen_for,
-            flow_listen_for=flow_listen_for,
-            retry_listen_for=retry_listen_for,
-        )
 
     def _flow_receiver(self, state: str, details: Mapping[str, Any]) -> None:
         _update_flow_meta(self._engine.storage, {f"{state}-timestamp": time.time()})
