@@ -342,8 +342,9 @@ class Engine:
         if state is _F.REVERTED:
             self._reset_atoms()
             self._flow_state(_F.PENDING)
-        elif state in (_F.SUSPENDING, _F.RESUMING):
-            storage.set_flow_state(_F.SUSPENDED)
+        elif state is _F.SUSPENDING or state is _F.RESUMING:
+            # the record says a previous run stopped midway: it is suspended
+            self._flow_state(_F.SUSPENDED)
         self._flow_state(_F.RUNNING)
         storage.commit()
         return fresh
@@ -726,9 +727,6 @@ class Engine:
         kwargs = storage.bind(node, atom.inject, bindings) if bindings else {}
         kwargs[REVERT_RESULT] = detail.failure if detail.failure is not None else detail.results
         kwargs[REVERT_FLOW_FAILURES] = dict(flow_failures)
-        if detail.state is _A.RUNNING:
-            # caught running by a crash while the run was reverting: undo it too
-            detail.state = _A.SUCCESS
         if detail.revert_failure is not None:
             detail.revert_failure = None  # a failed revert being retried
         self._atom_state(detail, _A.REVERTING)

@@ -116,6 +116,8 @@ _F = FlowState
 _A = AtomState
 
 #: Allowed flow transitions (old, new). Same-state "transitions" are no-ops, not errors.
+#: TaskFlow's table, plus: any settled state back to PENDING (``reset()``), a run that
+#: crashed while suspending resumed through SUSPENDED.
 FLOW_TRANSITIONS: Final[frozenset[tuple[FlowState, FlowState]]] = frozenset(
     {
         (_F.PENDING, _F.RUNNING),
@@ -126,55 +128,50 @@ FLOW_TRANSITIONS: Final[frozenset[tuple[FlowState, FlowState]]] = frozenset(
         (_F.RUNNING, _F.RESUMING),
         (_F.SUCCESS, _F.RUNNING),  # run a finished flow again: nothing left to do
         (_F.FAILURE, _F.RUNNING),  # run again after a failed revert: the revert is retried
-        (_F.REVERTED, _F.PENDING),  # a reverted flow starts afresh
-        (_F.SUCCESS, _F.PENDING),
         (_F.SUSPENDING, _F.SUSPENDED),
-        (_F.SUSPENDING, _F.SUCCESS),
+        (_F.SUSPENDING, _F.SUCCESS),  # everything finished while suspending
         (_F.SUSPENDING, _F.FAILURE),
         (_F.SUSPENDING, _F.REVERTED),
         (_F.SUSPENDED, _F.RUNNING),
-        (_F.SUSPENDED, _F.SUCCESS),
-        (_F.SUSPENDED, _F.FAILURE),
-        (_F.SUSPENDED, _F.REVERTED),
         (_F.RESUMING, _F.SUSPENDED),
-        (_F.RESUMING, _F.RUNNING),
-        (_F.RESUMING, _F.SUCCESS),
-        (_F.RESUMING, _F.FAILURE),
-        (_F.RESUMING, _F.REVERTED),
+        # reset() and running a REVERTED flow again
+        (_F.SUCCESS, _F.PENDING),
+        (_F.FAILURE, _F.PENDING),
+        (_F.REVERTED, _F.PENDING),
+        (_F.SUSPENDED, _F.PENDING),
     }
 )
 
-#: Allowed task transitions (old, new).
+#: Allowed task transitions (old, new). TaskFlow's table, plus what reset() and resuming
+#: a recorded run need; each addition says why.
 TASK_TRANSITIONS: Final[frozenset[tuple[AtomState, AtomState]]] = frozenset(
     {
         (_A.PENDING, _A.RUNNING),
         (_A.PENDING, _A.IGNORE),
-        (_A.PENDING, _A.REVERTED),  # a never-run atom in a reverted scope
         (_A.RUNNING, _A.SUCCESS),
         (_A.RUNNING, _A.FAILURE),
-        (_A.RUNNING, _A.REVERTING),  # caught running when a resumed run reverts
         (_A.FAILURE, _A.REVERTING),
         (_A.SUCCESS, _A.REVERTING),
         (_A.REVERTING, _A.REVERTED),
         (_A.REVERTING, _A.REVERT_FAILURE),
-        (_A.REVERT_FAILURE, _A.REVERTING),  # running a FAILURE flow again retries the revert
         (_A.REVERTED, _A.PENDING),
         (_A.IGNORE, _A.PENDING),
+        (_A.RUNNING, _A.PENDING),  # resumed: an atom caught running runs again
+        (_A.RUNNING, _A.REVERTING),  # resumed while reverting: an atom caught running is undone
+        (_A.REVERT_FAILURE, _A.REVERTING),  # running a FAILURE flow again retries the revert
+        # reset()
         (_A.SUCCESS, _A.PENDING),
         (_A.FAILURE, _A.PENDING),
-        (_A.REVERT_FAILURE, _A.PENDING),
-        (_A.RUNNING, _A.PENDING),  # resumed: an atom caught running runs again
         (_A.REVERTING, _A.PENDING),
+        (_A.REVERT_FAILURE, _A.PENDING),
     }
 )
 
 #: Retries add RETRYING on top of the task table.
 RETRY_TRANSITIONS: Final[frozenset[tuple[AtomState, AtomState]]] = TASK_TRANSITIONS | frozenset(
     {
-        (_A.RETRYING, _A.RUNNING),
         (_A.SUCCESS, _A.RETRYING),
-        (_A.RETRYING, _A.REVERTING),
-        (_A.RETRYING, _A.PENDING),
+        (_A.RETRYING, _A.RUNNING),
     }
 )
 
