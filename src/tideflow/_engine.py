@@ -204,6 +204,7 @@ class Engine:
         self.prepare()
         self._reset_atoms()
         self._flow_state(_F.PENDING)
+        self.storage.all_new = True  # as good as new: nothing recorded is left
         self.storage.commit()
 
     def _reset_atoms(self) -> None:
@@ -338,7 +339,8 @@ class Engine:
         plan = self._plan
         assert plan is not None
         state = storage.get_flow_state()
-        fresh = state is _F.PENDING or state is _F.REVERTED
+        # fresh: no atom can be anything but PENDING, so there is nothing to scan for
+        fresh = state is _F.REVERTED or (state is _F.PENDING and storage.all_new)
         if state is _F.REVERTED:
             self._reset_atoms()
             self._flow_state(_F.PENDING)

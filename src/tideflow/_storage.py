@@ -39,6 +39,8 @@ class Storage:
         self._plan: Plan | None = None
         #: One record per plan node (None for flow start/end nodes), set by ensure_plan().
         self.details: list[AtomDetail | None] = []
+        #: Whether ensure_plan() made every record itself (none came from the flow record).
+        self.all_new = True
 
     # -- the flow record ------------------------------------------------------------
 
@@ -97,7 +99,9 @@ class Storage:
             atom = atoms[node]
             assert atom is not None
             detail = by_name.get(atom.name)
-            if detail is None:
+            if detail is not None:
+                self.all_new = False
+            else:
                 detail = (TaskDetail if kinds[node] == TASK else RetryDetail)(atom.name)
                 if atom.version != (1, 0):
                     detail.version = atom.version

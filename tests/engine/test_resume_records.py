@@ -110,3 +110,16 @@ def test_reset_works_from_every_end_state(ending):
     engine.reset()
     assert engine.storage.get_flow_state() == "PENDING"
     assert {engine.storage.get_atom_state(n) for n in ("a", "bad", "z")} == {"PENDING"}
+
+
+def test_a_pending_flow_record_with_finished_atoms_resumes_them():
+    # a record written by hand (or by another tool) may say PENDING for the flow while
+    # its atoms already finished: they must not run again
+    Recorder.log = []
+    backend, book, detail = crashed_record(
+        {"a": AtomState.SUCCESS, "b": AtomState.PENDING, "c": AtomState.PENDING},
+        flow_state=FlowState.PENDING,
+    )
+    engine = tideflow.load(flow(), backend=backend, book=book, flow_detail=detail)
+    engine.run()
+    assert Recorder.log == ["execute b", "execute c"]
