@@ -102,32 +102,50 @@ class SubmitExecutor(Protocol):
 
 
 class ExecutorDispatcher:
-    """Runs atom calls on an executor (threads by default), several at once."""
+    """Runs atom calls on an executor (threads by default), several at once.
+
+    Finished futures announce themselves on a queue (``add_done_callback``), so
+    collecting outcomes costs O(1) per finished call however many are in flight
+    (``concurrent.futures.wait`` would visit every pending future on each call).
+    """
 
     def __init__(self, executor: SubmitExecutor | None = None, max_workers: int | None = None):
-        import concurrent.futures as cf  # noqa: PLC0415  # deferred: serial runs never need it
+        # deferred: serial runs never need these
+        import concurrent.futures as cf  # noqa: PLC0415
+        import queue  # noqa: PLC0415
 
-        self._cf = cf
         self._owned = executor is None
         self._executor: Any = executor or cf.ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="tideflow-worker"
         )
-        self._futures: set[cf.Future[Outcome]] = set()
+        self._finished: queue.SimpleQueue[cf.Future[Outcome]] = queue.SimpleQueue()
+        self._empty = queue.Empty
+        self._pending = 0
 
     def start(self, work: Work) -> None:
-        self._futures.add(self._executor.submit(call_atom, *work))
+        future = self._executor.submit(call_atom, *work)
+        self._pending += 1
+        future.add_done_callback(self._finished.put)
 
     def wait(self, timeout: float | None) -> list[Outcome]:
-        if not self._futures:
+        if not self._pending:
             return []
-        cf = self._cf
-        done, pending = cf.wait(self._futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
-        self._futures = set(pending)
-        return [future.result() for future in done]
+        finished = self._finished
+        try:
+            futures = [finished.get(timeout=timeout)]
+        except self._empty:
+            return []  # timed out: nothing finished yet
+        while True:  # take whatever else is already done, without waiting
+            try:
+                futures.append(finished.get_nowait())
+            except self._empty:
+                break
+        self._pending -= len(futures)
+        return [future.result() for future in futures]
 
     @property
     def in_flight(self) -> int:
-        return len(self._futures)
+        return self._pending
 
     def close(self) -> None:
         if self._owned:
