@@ -106,6 +106,11 @@ class Engine:
     ) -> None:
         if kind not in ENGINE_KINDS:
             raise ValueError(f"unknown engine {kind!r}; choose one of {list(ENGINE_KINDS)}")
+        if store is not None and not isinstance(store, Mapping):
+            raise TypeError(
+                f"store= takes a mapping of names to values (e.g. a dict), got "
+                f"{type(store).__name__}"
+            )
         if max_workers is not None and max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, got {max_workers}")
         self._flow = flow

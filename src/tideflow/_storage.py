@@ -270,6 +270,10 @@ class Storage:
 
     def inject(self, pairs: Mapping[str, Any], transient: bool = False) -> None:
         """Add store values; transient ones are kept in memory only, never recorded."""
+        if not isinstance(pairs, Mapping):
+            raise TypeError(
+                f"inject() takes a mapping of names to values, got {type(pairs).__name__}"
+            )
         if transient:
             self._transient.update(pairs)
             return

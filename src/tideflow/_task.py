@@ -62,6 +62,13 @@ class _Signature:
             )
         ):
             params = params[1:]
+        positional_only = [p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_ONLY]
+        if positional_only:
+            # the engine passes every argument by name
+            raise TypeError(
+                f"{callable_name(func)}() takes {positional_only} positionally only; tideflow "
+                "passes arguments by name: remove the '/' from its signature"
+            )
         named = [
             p
             for p in params

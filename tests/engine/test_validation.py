@@ -203,3 +203,15 @@ def test_missing_requirement_in_a_nested_flow_names_that_flow(load, make, journa
     assert "'inner'" in message
     assert raised.value.atom == "needy"
     assert journal.executed() == []
+
+
+def test_store_and_inject_take_mappings():
+    import tideflow
+    from tideflow import LinearFlow
+
+    flow = LinearFlow("f")
+    with pytest.raises(TypeError, match="store= takes a mapping"):
+        tideflow.load(flow, store=[("a", 1)])
+    engine = tideflow.load(flow)
+    with pytest.raises(TypeError, match="inject\\(\\) takes a mapping"):
+        engine.storage.inject([("a", 1)])

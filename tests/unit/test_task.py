@@ -127,3 +127,12 @@ def test_update_progress_clamps(caplog):
     task.update_progress(-1)
     assert seen == [1.0, 0.0]
     assert "using 1.0" in caplog.text
+
+
+def test_positional_only_parameters_are_refused_at_construction():
+    class P(Task):
+        def execute(self, a, /):
+            return a
+
+    with pytest.raises(TypeError, match=r"positionally only.*remove the '/'"):
+        P()
