@@ -32,6 +32,7 @@ from tideflow.executors import (
     call_atom,
 )
 from tideflow.failure import Failure
+from tideflow.persistence.memory import MemoryBackend
 from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook
 from tideflow.states import (
     TASK_TRANSITIONS,
@@ -149,6 +150,10 @@ class Engine:
         return self._storage
 
     def _make_storage(self) -> Storage:
+        if self._backend is None:
+            # as in TaskFlow, a run without a store still has one: in memory, so its
+            # records can be inspected the same way (it shares them: no copying)
+            self._backend = MemoryBackend()
         flow_detail = self._flow_detail
         if flow_detail is None:
             flow_detail = FlowDetail(self._flow.name)
