@@ -14,6 +14,7 @@ from tideflow.persistence.memory import MemoryBackend, MemoryConnection
 from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook, RetryDetail, TaskDetail
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "AtomDetail",
     "FlowDetail",
     "LogBook",
@@ -46,10 +47,26 @@ def fetch(conf: str | Mapping[str, Any], **kwargs: Any) -> Any:
     config.update(kwargs)
     url = str(config["connection"])
     scheme = url.split("://", 1)[0] if "://" in url else url
-    try:
-        factory = _REGISTRY[scheme]
-    except KeyError:
+    factory = _REGISTRY.get(scheme) or _from_entry_points(scheme)
+    if factory is None:
         raise NotFoundError(
-            f"no store for {url!r}: known schemes are {sorted(_REGISTRY)}"
-        ) from None
+            f"no store for {url!r}: known schemes are {sorted(_REGISTRY)}; other packages "
+            f"add theirs under the {ENTRY_POINT_GROUP!r} entry point group"
+        )
     return factory(config)
+
+
+#: Third-party stores register a factory ``(config: dict) -> store`` under this group,
+#: named by the URL scheme they serve.
+ENTRY_POINT_GROUP = "tideflow.stores"
+
+
+def _from_entry_points(scheme: str) -> Callable[[dict[str, Any]], Any] | None:
+    """Find (and remember) a store factory another package published for ``scheme``."""
+    from importlib.metadata import entry_points  # noqa: PLC0415  # only for unknown schemes
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP, name=scheme):
+        factory: Callable[[dict[str, Any]], Any] = entry.load()
+        _REGISTRY[scheme] = factory
+        return factory
+    return None
