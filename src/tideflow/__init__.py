@@ -8,7 +8,7 @@ what already ran, in reverse order.
 
 from __future__ import annotations
 
-from tideflow import errors, states
+from tideflow import errors, events, states
 from tideflow._engine import Engine
 from tideflow._flow import Flow, GraphFlow, LinearFlow, TargetedFlow, UnorderedFlow
 from tideflow._helpers import (
@@ -44,6 +44,7 @@ from tideflow.errors import (
     StoreError,
     TideflowError,
 )
+from tideflow.events import AtomEvent, FlowEvent
 from tideflow.failure import Failure, WrappedFailure
 from tideflow.states import AtomState, EngineState, FlowState, Intention
 
@@ -52,6 +53,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AmbiguousProviderError",
     "Atom",
+    "AtomEvent",
     "AtomState",
     "CompilationError",
     "CycleError",
@@ -62,6 +64,7 @@ __all__ = [
     "ExecutionError",
     "Failure",
     "Flow",
+    "FlowEvent",
     "FlowState",
     "FunctorTask",
     "GraphFlow",
@@ -84,6 +87,7 @@ __all__ = [
     "UnorderedFlow",
     "WrappedFailure",
     "errors",
+    "events",
     "flow_from_detail",
     "load",
     "load_from_detail",

@@ -13,17 +13,19 @@ import gc
 import threading
 import time
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, cast
 
 from tideflow._compiler import START, Binding, Decision, Plan, compile_flow, ignore_set
 from tideflow._flow import Flow
+from tideflow._log import logger
 from tideflow._notifier import Notifier
 from tideflow._scheduler import Scheduler
 from tideflow._storage import Storage
 from tideflow._task import REVERT_FLOW_FAILURES, REVERT_RESULT, Atom
 from tideflow.errors import ExecutionError, InternalError
+from tideflow.events import AtomEvent, Event, FlowEvent
 from tideflow.executors import (
     Dispatcher,
     ExecutorDispatcher,
@@ -44,6 +46,8 @@ from tideflow.states import (
 )
 
 __all__ = ["Engine"]
+
+_LOGGER = "tideflow.engine"
 
 
 @contextmanager
@@ -82,7 +86,6 @@ _F = FlowState
 _TO_REVERT: Final = frozenset({_A.SUCCESS, _A.FAILURE, _A.REVERTING, _A.RUNNING, _A.REVERT_FAILURE})
 #: Atom states of a run that was reverting when it stopped.
 _REVERTING_MARKS: Final = frozenset({_A.FAILURE, _A.REVERTING, _A.REVERTED, _A.REVERT_FAILURE})
-_RESULT_STATES: Final = frozenset({_A.SUCCESS, _A.FAILURE, _A.REVERTED, _A.REVERT_FAILURE})
 ENGINE_KINDS: Final = ("serial", "parallel")
 
 
@@ -133,6 +136,7 @@ class Engine:
         self._events: deque[tuple[Atom, str, Mapping[str, Any]]] = deque()
         self._stats: dict[str, Any] = {}
         self._ignored = bytearray()
+        self._subscribers: list[Callable[[Event], object]] = []
         self._compile_time = 0.0
 
     # -- set-up ---------------------------------------------------------------------
@@ -247,6 +251,32 @@ class Engine:
 
     # -- notifications ---------------------------------------------------------------
 
+    def subscribe(self, callback: Callable[[Event], object]) -> Callable[[], None]:
+        """Call ``callback(event)`` with a typed event for every flow and atom state change.
+
+        Events are :class:`~tideflow.events.FlowEvent` and
+        :class:`~tideflow.events.AtomEvent` records. Returns a function that ends the
+        subscription. A callback that raises is logged and never breaks the run.
+        """
+        if not callable(callback):
+            raise TypeError(f"subscribe() takes a callable, got {callback!r}")
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _emit(self, event: Event) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception:
+                logger(_LOGGER).exception(
+                    "subscriber %r failed on %s; the run goes on", callback, event
+                )
+
     def _flow_state(self, new: FlowState, only_from: FlowState | None = None) -> None:
         storage = self.storage
         # re-entrant: a flow listener may itself call suspend()
@@ -257,16 +287,12 @@ class Engine:
             if not check_flow_transition(old, new):
                 return
             storage.set_flow_state(new)
-            if self.notifier.wants(new):
-                self.notifier.notify(
-                    new.value,
-                    {
-                        "engine": self,
-                        "flow_name": storage.flow_name,
-                        "flow_uuid": storage.flow_uuid,
-                        "old_state": old.value,
-                    },
-                )
+            listening = self.notifier.wants(new)
+            if listening or self._subscribers:
+                event = FlowEvent(storage.flow_name, storage.flow_uuid, new, old, time.time())
+                self._emit(event)
+                if listening:
+                    self.notifier.notify(new.value, event.details(self))
 
     def _atom_state(self, detail: AtomDetail, new: AtomState, result: Any = None) -> None:
         old = detail.state
@@ -277,15 +303,26 @@ class Engine:
                 f"atom {detail.name!r} cannot go from {old} to {new}: this is an engine bug"
             )
         detail.state = new
-        if self.atom_notifier._topics and self.atom_notifier.wants(new):
-            details: dict[str, Any] = {
-                "task_name": detail.name,
-                "task_uuid": detail.uuid,
-                "old_state": old.value,
-            }
-            if new in _RESULT_STATES:
-                details["result"] = result
-            self.atom_notifier.notify(new.value, details)
+        notifier = self.atom_notifier
+        listening = bool(notifier._topics) and notifier.wants(new)
+        if listening or self._subscribers:
+            failed = isinstance(result, Failure)
+            storage = self.storage
+            event = AtomEvent(
+                storage.flow_name,
+                storage.flow_uuid,
+                detail.name,
+                detail.uuid,
+                "retry" if detail.kind == "retry" else "task",
+                new,
+                old,
+                time.time(),
+                None if failed else result,
+                result if failed else None,
+            )
+            self._emit(event)
+            if listening:
+                notifier.notify(new.value, event.details())
 
     def _task_event(self, atom: Atom, event: str, details: Mapping[str, Any]) -> None:
         """A task reported an event: record progress, tell atom listeners of that event."""
@@ -393,7 +430,7 @@ class Engine:
         # a store that shares the engine's record objects needs no write-back
         track = not storage.shares_records
         # with nobody listening to atoms, plain atoms take a short path
-        quiet = not self.atom_notifier._topics and not track
+        quiet = not self.atom_notifier._topics and not self._subscribers and not track
         failures: list[Failure] = []
         revert_failures: list[Failure] = []
         flow_failures: dict[str, Failure] = {}
@@ -459,7 +496,7 @@ class Engine:
                 if self._events:
                     self._drain_events()
                 settled: list[int] = []
-                quiet = not self.atom_notifier._topics and not track
+                quiet = not self.atom_notifier._topics and not self._subscribers and not track
                 for node, reverted, ok, value in outcomes:
                     atom = atoms[node]
                     detail = details[node]

@@ -10,6 +10,7 @@ import tideflow
 PUBLIC_MODULES = [
     "tideflow",
     "tideflow.errors",
+    "tideflow.events",
     "tideflow.executors",
     "tideflow.failure",
     "tideflow.persistence",
