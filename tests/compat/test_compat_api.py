@@ -474,3 +474,21 @@ def test_run_iter_suspend_by_send() -> None:
     it = engine.run_iter()
     assert [next(it), next(it)] == ["RESUMING", "SCHEDULING"]
     assert [it.send(True), *it] == ["WAITING", "ANALYZING", "SUSPENDED"]
+
+
+def test_logging_listeners_log_on_taskflows_logger(caplog: pytest.LogCaptureFixture) -> None:
+    import taskflow.engines
+    from taskflow import task
+    from taskflow.listeners import logging as logging_listeners
+    from taskflow.patterns import linear_flow as lf
+
+    class T(task.Task):
+        def execute(self):
+            return 1
+
+    for listener in (logging_listeners.LoggingListener, logging_listeners.DynamicLoggingListener):
+        caplog.clear()
+        engine = taskflow.engines.load(lf.Flow("f").add(T("a")))
+        with caplog.at_level(10), listener(engine):
+            engine.run()
+        assert {r.name for r in caplog.records} == {"taskflow.listeners.logging"}

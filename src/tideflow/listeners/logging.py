@@ -44,6 +44,9 @@ class LoggingListener(DumpingListener):
     (``exc_info``) while it is still at hand, else its recorded traceback text.
     """
 
+    #: The logger used when ``log=`` is not given.
+    default_logger = "tideflow.listeners.logging"
+
     def __init__(
         self,
         engine: Engine,
@@ -59,7 +62,7 @@ class LoggingListener(DumpingListener):
             flow_listen_for=flow_listen_for,
             retry_listen_for=retry_listen_for,
         )
-        self._logger = log if log is not None else LOG
+        self._logger = log if log is not None else logging.getLogger(self.default_logger)
         self._level = level
 
     def _dump(self, message: str, *args: Any, **kwargs: Any) -> None:
@@ -198,6 +201,9 @@ class DynamicLoggingListener(Listener):
     enabled on the logger and the task is not in ``hide_inputs_outputs_of``.
     """
 
+    #: The logger used when ``log=`` is not given.
+    default_logger = "tideflow.listeners.logging"
+
     def __init__(
         self,
         engine: Engine,
@@ -218,7 +224,7 @@ class DynamicLoggingListener(Listener):
             flow_listen_for=flow_listen_for,
             retry_listen_for=retry_listen_for,
         )
-        self._logger = log if log is not None else LOG
+        self._logger = log if log is not None else logging.getLogger(self.default_logger)
         self._level = level
         self._failure_level = failure_level
         self._hidden = frozenset(hide_inputs_outputs_of)
