@@ -32,6 +32,21 @@ def test_travel_booking_books_then_reverts_in_reverse_order():
     assert bad[-1] == "booking failed (card 0000-0000 was declined); flow is REVERTED"
 
 
+def test_resume_from_record_runs_each_step_once():
+    lines = run_example("resume_from_record.py").splitlines()
+    assert lines == [
+        "first run:",
+        "  download sales.csv",
+        "  clean rows",
+        "  (operator: stop after this step)",
+        "stopped: flow SUSPENDED, steps {'download': 'SUCCESS', 'clean': 'SUCCESS', "
+        "'load': 'PENDING'}",
+        "resumed from the record:",
+        "  load [1, 2, 3]",
+        "finished: flow SUCCESS, 3 rows loaded",
+    ]
+
+
 def test_every_example_is_tested():
-    tested = {"travel_booking.py"}
+    tested = {"travel_booking.py", "resume_from_record.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
