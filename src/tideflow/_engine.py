@@ -24,7 +24,7 @@ from tideflow._notifier import Notifier
 from tideflow._scheduler import Scheduler
 from tideflow._storage import Storage
 from tideflow._task import REVERT_FLOW_FAILURES, REVERT_RESULT, Atom
-from tideflow.errors import ExecutionError, InternalError
+from tideflow.errors import ExecutionError, InternalError, InvalidStateError
 from tideflow.events import AtomEvent, Event, FlowEvent
 from tideflow.executors import (
     Dispatcher,
@@ -299,7 +299,8 @@ class Engine:
         if (old, new) not in TASK_TRANSITIONS:
             if old is new:
                 return
-            raise InternalError(
+            # the same error the state table's own check raises, naming the atom too
+            raise InvalidStateError(
                 f"atom {detail.name!r} cannot go from {old} to {new}: this is an engine bug"
             )
         detail.state = new

@@ -44,3 +44,18 @@ def test_retrying_is_only_for_retries():
     assert check_atom_transition(AtomState.SUCCESS, AtomState.RETRYING, retry=True)
     with pytest.raises(InvalidStateError):
         check_atom_transition(AtomState.SUCCESS, AtomState.RETRYING)
+
+
+def test_the_engine_refuses_an_illegal_atom_transition_with_the_tables_error():
+    import tideflow
+    from tideflow import LinearFlow, Task
+
+    class T(Task):
+        def execute(self):
+            return 1
+
+    engine = tideflow.load(LinearFlow("f").add(T("a")))
+    engine.prepare()
+    detail = engine.storage.details[engine.compilation.index["a"]]
+    with pytest.raises(InvalidStateError, match="atom 'a' cannot go from PENDING to REVERTED"):
+        engine._atom_state(detail, AtomState.REVERTED)
