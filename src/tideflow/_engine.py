@@ -18,13 +18,15 @@ from contextlib import contextmanager
 from typing import Any, Final, cast
 
 from tideflow._compiler import START, Binding, Decision, Plan, compile_flow, ignore_set
+from tideflow._compiler import _entry_atoms as entry_atoms
 from tideflow._flow import Flow
 from tideflow._log import logger
 from tideflow._notifier import Notifier
+from tideflow._options import check_options, check_timeout
 from tideflow._scheduler import Scheduler
 from tideflow._storage import Storage
-from tideflow._task import REVERT_FLOW_FAILURES, REVERT_RESULT, Atom
-from tideflow.errors import ExecutionError, InternalError, InvalidStateError
+from tideflow._task import REVERT_FLOW_FAILURES, REVERT_RESULT, Atom, refuse_undrivable
+from tideflow.errors import ExecutionError, InternalError, InvalidStateError, TideflowError
 from tideflow.events import AtomEvent, Event, FlowEvent
 from tideflow.executors import (
     Dispatcher,
@@ -89,6 +91,49 @@ _REVERTING_MARKS: Final = frozenset({_A.FAILURE, _A.REVERTING, _A.REVERTED, _A.R
 ENGINE_KINDS: Final = ("serial", "parallel")
 
 
+class _NothingToUndo(Atom):
+    """Stands in for an atom whose execute was never called, when its turn to revert comes."""
+
+    def revert(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+# made without __init__: reading signatures at import time would cost the import inspect
+_NOTHING_TO_UNDO: Final = _NothingToUndo.__new__(_NothingToUndo)
+_NOTHING_TO_UNDO.name = "nothing to undo"
+
+
+def _check_shape(atom: Atom, result: Any) -> None:
+    """Warn when a result lacks an item its ``provides`` names (a tuple index, a set key).
+
+    The value is still recorded as returned; whoever needs the missing item then
+    fails with an error naming it. Said here, where the result was produced.
+    """
+    for name, index in atom.save_as.items():
+        if index is None:
+            continue
+        try:
+            result[index]
+        except (LookupError, TypeError):
+            where = f"index {index}" if isinstance(index, int) else f"key {index!r}"
+            logger("tideflow.storage").warning(
+                "atom %r provides %r at %s of its result, but it returned %s, which has no %s",
+                atom.name,
+                name,
+                where,
+                _short_repr(result),
+                where,
+            )
+
+
+def _short_repr(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_STATE_NAMES: Final = frozenset(state.value for state in (*AtomState, *FlowState))
+
+
 class Engine:
     """Runs one flow: ``run()``, or step by step with ``run_iter()``.
 
@@ -110,19 +155,23 @@ class Engine:
     ) -> None:
         if kind not in ENGINE_KINDS:
             raise ValueError(f"unknown engine {kind!r}; choose one of {list(ENGINE_KINDS)}")
-        if store is not None and not isinstance(store, Mapping):
-            raise TypeError(
-                f"store= takes a mapping of names to values (e.g. a dict), got "
-                f"{type(store).__name__}"
-            )
-        if max_workers is not None and max_workers < 1:
-            raise ValueError(f"max_workers must be at least 1, got {max_workers}")
+        check_options(
+            flow,
+            store=store,
+            backend=backend,
+            book=book,
+            flow_detail=flow_detail,
+            kind=kind,
+            executor=executor,
+            max_workers=max_workers,
+        )
         self._flow = flow
         self.kind = kind
         self._executor = executor
         self._max_workers = max_workers
-        self.notifier = Notifier()
-        self.atom_notifier = Notifier()
+        # a name neither notifier ever reports (a typo) is refused at register()
+        self.notifier = Notifier(known_events=self._event_names)
+        self.atom_notifier = Notifier(known_events=self._event_names)
         self._backend = backend
         self._book = book
         self._flow_detail = flow_detail
@@ -138,6 +187,12 @@ class Engine:
         self._ignored = bytearray()
         self._subscribers: list[Callable[[Event], object]] = []
         self._compile_time = 0.0
+        # the run's failures, shared by the round loop and the helpers that find some
+        self._failures: list[Failure] = []
+        self._revert_failures: list[Failure] = []
+        self._flow_failures: dict[str, Failure] = {}
+        #: Atoms that failed before their execute was called: nothing of theirs to undo.
+        self._unstarted: set[int] = set()
 
     # -- set-up ---------------------------------------------------------------------
 
@@ -171,7 +226,7 @@ class Engine:
                 finally:
                     conn.close()
             self._flow_detail = flow_detail
-        storage = Storage(flow_detail, self._backend)
+        storage = Storage(flow_detail, self._backend, prepare=self._prepare_quietly)
         if self._initial_store:
             storage.inject(self._initial_store)
         return storage
@@ -188,7 +243,9 @@ class Engine:
         if self._plan is None:
             began = time.perf_counter()
             with _collector_paused():
-                self._plan = compile_flow(self._flow)
+                plan = compile_flow(self._flow)
+            refuse_undrivable(plan.atoms)
+            self._plan = plan
             self._compile_time = time.perf_counter() - began
 
     def prepare(self) -> None:
@@ -197,6 +254,11 @@ class Engine:
         assert self._plan is not None
         with _collector_paused():
             self.storage.ensure_plan(self._plan)
+
+    def _prepare_quietly(self) -> None:
+        """prepare(), for storage questions asked before the run (errors wait for the run)."""
+        if self._storage is not None:
+            self.prepare()
 
     def validate(self) -> None:
         """Check that every requirement will be satisfied, before anything runs."""
@@ -226,6 +288,7 @@ class Engine:
         plan = self._plan
         assert plan is not None
         storage = self.storage
+        self._unstarted.clear()
         for node in plan.atom_nodes:
             detail = storage.details[node]
             assert detail is not None
@@ -267,6 +330,21 @@ class Engine:
                 self._subscribers.remove(callback)
 
         return unsubscribe
+
+    def _event_names(self) -> frozenset[str]:
+        """Every event the notifiers can report: flow and atom states, the tasks' own events.
+
+        One set for both, as TaskFlow's listeners register the same names on each.
+        """
+        names = set(_STATE_NAMES)
+        flows = [self._flow]
+        while flows:  # no recursion: flows nest as deep as memory allows
+            for node in flows.pop():
+                if isinstance(node, Flow):
+                    flows.append(node)
+                else:
+                    names.update(getattr(node, "TASK_EVENTS", ()))
+        return frozenset(names)
 
     def _emit(self, event: Event) -> None:
         for callback in list(self._subscribers):
@@ -355,6 +433,7 @@ class Engine:
 
     def run(self, timeout: float | None = None) -> None:
         """Run the flow to its end; re-raise what failed, after reverting."""
+        check_timeout(timeout)
         # Nobody watches the phases here, so rounds follow each other without yielding.
         for _ in self._iterate(timeout, phases=False):
             pass
@@ -364,6 +443,7 @@ class Engine:
 
         Send a true value into the generator (or close it) to suspend the run.
         """
+        check_timeout(timeout)
         return self._iterate(timeout, phases=True)
 
     def _iterate(self, timeout: float | None, *, phases: bool) -> Generator[str, Any, None]:
@@ -432,9 +512,13 @@ class Engine:
         track = not storage.shares_records
         # with nobody listening to atoms, plain atoms take a short path
         quiet = not self.atom_notifier._topics and not self._subscribers and not track
+        # shared with the helpers that record a failure found in the engine thread itself
         failures: list[Failure] = []
         revert_failures: list[Failure] = []
         flow_failures: dict[str, Failure] = {}
+        self._failures = failures
+        self._revert_failures = revert_failures
+        self._flow_failures = flow_failures
         reverting = False
         mark = clock()
         try:
@@ -456,12 +540,14 @@ class Engine:
                 if phases and (yield _SCHEDULING):
                     self.suspend()
                 if not (self._suspend_requested or revert_failures or (failures and not reverting)):
-                    while ready:
+                    # a failure found while starting (an argument that cannot be bound)
+                    # stops the starting at once, as a failed atom does between rounds
+                    while ready and not revert_failures and (reverting or not failures):
                         node = ready.popleft()
                         atom = atoms[node]
                         detail = details[node]
                         if reverting:
-                            self._start_revert(dispatcher, node, atom, detail, flow_failures)
+                            self._start_revert(dispatcher, node, atom, detail)
                         elif (
                             quiet
                             and detail.state is _PENDING
@@ -525,6 +611,8 @@ class Engine:
                             self._atom_state(detail, _A.REVERT_FAILURE, value)
                     elif ok:
                         detail.results = value
+                        if atom.save_as:
+                            _check_shape(atom, value)
                         if quiet and detail.state is _RUNNING:
                             detail.state = _SUCCESS
                         else:
@@ -566,8 +654,14 @@ class Engine:
             storage.commit()
             dispatcher.close()
             raise
-        except BaseException:
+        except BaseException as exc:
+            # Only a bug in tideflow (or an interrupt such as KeyboardInterrupt) gets here:
+            # every failure of user code became an atom's Failure and a normal revert.
+            # The run stops where it is, and its record says why.
             dispatcher.close()
+            storage.update_flow_metadata(
+                {"stopped_by": {"type": type(exc).__name__, "message": str(exc)}}
+            )
             self._flow_state(_F.FAILURE)
             storage.commit()
             raise
@@ -615,8 +709,8 @@ class Engine:
         out: deque[int] = deque()
         while ready:
             node = ready.popleft()
-            if not reverting and node in decisions:
-                self._decide(decisions[node])
+            if not reverting and node in decisions and not self._decide(decisions[node]):
+                continue  # a decider raised: its target failed, the run reverts
             if kinds[node] >= START:
                 ready.extend(scheduler.reverted(node) if reverting else scheduler.complete(node))
             elif reverting:
@@ -634,10 +728,11 @@ class Engine:
                 out.append(node)
         return out
 
-    def _decide(self, decisions: list[Decision]) -> None:
+    def _decide(self, decisions: list[Decision]) -> bool:
         """Ask the deciders on links into a target; on a no, mark what it IGNOREs.
 
-        A decider that raises stops the run like an engine error (flow FAILURE).
+        A decider that raises fails the target (its first atoms, if it is a subflow)
+        as if that atom had raised, and the run reverts; returns False then.
         """
         plan = self._plan
         assert plan is not None
@@ -650,9 +745,20 @@ class Engine:
             if detail.state is _A.SUCCESS:
                 history[detail.name] = detail.results
         for decision in decisions:
-            if not decision.decider(dict(history)):
+            try:
+                accepted = decision.decider(dict(history))
+            except Exception as exc:
+                target = entry_atoms(plan, decision.target_entry, decision.target_stop)
+                if not target:
+                    raise  # an empty target cannot fail: the compiler refuses empty flows
+                detail = details[target[0]]
+                assert detail is not None
+                self._fail_unstarted(target[0], detail, exc)
+                return False
+            if not accepted:
                 for node in ignore_set(plan, decision):
                     self._ignored[node] = 1
+        return True
 
     def _resume_point(
         self, scheduler: Scheduler, flow_failures: dict[str, Failure]
@@ -752,7 +858,13 @@ class Engine:
         atom: Atom,
         detail: AtomDetail,
     ) -> None:
-        kwargs = storage.bind(node, atom.inject, bindings) if bindings else {}
+        try:
+            kwargs = storage.bind(node, atom.inject, bindings) if bindings else {}
+        except TideflowError as exc:
+            # the atom cannot be called: it fails like an atom whose execute raised,
+            # and the run reverts what already ran
+            self._fail_unstarted(node, detail, exc)
+            return
         self._atom_state(detail, _A.RUNNING)
         if detail.intention is not Intention.EXECUTE:
             detail.intention = Intention.EXECUTE
@@ -763,20 +875,31 @@ class Engine:
         atom._event_sink = self._task_event
         dispatcher.start((node, False, atom, kwargs))
 
+    def _fail_unstarted(self, node: int, detail: AtomDetail, exc: Exception) -> None:
+        """Record that ``node`` failed before its execute could be called.
+
+        It moves RUNNING -> FAILURE like any failed atom, so listeners and the record
+        read the same; its ``revert`` is not called later, since nothing ran to undo.
+        """
+        failure = Failure.from_exception(exc)
+        self._atom_state(detail, _A.RUNNING)
+        detail.intention = Intention.EXECUTE
+        detail.failure = failure
+        self._failures.append(failure)
+        self._flow_failures[detail.name] = failure
+        self._unstarted.add(node)
+        self._atom_state(detail, _A.FAILURE, failure)
+        self.storage.changed(detail)
+
     def _start_revert(
         self,
         dispatcher: Dispatcher,
         node: int,
         atom: Atom,
         detail: AtomDetail,
-        flow_failures: dict[str, Failure],
     ) -> None:
         assert self._plan is not None
         storage = self.storage
-        bindings = self._plan.revert_args[node]
-        kwargs = storage.bind(node, atom.inject, bindings) if bindings else {}
-        kwargs[REVERT_RESULT] = detail.failure if detail.failure is not None else detail.results
-        kwargs[REVERT_FLOW_FAILURES] = dict(flow_failures)
         if detail.revert_failure is not None:
             detail.revert_failure = None  # a failed revert being retried
         self._atom_state(detail, _A.REVERTING)
@@ -784,6 +907,23 @@ class Engine:
             detail.intention = _REVERT
         if not storage.shares_records:
             storage.changed(detail)
+        if node in self._unstarted:
+            # its execute was never called: nothing to undo, so revert() is not called
+            dispatcher.start((node, True, _NOTHING_TO_UNDO, {}))
+            return
+        bindings = self._plan.revert_args[node]
+        try:
+            kwargs = storage.bind(node, atom.inject, bindings) if bindings else {}
+        except TideflowError as exc:
+            # revert() cannot be called: the atom's revert failed
+            failure = Failure.from_exception(exc)
+            detail.revert_failure = failure
+            self._revert_failures.append(failure)
+            self._atom_state(detail, _A.REVERT_FAILURE, failure)
+            storage.changed(detail)
+            return
+        kwargs[REVERT_RESULT] = detail.failure if detail.failure is not None else detail.results
+        kwargs[REVERT_FLOW_FAILURES] = dict(self._flow_failures)
         if atom._notifier is not None or detail._meta is not None:
             self._progress(atom, detail, 0.0)
         atom._event_sink = self._task_event

@@ -8,6 +8,7 @@ from typing import Any
 
 from tideflow._engine import ENGINE_KINDS, Engine
 from tideflow._flow import Flow, LinearFlow
+from tideflow._options import closest, describe, executor_from_name
 from tideflow._task import Atom, callable_name
 from tideflow.errors import NotFoundError
 from tideflow.executors import SubmitExecutor
@@ -29,8 +30,44 @@ def _as_flow(flow: Flow | Atom) -> Flow:
     if isinstance(flow, Flow):
         return flow
     if isinstance(flow, Atom):
+        if not hasattr(flow, "name"):
+            raise TypeError(
+                f"{type(flow).__qualname__} was never initialised: its __init__ must call "
+                "super().__init__(...) (which sets its name, requirements and provided names)"
+            )
         return LinearFlow(flow.name).add(flow)
-    raise TypeError(f"load() takes a flow (or a single atom), got {type(flow).__name__}")
+    raise TypeError(f"load() takes a flow (or a single atom), got {describe(flow)}")
+
+
+def _engine_kind(engine: object) -> str:
+    """The engine kind named by ``engine``, or an error saying what the names are."""
+    if not isinstance(engine, str):
+        raise TypeError(f"engine= takes a name, 'serial' or 'parallel', got {describe(engine)}")
+    kind = _ALIASES.get(engine.strip().lower())
+    if kind is not None:
+        return kind
+    if "://" in engine:
+        raise ValueError(
+            f"engine={engine!r}: tideflow.load() takes an engine name ('serial' or "
+            "'parallel') and its options as keywords (max_workers=4); engine URIs are "
+            "TaskFlow's spelling, accepted by taskflow.engines.load()"
+        )
+    hint = closest(engine, sorted(_ALIASES))
+    if "worker" in engine.lower():
+        hint += (
+            "TaskFlow's worker-based engine is not available in tideflow; engine='parallel' "
+            "runs atoms on a pool of threads. "
+        )
+    raise NotFoundError(f"unknown engine {engine!r}: {hint}choose one of {sorted(ENGINE_KINDS)}")
+
+
+def _as_backend(backend: Any) -> Any:
+    """A store object for ``backend``: URLs such as 'memory://' are opened here."""
+    if isinstance(backend, str):
+        from tideflow import persistence  # noqa: PLC0415  # the registry, when asked for
+
+        return persistence.fetch(backend)
+    return backend
 
 
 def load(
@@ -38,7 +75,7 @@ def load(
     store: Mapping[str, Any] | None = None,
     *,
     engine: str = "serial",
-    executor: SubmitExecutor | None = None,
+    executor: SubmitExecutor | str | None = None,
     max_workers: int | None = None,
     backend: Any | None = None,
     book: LogBook | None = None,
@@ -47,16 +84,25 @@ def load(
     """Make an engine for ``flow``; ``store`` gives the values its atoms may require.
 
     ``engine`` is ``"serial"`` (atoms run one at a time on the calling thread) or
-    ``"parallel"`` (ready atoms run at once on ``executor``, by default a thread pool
-    of ``max_workers``). ``backend`` keeps the run's records; ``flow_detail`` resumes one.
+    ``"parallel"`` (ready atoms run at once on ``executor``: an object with
+    ``submit()``, or ``"threads"``, the default, a pool of ``max_workers`` threads).
+    ``backend`` keeps the run's records (a store object, or a URL such as
+    ``"memory://"``); ``flow_detail`` resumes one. Options are checked here: an option
+    the chosen engine would ignore is an error.
     """
-    kind = _ALIASES.get(engine)
-    if kind is None:
-        raise NotFoundError(f"unknown engine {engine!r}: choose one of {sorted(ENGINE_KINDS)}")
+    kind = _engine_kind(engine)
+    if isinstance(executor, str):
+        executor_from_name(executor)
+        if kind == "serial":
+            raise ValueError(
+                f"executor={executor!r} would be ignored: the serial engine runs every atom "
+                "on the calling thread; pass engine='parallel' to run atoms on threads"
+            )
+        executor = None  # 'threads': the parallel engine's own pool
     return Engine(
         _as_flow(flow),
         store=store,
-        backend=backend,
+        backend=_as_backend(backend),
         book=book,
         flow_detail=flow_detail,
         kind=kind,
@@ -133,7 +179,17 @@ def load_from_factory(
     **options: Any,
 ) -> Engine:
     """Build the flow with ``flow_factory`` and load it, recording the factory for resumption."""
+    if not callable(flow_factory):
+        raise TypeError(
+            f"load_from_factory() takes a function that builds the flow, got "
+            f"{describe(flow_factory)}"
+        )
     flow = flow_factory(*(factory_args or ()), **(factory_kwargs or {}))
+    if not isinstance(flow, Flow):
+        raise TypeError(
+            f"flow factory {callable_name(flow_factory)} must return a flow, returned "
+            f"{describe(flow)}"
+        )
     flow_detail = FlowDetail(flow.name)
     save_factory_details(flow_detail, flow_factory, factory_args, factory_kwargs)
     book = book if book is not None else LogBook("tmp")
@@ -166,6 +222,11 @@ def load_from_detail(
     **options: Any,
 ) -> Engine:
     """Load the flow a record was made for, to resume (or inspect) that run."""
+    if not isinstance(flow_detail, FlowDetail):
+        raise TypeError(
+            f"load_from_detail() takes the FlowDetail record of a run (for instance from "
+            f"book.find(uuid) or the store), got {describe(flow_detail)}"
+        )
     return load(
         flow_from_detail(flow_detail), store, backend=backend, flow_detail=flow_detail, **options
     )

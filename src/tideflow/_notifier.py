@@ -10,7 +10,7 @@ producer skip building details nobody will read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from tideflow._log import logger
@@ -21,6 +21,17 @@ _LOGGER = "tideflow.notifier"
 
 Callback = Callable[..., Any]
 DetailsFilter = Callable[[Mapping[str, Any]], bool]
+
+
+def _unknown_event(event_type: str, known: Collection[str]) -> str:
+    import difflib  # noqa: PLC0415  # only on this error path
+
+    close = difflib.get_close_matches(event_type, list(known), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return (
+        f"no event named {event_type!r} is ever reported by this notifier, so the callback "
+        f"would never be called; {hint}register for one of {sorted(known)} or '*'"
+    )
 
 
 class Listener:
@@ -62,8 +73,11 @@ class Notifier:
     #: Event types that may not be registered for (none here; see RestrictedNotifier).
     RESERVED_KEYS: tuple[str, ...] = ()
 
-    def __init__(self) -> None:
+    def __init__(self, known_events: Callable[[], Collection[str]] | None = None) -> None:
         self._topics: dict[str, list[Listener]] = {}
+        #: When given, the event names this notifier can ever emit: registering for
+        #: another name (a typo such as 'SUCESS') is refused rather than never called.
+        self._known = known_events
 
     def __len__(self) -> int:
         return sum(len(listeners) for listeners in self._topics.values())
@@ -91,6 +105,10 @@ class Notifier:
             raise ValueError(f"details filter {details_filter!r} must be callable")
         if not self.can_be_registered(event_type):
             raise ValueError(f"event type {event_type!r} cannot be registered on this notifier")
+        if self._known is not None and event_type != self.ANY:
+            known = self._known()
+            if event_type not in known:
+                raise ValueError(_unknown_event(event_type, known))
         if kwargs and "details" in kwargs:
             raise KeyError(
                 "'details' is reserved: the notifier passes each event's details under that "

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tideflow._compiler import TASK, Binding, Plan
-from tideflow.errors import MissingRequirementError, NotFoundError
+from tideflow._options import check_store_keys
+from tideflow.errors import MissingRequirementError, NotFoundError, TideflowError
 from tideflow.failure import Failure
 from tideflow.persistence.models import AtomDetail, FlowDetail, RetryDetail, TaskDetail
 from tideflow.states import AtomState, FlowState, Intention
@@ -24,11 +25,24 @@ _READABLE = frozenset({AtomState.SUCCESS, AtomState.FAILURE, AtomState.REVERTING
 _MISSING = object()
 
 
+def _short(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class Storage:
     """Run values and records for one flow run, written through to a store."""
 
-    def __init__(self, flow_detail: FlowDetail, backend: Any | None = None) -> None:
+    def __init__(
+        self,
+        flow_detail: FlowDetail,
+        backend: Any | None = None,
+        prepare: Callable[[], object] | None = None,
+    ) -> None:
         self._flow_detail = flow_detail
+        #: Asked (once) to compile the flow and make its records when a question about
+        #: atoms or provided values comes before the engine prepared the run.
+        self._prepare = prepare
         self._backend = backend
         self._shared = backend is None or bool(getattr(backend, "shares_records", False))
         self._dirty: dict[str, AtomDetail] = {}
@@ -113,14 +127,32 @@ class Storage:
         self.details = details
         self._plan = plan
 
+    def _ensure_plan_known(self) -> None:
+        """Before the engine prepared the run, ask it to, so atoms and providers are known.
+
+        A flow that does not compile stays unknown here; running it reports why.
+        """
+        prepare = self._prepare
+        if self._plan is None and prepare is not None:
+            self._prepare = None
+            try:
+                prepare()
+            except TideflowError:
+                self._prepare = prepare
+
     def _detail(self, atom_name: str) -> AtomDetail:
         try:
             return self._by_name[atom_name]
         except KeyError:
-            raise NotFoundError(
-                f"unknown atom {atom_name!r} in flow {self.flow_name!r}; known atoms: "
-                f"{sorted(self._by_name)[:20]}"
-            ) from None
+            pass
+        if self._plan is None and self._prepare is not None:
+            self._ensure_plan_known()
+            if atom_name in self._by_name:
+                return self._by_name[atom_name]
+        raise NotFoundError(
+            f"unknown atom {atom_name!r} in flow {self.flow_name!r}; known atoms: "
+            f"{sorted(self._by_name)[:20]}"
+        )
 
     def _mark(self, detail: AtomDetail) -> None:
         if not self._shared:
@@ -274,6 +306,7 @@ class Storage:
             raise TypeError(
                 f"inject() takes a mapping of names to values, got {type(pairs).__name__}"
             )
+        check_store_keys(pairs, "inject()")
         if transient:
             self._transient.update(pairs)
             return
@@ -328,12 +361,40 @@ class Storage:
         """The value named ``name``: a store value first, else an atom's provided result."""
         values = self._sources(name)
         if not values:
-            known = self._plan is not None and name in self._plan.providers
-            why = "its providers have not produced it" if known else "nothing provides it"
-            raise NotFoundError(f"no value named {name!r} in flow {self.flow_name!r}: {why}")
+            raise NotFoundError(
+                f"no value named {name!r} in flow {self.flow_name!r}: {self._why_missing(name)}"
+            )
         if many_handler is not None:
             return many_handler(values)
         return values[0]
+
+    def _why_missing(self, name: str) -> str:
+        """Why ``name`` has no value yet: not produced, produced without it, or no provider."""
+        self._ensure_plan_known()
+        plan = self._plan
+        providers = plan.providers.get(name, ()) if plan is not None else ()
+        if not providers:
+            return (
+                "nothing provides it (no atom of the flow provides it and the store has no "
+                "such key)"
+            )
+        reasons = []
+        for node in providers:
+            detail = self.details[node]
+            atom = plan.atoms[node] if plan is not None else None
+            if detail is None or atom is None:
+                continue
+            if detail.failure is not None:
+                reasons.append(f"{detail.name!r} failed")
+            elif detail.state not in _READABLE:
+                reasons.append(f"{detail.name!r} has not produced it yet (it is {detail.state})")
+            else:
+                index = atom.save_as[name]
+                reasons.append(
+                    f"{detail.name!r} returned {_short(detail.results)}, which has no "
+                    f"{'index' if isinstance(index, int) else 'key'} {index!r}"
+                )
+        return "; ".join(reasons) or "its providers have not produced it yet"
 
     def fetch_all(self, many_handler: Callable[[list[Any]], Any] | None = None) -> dict[str, Any]:
         """Every named value; a name with several values maps to their list."""

@@ -10,12 +10,14 @@ names its items by position, a set names them by key.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeAlias
 
 from tideflow._log import logger
 from tideflow._notifier import RestrictedNotifier
+from tideflow.errors import CompilationError
 
 __all__ = [
     "Atom",
@@ -118,6 +120,66 @@ def _as_names(value: Requires, what: str, owner: str) -> tuple[str, ...]:
         if not isinstance(name, str):
             raise TypeError(f"{owner}: {what} must be names (str), got {name!r}")
     return names
+
+
+_CALL_KINDS: dict[object, str | None] = {}
+
+
+def _call_kind(func: Callable[..., Any]) -> str | None:
+    """Say whether ``func`` is a coroutine, async generator or generator function."""
+    try:
+        return _CALL_KINDS[func]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable callable object: look every time
+        return _inspect_call_kind(func)
+    kind = _CALL_KINDS[func] = _inspect_call_kind(func)
+    return kind
+
+
+def _inspect_call_kind(func: Callable[..., Any]) -> str | None:
+    import inspect  # noqa: PLC0415  # deferred: slow to import, needed once per callable
+
+    if inspect.iscoroutinefunction(func):
+        return "an async def (coroutine) function"
+    if inspect.isasyncgenfunction(func):
+        return "an async generator function"
+    if inspect.isgeneratorfunction(func):
+        return "a generator function"
+    return None
+
+
+def refuse_undrivable(atoms: Iterable[Atom | None]) -> None:
+    """Refuse atoms whose execute or revert this version's engines cannot drive.
+
+    An ``async def`` or generator ``execute``/``revert`` would hand back a coroutine or
+    a generator instead of doing its work; storing that as the result would hide the
+    mistake, so it is refused before anything runs.
+    """
+    checked: set[type] = set()
+    for atom in atoms:
+        if atom is None:
+            continue
+        cls = type(atom)
+        per_instance = not atom._mappings_cacheable()
+        if cls in checked and not per_instance:
+            continue
+        checked.add(cls)
+        for method in ("execute", "revert"):
+            func, _ = atom._callable(method)
+            kind = _call_kind(func)
+            if kind is not None:
+                fix = (
+                    "return a list instead of yielding"
+                    if kind == "a generator function"
+                    else "make it a plain def (run async code with asyncio.run() inside it); "
+                    "engines that await async tasks are not available in this version"
+                )
+                raise CompilationError(
+                    f"atom {atom.name!r}: its {method}() is {kind} ({callable_name(func)}), "
+                    "which the serial and parallel engines cannot drive: calling it would "
+                    f"hand back an unfinished object instead of doing the work; {fix}"
+                )
 
 
 class ArgMapping:
@@ -278,6 +340,17 @@ class Atom:
         if provides is not None:
             self.save_as = build_save_as(provides, f"atom {name!r}")
         if inject is not None:
+            if not isinstance(inject, Mapping):
+                raise TypeError(
+                    f"atom {name!r}: inject= takes a mapping of names to values, got "
+                    f"{type(inject).__name__}"
+                )
+            for key in inject:
+                if not isinstance(key, str):
+                    raise TypeError(
+                        f"atom {name!r}: inject= keys are the names its arguments are filled "
+                        f"from, so they must be str; got {key!r} ({type(key).__name__})"
+                    )
             self.inject = dict(inject)
         if requires is None:
             requires = self.default_requires
@@ -302,10 +375,23 @@ class Atom:
                     self._args = args
                 if revert_args is not _NO_ARGS:
                     self._revert_args = revert_args
-            return
-        self._build_mappings(
-            requires, rebind, auto_extract, ignore_list, revert_rebind, revert_requires
-        )
+        else:
+            self._build_mappings(
+                requires, rebind, auto_extract, ignore_list, revert_rebind, revert_requires
+            )
+        if self.inject:
+            self._check_inject(self.inject)
+
+    def _check_inject(self, inject: Mapping[str, Any]) -> None:
+        """Refuse an ``inject=`` key that fills none of the atom's arguments (a typo)."""
+        taken = {*self._args.mapping.values(), *self._revert_args.mapping.values()}
+        unused = sorted(key for key in inject if key not in taken)
+        if unused:
+            raise ValueError(
+                f"atom {self.name!r}: inject= gives {unused}, which none of its arguments "
+                f"is filled from; it takes {sorted(taken)} (names after rebind=). Remove "
+                "the key, or add the argument to execute() or requires="
+            )
 
     def _mappings_cacheable(self) -> bool:
         """Say whether argument mappings depend on the class alone (not on the instance)."""
@@ -458,6 +544,13 @@ class Task(Atom):
 
     def update_progress(self, progress: float) -> None:
         """Report progress as a fraction from 0.0 to 1.0 (values outside are clamped)."""
+        if isinstance(progress, bool) or not isinstance(progress, int | float):
+            raise TypeError(
+                f"task {self.name!r}: update_progress() takes a number from 0.0 to 1.0, got "
+                f"{progress!r} ({type(progress).__name__})"
+            )
+        if math.isnan(progress):  # no order to clamp it by
+            raise ValueError(f"task {self.name!r}: update_progress() got NaN")
         if progress > 1.0:
             logger(_LOGGER).warning(
                 "task %r reported progress %s > 1.0; using 1.0", self.name, progress

@@ -268,7 +268,10 @@ def test_unknown_options_are_kept_and_ignored() -> None:
 
 
 def test_serial_engine_ignores_executor_like_taskflow() -> None:
-    engine = taskflow.engines.load(_flow(), store={"value": 5}, executor=object())
+    # TaskFlow ignores it silently; programs choosing the engine by configuration rely on
+    # that, so the compat layer goes on, but says so
+    with pytest.warns(UserWarning, match=r"ignores \['executor'\]"):
+        engine = taskflow.engines.load(_flow(), store={"value": 5}, executor=object())
     engine.run()
     assert engine.storage.fetch("out") == 5
 

@@ -423,15 +423,21 @@ def test_short_results_fail_only_when_fetched(load, provides, result, found, mis
         engine.storage.fetch(missing)
 
 
-def test_consumer_of_a_missing_item_fails_the_run(load, make, journal):
-    # TaskFlow: NotFound from the engine, flow FAILURE, nothing reverted
+def test_consumer_of_a_missing_item_fails_and_everything_is_reverted(load, make, journal, caplog):
+    # TaskFlow ends FAILURE here with the producer never reverted; tideflow turns the
+    # missing argument into the consumer's Failure and reverts what ran (issue 6).
     flow = LinearFlow("f").add(
-        Const("short", (1,), provides=("x", "y")), make("need", requires=["y"])
+        make("first"), Const("short", (1,), provides=("x", "y")), make("need", requires=["y"])
     )
     engine = load(flow)
-    with pytest.raises(tideflow.NotFoundError):
+    with pytest.raises(tideflow.NotFoundError, match=r"'need' needs 'y'.*index 1 of the result"):
         engine.run()
-    assert journal.executed() == []
-    assert journal.reverted() == []
-    assert engine.storage.get_flow_state() == "FAILURE"
-    assert engine.storage.get_atom_state("short") == "SUCCESS"
+    # 'need' never executed, so its revert is not called; 'first' ran and is undone
+    assert journal.executed() == ["first"]
+    assert journal.reverted() == ["first"]
+    assert engine.storage.get_flow_state() == "REVERTED"
+    states = [engine.storage.get_atom_state(n) for n in ("first", "short", "need")]
+    assert states == ["REVERTED", "REVERTED", "REVERTED"]
+    failure = engine.storage.get_execute_failures()["need"]
+    assert failure.check(tideflow.NotFoundError)
+    assert "index 1 of its result" in caplog.text and "'short'" in caplog.text

@@ -9,6 +9,7 @@ state. Any object with ``submit(fn, *args)`` returning a ``concurrent.futures.Fu
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import AsyncGeneratorType, CoroutineType
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from tideflow._task import Atom
@@ -35,6 +36,21 @@ Work: TypeAlias = tuple[int, bool, Atom, dict[str, Any]]
 Outcome: TypeAlias = tuple[int, bool, bool, Any]
 
 
+#: What a call hands back when its code was async after all: refused, never stored.
+_UNFINISHED: frozenset[type] = frozenset({CoroutineType, AsyncGeneratorType})
+
+
+def _refuse_unfinished(atom: Atom, reverting: bool, value: Any) -> None:
+    if hasattr(value, "close"):
+        value.close()  # never awaited, on purpose: say so quietly, not with a warning
+    method = "revert" if reverting else "execute"
+    raise TypeError(
+        f"atom {atom.name!r}: {method}() returned {type(value).__name__} object instead of "
+        "a result; it is async, which this engine cannot await. Make it a plain function "
+        "(run async code with asyncio.run() inside it)"
+    )
+
+
 def call_atom(node: int, reverting: bool, atom: Atom, kwargs: dict[str, Any]) -> Outcome:
     """Run one atom call with its pre/post hooks, turning an exception into a Failure."""
     try:
@@ -50,6 +66,8 @@ def call_atom(node: int, reverting: bool, atom: Atom, kwargs: dict[str, Any]) ->
                 value = atom.execute(**kwargs)
             finally:
                 atom.post_execute()
+        if value.__class__ in _UNFINISHED:
+            _refuse_unfinished(atom, reverting, value)
     except Exception as exc:
         return (node, reverting, False, Failure.from_exception(exc))
     return (node, reverting, True, value)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
@@ -20,6 +21,7 @@ import tideflow
 from taskflow.persistence import backends as _backends
 from taskflow.utils import persistence_utils as _p_utils
 from tideflow import Atom, Engine, Flow
+from tideflow._options import closest
 from tideflow.errors import NotFoundError
 from tideflow.persistence.models import FlowDetail, LogBook
 
@@ -43,6 +45,8 @@ _KINDS: Final = {"default": "serial", "serial": "serial", "parallel": "parallel"
 _THREAD_EXECUTORS: Final = frozenset(
     {"thread", "threads", "threaded", "greenthread", "greenthreads", "greenthreaded"}
 )
+#: Executors TaskFlow names that tideflow does not run yet.
+_LATER_EXECUTORS: Final = frozenset({"process", "processes", "asyncio", "dask"})
 _URI_SCHEME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
@@ -70,20 +74,39 @@ def _extract_engine(engine: str | None, kwargs: Mapping[str, Any]) -> tuple[str,
 
 def _engine_keywords(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """Translate TaskFlow's engine name and options into tideflow.load() keywords."""
-    tideflow_kind = _KINDS.get(kind)
+    tideflow_kind = _KINDS.get(kind) if isinstance(kind, str) else None
     if tideflow_kind is None:
+        asked = str(kind)
+        hint = closest(asked, sorted(_KINDS))
+        if "worker" in asked.lower():
+            hint += "TaskFlow's worker-based engine is not available in tideflow. "
         raise NotFoundError(
-            f"Could not find engine '{kind}': tideflow provides the engines "
-            f"{sorted(_KINDS)} (TaskFlow's worker-based engine is not available)"
+            f"Could not find engine '{kind}': {hint}tideflow provides the engines {sorted(_KINDS)}"
         )
     if tideflow_kind == "serial":
-        return {"engine": "serial"}  # TaskFlow's serial engine ignores executor options too
+        ignored = sorted(k for k in ("executor", "max_workers") if options.get(k) is not None)
+        if ignored:
+            # TaskFlow's serial engine ignores them too, and programs that pick the engine
+            # by configuration rely on that: say so, and go on
+            warnings.warn(
+                f"engine '{kind}' runs atoms one at a time on the calling thread and ignores "
+                f"{ignored}; use engine='parallel' for them to take effect",
+                UserWarning,
+                stacklevel=4,
+            )
+        return {"engine": "serial"}
     executor = options.get("executor")
     if isinstance(executor, str):
         if executor.lower() not in _THREAD_EXECUTORS:
+            if executor.lower() in _LATER_EXECUTORS:
+                raise ValueError(
+                    f"executor '{executor}' is not available in this version of tideflow; "
+                    "use 'threads' or an executor object with submit()"
+                )
             raise ValueError(
-                f"Unknown executor string '{executor}' expected one of "
-                f"{sorted(_THREAD_EXECUTORS)} (or mixed case equivalent)"
+                f"Unknown executor string '{executor}': "
+                f"{closest(executor, sorted(_THREAD_EXECUTORS | _LATER_EXECUTORS))}"
+                f"expected one of {sorted(_THREAD_EXECUTORS)} (or mixed case equivalent)"
             )
         executor = None
     elif executor is not None and not callable(getattr(executor, "submit", None)):
@@ -91,12 +114,25 @@ def _engine_keywords(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
             f"Unknown executor '{executor}' ({type(executor)}) expected an object with "
             "submit(), such as a concurrent.futures or futurist executor"
         )
-    max_workers = options.get("max_workers")
     return {
         "engine": "parallel",
         "executor": executor,
-        "max_workers": int(max_workers) if max_workers is not None else None,
+        "max_workers": _whole_number("max_workers", options.get("max_workers")),
     }
+
+
+def _whole_number(option: str, value: Any) -> int | None:
+    """An engine option that counts something; URIs give it as text ('4')."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise ValueError(
+        f"engine option {option}={value!r} must be a whole number (for instance "
+        f"'parallel://?{option}=4' or {option}=4)"
+    )
 
 
 def load(

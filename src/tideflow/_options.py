@@ -1,0 +1,159 @@
+"""Checks of what users hand to the entry points, made where the mistake is made.
+
+Every public entry point (``load``, ``run``, ``Engine(...)``, ``engine.run()``) checks
+its arguments here before anything is built or recorded, so a wrong option fails at
+the call that gave it, with a message naming the option, what it takes and what it
+got, instead of as an ``AttributeError`` deep inside a run. Nothing here touches a
+store or a flow's records.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from typing import Any, Final
+
+from tideflow._flow import Flow
+from tideflow.persistence.models import FlowDetail, LogBook
+
+__all__ = [
+    "EXECUTOR_NAMES",
+    "check_options",
+    "check_store_keys",
+    "check_timeout",
+    "closest",
+    "describe",
+    "executor_from_name",
+]
+
+#: Executor names ``load(executor=...)`` understands, and what each means today.
+EXECUTOR_NAMES: Final = ("threads",)
+_THREAD_NAMES: Final = frozenset({"thread", "threads", "threaded"})
+#: Executors that later versions bring; asked for by name, they are refused as such.
+_LATER: Final = {
+    "process": "processes",
+    "processes": "processes",
+    "asyncio": "asyncio",
+    "async": "asyncio",
+    "dask": "dask",
+    "greenthread": "greenthreads",
+    "greenthreads": "greenthreads",
+    "greenthreaded": "greenthreads",
+}
+
+
+def describe(value: object) -> str:
+    """``value`` as an error message shows it: its repr (shortened) and its type."""
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def closest(word: str, choices: Collection[str]) -> str:
+    """A ``did you mean 'x'?`` hint for a misspelled name, or nothing."""
+    import difflib  # noqa: PLC0415  # only on error paths
+
+    found = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=0.6)
+    return f"did you mean {found[0]!r}? " if found else ""
+
+
+def executor_from_name(name: str) -> None:
+    """Check an executor given by name; the only one this version runs is ``'threads'``.
+
+    Returns nothing: ``'threads'`` means the engine's own thread pool.
+    """
+    key = name.strip().lower()
+    if key in _THREAD_NAMES:
+        return
+    if key in _LATER:
+        raise ValueError(
+            f"executor={name!r}: the {_LATER[key]} executor is not available in this version "
+            "of tideflow; use executor='threads' (or any object with submit(), such as a "
+            "concurrent.futures.ThreadPoolExecutor) with engine='parallel'"
+        )
+    raise ValueError(
+        f"executor={name!r} is not an executor name; {closest(key, [*_THREAD_NAMES, *_LATER])}"
+        f"this version runs {list(EXECUTOR_NAMES)}, or pass an object with submit() "
+        "(a concurrent.futures or futurist executor)"
+    )
+
+
+def check_store_keys(values: Mapping[Any, Any], where: str) -> None:
+    """Refuse a store/inject mapping whose keys are not names (str)."""
+    for key in values:
+        if not isinstance(key, str):
+            raise TypeError(
+                f"{where} keys are the names atoms require, so they must be str; got "
+                f"{describe(key)}"
+            )
+
+
+def check_timeout(timeout: object) -> None:
+    """``timeout`` is None or a number of seconds, not negative."""
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(
+            f"timeout= takes a number of seconds (or None to wait as long as it takes), "
+            f"got {describe(timeout)}"
+        )
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError(f"timeout= must be zero or more seconds, got {timeout!r}")
+
+
+def check_options(
+    flow: object,
+    *,
+    store: object,
+    backend: object,
+    book: object,
+    flow_detail: object,
+    kind: str,
+    executor: object,
+    max_workers: object,
+) -> None:
+    """Check an engine's options together; raise naming the first one that is wrong."""
+    if not isinstance(flow, Flow):
+        raise TypeError(f"an engine runs a flow (or a single atom), got {describe(flow)}")
+    if store is not None:
+        if not isinstance(store, Mapping):
+            raise TypeError(
+                f"store= takes a mapping of names to values (e.g. a dict), got "
+                f"{type(store).__name__}"
+            )
+        check_store_keys(store, "store=")
+    if backend is not None and not callable(getattr(backend, "get_connection", None)):
+        raise TypeError(
+            f"backend= takes a store URL such as 'memory://' or a store object with "
+            f"get_connection(), got {describe(backend)}"
+        )
+    if book is not None and not isinstance(book, LogBook):
+        raise TypeError(f"book= takes a tideflow LogBook, got {describe(book)}")
+    if flow_detail is not None and not isinstance(flow_detail, FlowDetail):
+        raise TypeError(
+            f"flow_detail= takes the FlowDetail record of a run, got {describe(flow_detail)}"
+        )
+    if max_workers is not None:
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int):
+            raise TypeError(f"max_workers= takes a whole number, got {describe(max_workers)}")
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, got {max_workers}")
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise TypeError(
+            f"executor= takes an object with submit() (a concurrent.futures or futurist "
+            f"executor) or the name 'threads', got {describe(executor)}"
+        )
+    if kind == "serial":
+        ignored = [
+            name
+            for name, value in (("executor", executor), ("max_workers", max_workers))
+            if value is not None
+        ]
+        if ignored:
+            raise ValueError(
+                f"{' and '.join(f'{n}=' for n in ignored)} would be ignored: the serial engine "
+                "runs every atom on the calling thread. Pass engine='parallel' to run atoms "
+                f"on {'that executor' if executor is not None else 'that many threads'}, "
+                "or leave the option out"
+            )
