@@ -26,8 +26,9 @@ DetailsFilter = Callable[[Mapping[str, Any]], bool]
 def _unknown_event(event_type: str, known: Collection[str]) -> str:
     import difflib  # noqa: PLC0415  # only on this error path
 
-    close = difflib.get_close_matches(event_type, list(known), n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
+    by_folded = {name.casefold(): name for name in known}
+    close = difflib.get_close_matches(str(event_type).casefold(), list(by_folded), n=1)
+    hint = f"did you mean {by_folded[close[0]]!r}? " if close else ""
     return (
         f"no event named {event_type!r} is ever reported by this notifier, so the callback "
         f"would never be called; {hint}register for one of {sorted(known)} or '*'"

@@ -54,8 +54,9 @@ def closest(word: str, choices: Collection[str]) -> str:
     """A ``did you mean 'x'?`` hint for a misspelled name, or nothing."""
     import difflib  # noqa: PLC0415  # only on error paths
 
-    found = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=0.6)
-    return f"did you mean {found[0]!r}? " if found else ""
+    by_folded = {choice.casefold(): choice for choice in choices}
+    found = difflib.get_close_matches(word.casefold(), list(by_folded), n=1, cutoff=0.6)
+    return f"did you mean {by_folded[found[0]]!r}? " if found else ""
 
 
 def executor_from_name(name: str) -> None:

@@ -359,6 +359,8 @@ class Storage:
 
     def fetch(self, name: str, many_handler: Callable[[list[Any]], Any] | None = None) -> Any:
         """The value named ``name``: a store value first, else an atom's provided result."""
+        if self._plan is None:
+            self._ensure_plan_known()  # a record loaded to be read: its results count
         values = self._sources(name)
         if not values:
             raise NotFoundError(
@@ -398,6 +400,8 @@ class Storage:
 
     def fetch_all(self, many_handler: Callable[[list[Any]], Any] | None = None) -> dict[str, Any]:
         """Every named value; a name with several values maps to their list."""
+        if self._plan is None:
+            self._ensure_plan_known()  # a record loaded to be read: its results count
         names = list(self._flow_detail.injected)
         names.extend(n for n in self._transient if n not in self._flow_detail.injected)
         if self._plan is not None:

@@ -440,4 +440,5 @@ def test_consumer_of_a_missing_item_fails_and_everything_is_reverted(load, make,
     assert states == ["REVERTED", "REVERTED", "REVERTED"]
     failure = engine.storage.get_execute_failures()["need"]
     assert failure.check(tideflow.NotFoundError)
-    assert "index 1 of its result" in caplog.text and "'short'" in caplog.text
+    assert "index 1 of its result" in caplog.text
+    assert "'short'" in caplog.text
