@@ -205,6 +205,11 @@ def load_from_factory(
 
 def flow_from_detail(flow_detail: FlowDetail) -> Flow:
     """Rebuild the flow a record was made for, from the factory recorded in it."""
+    if not isinstance(flow_detail, FlowDetail):
+        raise TypeError(
+            f"load_from_detail() takes the FlowDetail record of a run (for instance from "
+            f"book.find(uuid) or the store), got {describe(flow_detail)}"
+        )
     factory = flow_detail.meta.get("factory")
     if not factory:
         raise ValueError(
@@ -222,11 +227,6 @@ def load_from_detail(
     **options: Any,
 ) -> Engine:
     """Load the flow a record was made for, to resume (or inspect) that run."""
-    if not isinstance(flow_detail, FlowDetail):
-        raise TypeError(
-            f"load_from_detail() takes the FlowDetail record of a run (for instance from "
-            f"book.find(uuid) or the store), got {describe(flow_detail)}"
-        )
     return load(
         flow_from_detail(flow_detail), store, backend=backend, flow_detail=flow_detail, **options
     )
