@@ -1,8 +1,11 @@
 """States of flows, atoms and the engine, and the one table of allowed transitions.
 
 States are string enums whose values are TaskFlow's names, so ``state == "SUCCESS"``
-holds and a state prints as its name. Every transition the engine makes is checked
-against the tables below; an illegal one is an engine bug and raises
+holds, and a state reads exactly as TaskFlow's plain string does: ``str()`` and
+formatting give ``SUCCESS``, ``repr()`` gives ``'SUCCESS'`` (so a list of states prints
+as ``['SUCCESS']``, as it does under TaskFlow). They stay enums for typed code:
+``AtomState.SUCCESS.name``, iteration, ``isinstance`` all work. Every transition the
+engine makes is checked against the tables below; an illegal one is an engine bug and raises
 :class:`~tideflow.errors.InvalidStateError`.
 """
 
@@ -43,7 +46,14 @@ __all__ = [
 ]
 
 
-class FlowState(StrEnum):
+class _State(StrEnum):
+    """A string enum whose ``repr()`` is that of its plain string value."""
+
+    def __repr__(self) -> str:
+        return repr(self._value_)
+
+
+class FlowState(_State):
     """The state of a whole flow run."""
 
     PENDING = "PENDING"
@@ -56,7 +66,7 @@ class FlowState(StrEnum):
     RESUMING = "RESUMING"
 
 
-class AtomState(StrEnum):
+class AtomState(_State):
     """The state of one atom (task or retry) in a run."""
 
     PENDING = "PENDING"
@@ -70,7 +80,7 @@ class AtomState(StrEnum):
     RETRYING = "RETRYING"
 
 
-class EngineState(StrEnum):
+class EngineState(_State):
     """The phases ``Engine.run_iter()`` moves through (before the final flow state)."""
 
     UNDEFINED = "UNDEFINED"
@@ -81,7 +91,7 @@ class EngineState(StrEnum):
     GAME_OVER = "GAME_OVER"
 
 
-class Intention(StrEnum):
+class Intention(_State):
     """What the engine means to do with an atom next."""
 
     EXECUTE = "EXECUTE"
