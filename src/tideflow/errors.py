@@ -4,16 +4,28 @@ Every error tideflow raises on purpose derives from :class:`TideflowError`::
 
     TideflowError
     ├── DefinitionError            a flow or atom is defined wrongly; raised before anything runs
-    │   ├── DuplicateAtomError     two atoms share a name, or one atom object is added twice
-    │   ├── CycleError             a graph flow's links would form a cycle
-    │   ├── AmbiguousProviderError two atoms of one graph flow provide what a third requires
-    │   ├── MissingRequirementError  nothing can satisfy an atom's requirement
-    │   └── CompilationError       the flow cannot be turned into a plan (empty flow, bad target)
+    │   ├── DuplicateAtomError     two atoms share a name
+    │   │   └── AtomReusedError    one atom or flow object used twice, or a flow put inside itself
+    │   ├── DependencyError        what the atoms require and provide cannot be put in order
+    │   │   ├── CycleError           a graph flow's links would form a cycle
+    │   │   ├── AmbiguousProviderError  two atoms of one graph flow provide what a third requires
+    │   │   └── MissingRequirementError  nothing can satisfy an atom's requirement
+    │   ├── InvalidArgumentError   an argument of the wrong kind (not an atom, not callable, ...)
+    │   └── CompilationError       the flow cannot be turned into a plan (bad target, retries)
     ├── ExecutionError             running went wrong outside user code
     │   └── InvalidStateError      an illegal state transition (an engine bug)
-    ├── NotFoundError              a named atom, result or record does not exist
+    ├── NotFoundError              a named atom, result, record or plugin does not exist
+    │   └── NotInFlowError         link() or set_target() named something not in the flow
     ├── StoreError                 the store could not read or write a record
     └── InternalError              an invariant of tideflow itself broke: please report it
+
+Three of them also derive from the builtin exception that TaskFlow raises in the same
+case, so a program's ``except ValueError`` (or ``except TypeError``) written against
+TaskFlow still catches them: :class:`AtomReusedError` and :class:`NotInFlowError` are
+``ValueError`` s, :class:`InvalidArgumentError` is both a ``TypeError`` and a
+``ValueError``. The rest derive from ``Exception`` only, as TaskFlow's own do, so an
+``except ValueError`` around ``Engine.run()`` meant for a task's error never swallows a
+definition error by accident.
 
 A task's own exception is never wrapped in this tree: ``Engine.run()`` re-raises it as
 it was raised; several at once arrive together as :class:`tideflow.WrappedFailure`.
@@ -27,15 +39,19 @@ from collections.abc import Iterable
 
 __all__ = [
     "AmbiguousProviderError",
+    "AtomReusedError",
     "CompilationError",
     "CycleError",
     "DefinitionError",
+    "DependencyError",
     "DuplicateAtomError",
     "ExecutionError",
     "InternalError",
+    "InvalidArgumentError",
     "InvalidStateError",
     "MissingRequirementError",
     "NotFoundError",
+    "NotInFlowError",
     "StoreError",
     "TideflowError",
 ]
@@ -77,37 +93,73 @@ class DefinitionError(TideflowError):
 
 
 class DuplicateAtomError(DefinitionError):
-    """Two atoms share a name, or the same atom object was added twice."""
+    """Two atoms share a name (subclass: one atom object was used twice)."""
 
 
-class CycleError(DefinitionError):
+class AtomReusedError(DuplicateAtomError, ValueError):
+    """The same atom or flow object is used twice in one flow tree, or a flow inside itself.
+
+    A ``ValueError`` too: TaskFlow raises ``ValueError`` when it compiles such a flow.
+    """
+
+
+class DependencyError(DefinitionError):
+    """What the atoms require and provide cannot be satisfied or put in order."""
+
+
+class CycleError(DependencyError):
     """Links between a graph flow's nodes would form a cycle."""
 
 
-class AmbiguousProviderError(DefinitionError):
+class AmbiguousProviderError(DependencyError):
     """More than one atom of a graph flow provides a name another atom requires."""
 
 
-class MissingRequirementError(DefinitionError):
-    """An atom requires a name that no store value and no preceding atom provides."""
+class MissingRequirementError(DependencyError):
+    """An atom requires a name that no store value and no preceding atom provides.
+
+    Raised by tideflow as ``MissingRequirementError(message, atom=..., missing=...,
+    flow=...)``. TaskFlow programs build it as ``MissingDependencies(who, requirements,
+    cause=None, method=None)``; that form is accepted too, and writes its own message
+    naming ``who`` (and ``method``) and the sorted requirements.
+    """
 
     def __init__(
         self,
         message: str,
+        requirements: Iterable[str] | None = None,
+        cause: BaseException | None = None,
+        method: str | None = None,
         *,
         atom: str | None = None,
         missing: Iterable[str] = (),
         flow: str | None = None,
     ) -> None:
-        super().__init__(message)
+        if requirements is not None:
+            missing = tuple(requirements)
+            who = f"{method!r} of {message!r}" if method else repr(message)
+            atom = atom if atom is not None else message
+            message = f"{who} requires {sorted(missing)}, which nothing provides"
+        super().__init__(message, cause)
         self.atom = atom
         self.missing = tuple(missing)
         self.flow = flow
+        self.method = method
 
     @property
     def missing_requirements(self) -> list[str]:
         """The missing names, sorted (TaskFlow's attribute)."""
         return sorted(self.missing)
+
+
+class InvalidArgumentError(DefinitionError, TypeError, ValueError):
+    """An atom, flow or link was given an argument of the wrong kind.
+
+    For example something that is not an atom or flow given to ``add()``, a decider or
+    functor that is not callable, a map functor that does not take exactly one argument.
+    Both a ``TypeError`` (what Python code expects for a wrong kind of argument) and a
+    ``ValueError`` (what TaskFlow raises in most of these cases).
+    """
 
 
 class CompilationError(DefinitionError):
@@ -123,7 +175,14 @@ class InvalidStateError(ExecutionError):
 
 
 class NotFoundError(TideflowError):
-    """A named atom, value or record does not exist."""
+    """A named atom, value, record or plugin does not exist."""
+
+
+class NotInFlowError(NotFoundError, ValueError):
+    """``link()`` or ``set_target()`` named an atom or flow that was not added to the flow.
+
+    A ``ValueError`` too, as TaskFlow raises in that case.
+    """
 
 
 class StoreError(TideflowError):

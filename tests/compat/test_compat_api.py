@@ -109,7 +109,7 @@ def test_core_classes_are_tideflow_classes() -> None:
 def test_exception_aliases() -> None:
     errors = tideflow.errors
     assert exc.TaskFlowException is errors.TideflowError
-    assert exc.DependencyFailure is errors.DefinitionError
+    assert exc.DependencyFailure is errors.DependencyError
     assert exc.MissingDependencies is errors.MissingRequirementError
     assert exc.AmbiguousDependency is errors.AmbiguousProviderError
     assert exc.Duplicate is errors.DuplicateAtomError

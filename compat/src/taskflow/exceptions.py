@@ -1,7 +1,12 @@
 """TaskFlow's exception names as aliases of tideflow's error tree, plus the few it lacks.
 
 ``except taskflow.exceptions.NotFound`` catches what tideflow raises as
-:class:`tideflow.errors.NotFoundError`, and so on for every alias below. Names
+:class:`tideflow.errors.NotFoundError`, and so on for every alias below. The aliases
+keep TaskFlow's shape where a program could tell the difference: ``DependencyFailure``
+catches cycles, ambiguous providers and missing requirements but not ``Duplicate`` or
+``CompilationFailure``, so ``except`` clauses ordered for TaskFlow pick the same branch
+here. Where TaskFlow raises a builtin (``ValueError``, ``TypeError``), tideflow's error
+for that case derives from the same builtin (see :mod:`tideflow.errors`). Names
 tideflow has no counterpart for are small subclasses of the matching tideflow base.
 """
 
@@ -14,7 +19,7 @@ from typing import Any, NoReturn
 from tideflow.errors import (
     AmbiguousProviderError,
     CompilationError,
-    DefinitionError,
+    DependencyError,
     DuplicateAtomError,
     ExecutionError,
     InvalidStateError,
@@ -51,7 +56,7 @@ __all__ = [
 ]
 
 TaskFlowException = TideflowError
-DependencyFailure = DefinitionError
+DependencyFailure = DependencyError
 MissingDependencies = MissingRequirementError
 AmbiguousDependency = AmbiguousProviderError
 Duplicate = DuplicateAtomError
