@@ -301,6 +301,28 @@ def two_tasks_fail_at_once() -> Any:
 
 
 @probe
+def argument_cannot_be_bound() -> Any:
+    class Short(task.Task):
+        def execute(self) -> Any:
+            return (1,)
+
+    return taskflow.engines.run(
+        lf.Flow("f").add(Short("s", provides=("x", "y")), One("u", rebind=["y"]))
+    )
+
+
+@probe
+def decider_raises() -> Any:
+    def decider(history: Any) -> bool:
+        raise KeyError("decider")
+
+    a, b = T("a"), T("b")
+    flow = gf.Flow("g").add(a, b)
+    flow.link(a, b, decider=decider)
+    return taskflow.engines.run(flow)
+
+
+@probe
 def load_from_factory_lambda() -> Any:
     return taskflow.engines.load_from_factory(lambda: lf.Flow("f"))
 

@@ -92,6 +92,8 @@ TASKFLOW: dict[str, tuple[str, ...]] = {
     ),
     "reset_before_compile": ("exc.InvalidState", "exc.ExecutionFailure", "exc.TaskFlowException"),
     "two_tasks_fail_at_once": ("exc.WrappedFailure",),
+    "argument_cannot_be_bound": ("exc.NotFound", "exc.TaskFlowException"),
+    "decider_raises": ("KeyError", "LookupError"),
     "load_from_factory_lambda": ("ValueError",),
     "flow_from_detail_without_factory": ("ValueError",),
     "fetch_unknown_name": ("exc.NotFound", "exc.TaskFlowException"),
