@@ -303,6 +303,94 @@ def test_reset_after_revert_then_run_again(load, make, journal):
     assert journal.executed() == ["a", "b", "a", "b"]
 
 
+def revert_failing_flow(make):
+    """d fails; d and c revert with values, b's revert raises; a is never reverted."""
+    return LinearFlow("f").add(
+        make("a", revert_value="a undone"),
+        tideflow.UnorderedFlow("u").add(
+            make("b", revert_fail=ValueError("b revert broke")),
+            make("c", revert_value="c undone"),
+        ),
+        make("d", fail=OSError("d failed"), revert_value="d undone"),
+    )
+
+
+def assert_forgotten(engine, names):
+    """Every trace of the last run is gone from storage and from the atom records."""
+    storage = engine.storage
+    assert storage.get_revert_failures() == {}
+    assert storage.get_failures() == {}
+    assert storage.has_failures() is False
+    for name in names:
+        with pytest.raises(tideflow.NotFoundError, match=f"atom {name!r} has not been reverted"):
+            storage.get_revert_result(name)
+        with pytest.raises(tideflow.NotFoundError, match=f"result of atom {name!r} is not known"):
+            storage.get_execute_result(name)
+    records = {d.name: d for d in storage.flow_detail}
+    for name in names:
+        record = records[name]
+        assert record.state == "PENDING", name
+        assert record.intention == "EXECUTE", name
+        assert record.results is None, name
+        assert record.failure is None, name
+        assert record.revert_results is None, name
+        assert record.revert_failure is None, name
+
+
+def test_reset_forgets_revert_results_and_revert_failures(load, make):
+    engine = load(revert_failing_flow(make))
+    with pytest.raises(ValueError, match="b revert broke"):
+        engine.run()
+    storage = engine.storage
+    # what there is to forget
+    assert storage.get_revert_result("d") == "d undone"
+    assert storage.get_revert_result("c") == "c undone"
+    assert str(storage.get_revert_result("b")) == "Failure: ValueError: b revert broke"
+    assert list(storage.get_revert_failures()) == ["b"]
+    assert list(storage.get_failures()) == ["d"]
+
+    engine.reset()
+
+    assert storage.get_flow_state() == "PENDING"
+    assert_forgotten(engine, "abcd")
+
+
+def test_reset_after_a_reverted_run_forgets_revert_results(load, make):
+    engine = load(
+        LinearFlow("f").add(
+            make("a", revert_value="a undone"), make("b", fail=OSError("b"), revert_value=2)
+        )
+    )
+    with pytest.raises(OSError, match=r"^b$"):
+        engine.run()
+    assert engine.storage.get_revert_result("a") == "a undone"
+    engine.reset()
+    assert_forgotten(engine, "ab")
+
+
+def test_running_a_reverted_flow_again_starts_from_forgotten_records(load, make, journal):
+    # run() after REVERTED resets by itself: the second run sees no trace of the first
+    holder = {}
+    seen = []
+
+    def look(task):
+        storage = holder["engine"].storage
+        a = {d.name: d for d in storage.flow_detail}["a"]
+        seen.append((storage.get_revert_failures(), storage.get_failures(), a.revert_results))
+
+    flow = LinearFlow("f").add(
+        make("a", revert_value="a undone"), make("b", fail=OSError("b"), on_execute=look)
+    )
+    engine = holder["engine"] = load(flow)
+    with pytest.raises(OSError, match=r"^b$"):
+        engine.run()
+    assert engine.storage.get_revert_result("a") == "a undone"
+    with pytest.raises(OSError, match=r"^b$"):
+        engine.run()
+    assert seen == [({}, {}, None), ({}, {}, None)]
+    assert journal.executed() == ["a", "b", "a", "b"]
+
+
 # -- statistics -----------------------------------------------------------------------
 
 STAT_KEYS = {

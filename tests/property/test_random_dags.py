@@ -1,8 +1,11 @@
 """Random flows x random failure points: ordering, reverting and results hold on every engine.
 
 Graph flows: random DAGs whose edges come from data (each task requires the results of
-some earlier tasks), added in a random order. Nestings: random trees of linear and
-unordered flows. For each, with or without a planned failure at a random atom:
+some earlier tasks), added in a random topological order (compiled by the one-pass path)
+or in any order (compiled by sorting the links). Nestings: random trees of linear and
+unordered flows. On the parallel engine, atoms take varied short times, so failures are
+seen while other atoms still run. For each, with or without a planned failure at a
+random atom:
 
 - every executed atom started only after all its predecessors finished;
 - without failure, every atom ran once and the results equal a reference computation;
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -24,9 +28,20 @@ from hypothesis import strategies as st
 import tideflow
 from tideflow import GraphFlow, LinearFlow, Task, UnorderedFlow
 
-SETTINGS = settings(max_examples=50, deadline=None)
+# 200 examples: enough that planted bugs this suite once missed (a graph node losing one
+# of several predecessors; atoms started after a failure) are caught on every run; see
+# docs/testing.md. The two tests take about 3 s each.
+SETTINGS = settings(max_examples=200, deadline=None)
 MAX_ATOMS = 30
 ENGINES = st.sampled_from(["serial", "parallel"])
+
+
+def delays(kind: str, n: int) -> st.SearchStrategy[list[float]]:
+    """How long each atom's execute takes: on the parallel engine, atoms finish in
+    varied orders, so failures are seen while other atoms still run."""
+    if kind != "parallel":
+        return st.just([0.0] * n)
+    return st.lists(st.sampled_from([0.0, 0.0, 0.0005, 0.002]), min_size=n, max_size=n)
 
 
 class Planned(Exception):
@@ -56,15 +71,20 @@ class Log:
 class Node(Task):
     """Task ``i``: provides ``v<i>`` = i * 7 + sum of what it requires (mod a prime)."""
 
-    def __init__(self, index: int, log: Log, fail: bool, requires: list[str]) -> None:
+    def __init__(
+        self, index: int, log: Log, fail: bool, requires: list[str], delay: float = 0.0
+    ) -> None:
         super().__init__(f"n{index}", provides=f"v{index}", requires=requires)
         self.index = index
         self.log = log
         self.fail = fail
+        self.delay = delay
 
     def execute(self, **kwargs: Any) -> int:
         self.log.mark("exec-start", self.index)
         try:
+            if self.delay:
+                time.sleep(self.delay)
             if self.fail:
                 raise Planned(f"planned failure of n{self.index}")
             return (self.index * 7 + sum(kwargs.values())) % 1_000_003
@@ -138,13 +158,36 @@ def run_and_check(flow, n, ancestors, kind, fail_at, log):
 
 
 @st.composite
+def topological_order(draw, preds: list[list[int]]) -> list[int]:
+    """A random order in which every atom comes after its predecessors."""
+    n = len(preds)
+    waiting = [len(p) for p in preds]
+    succs: list[list[int]] = [[] for _ in range(n)]
+    for i, direct in enumerate(preds):
+        for p in direct:
+            succs[p].append(i)
+    ready = [i for i in range(n) if not waiting[i]]
+    order: list[int] = []
+    while ready:
+        i = ready.pop(draw(st.integers(0, len(ready) - 1)))
+        order.append(i)
+        for s in succs[i]:
+            waiting[s] -= 1
+            if not waiting[s]:
+                ready.append(s)
+    return order
+
+
+@st.composite
 def dags(draw):
     n = draw(st.integers(1, MAX_ATOMS))
     preds = [
         sorted(draw(st.sets(st.integers(0, i - 1), max_size=min(i, 4)))) if i else []
         for i in range(n)
     ]
-    add_order = draw(st.permutations(range(n)))
+    # Added in a topological order, a graph flow compiles by its one-pass path; in any
+    # other order, by sorting its links. Both are drawn often.
+    add_order = draw(topological_order(preds) | st.permutations(range(n)))
     fail_at = draw(st.none() | st.integers(0, n - 1))
     return n, preds, add_order, fail_at
 
@@ -157,11 +200,12 @@ def reference(preds: list[list[int]]) -> list[int]:
 
 
 @SETTINGS
-@given(dag=dags(), kind=ENGINES, chunked=st.booleans())
-def test_random_dag_in_a_graph_flow(dag, kind, chunked):
+@given(dag=dags(), kind=ENGINES, chunked=st.booleans(), data=st.data())
+def test_random_dag_in_a_graph_flow(dag, kind, chunked, data):
     n, preds, add_order, fail_at = dag
     log = Log()
-    nodes = [Node(i, log, i == fail_at, [f"v{p}" for p in preds[i]]) for i in range(n)]
+    delay = data.draw(delays(kind, n), label="delays")
+    nodes = [Node(i, log, i == fail_at, [f"v{p}" for p in preds[i]], delay[i]) for i in range(n)]
     graph = GraphFlow("g")
     if chunked:
         for i in add_order:
@@ -188,11 +232,11 @@ def trees():
     )
 
 
-def build(tree, log, fail_at, counter, flow_ids):
+def build(tree, log, fail_at, counter, flow_ids, delay):
     """Build the flow for ``tree``; return (flow or task, its atom indexes, ordering pairs)."""
     if tree == "task":
         index = next(counter)
-        return Node(index, log, index == fail_at, []), [index], []
+        return Node(index, log, index == fail_at, [], delay[index]), [index], []
     pattern, children = tree
     flow_cls = LinearFlow if pattern == "linear" else UnorderedFlow
     flow = flow_cls(f"{pattern}-{next(flow_ids)}")
@@ -200,7 +244,7 @@ def build(tree, log, fail_at, counter, flow_ids):
     pairs: list[tuple[int, int]] = []
     previous: list[int] = []
     for child in children:
-        item, child_atoms, child_pairs = build(child, log, fail_at, counter, flow_ids)
+        item, child_atoms, child_pairs = build(child, log, fail_at, counter, flow_ids, delay)
         flow.add(item)
         pairs.extend(child_pairs)
         if pattern == "linear":
@@ -220,7 +264,8 @@ def test_random_nesting_of_linear_and_unordered_flows(tree, kind, data):
     n = count_leaves(tree)
     fail_at = data.draw(st.none() | st.integers(0, n - 1), label="fail_at")
     log = Log()
-    root, atoms, pairs = build(tree, log, fail_at, itertools.count(), itertools.count())
+    delay = data.draw(delays(kind, n), label="delays")
+    root, atoms, pairs = build(tree, log, fail_at, itertools.count(), itertools.count(), delay)
     if not isinstance(root, tideflow.Flow):
         root = LinearFlow("single").add(root)
     assert sorted(atoms) == list(range(n))

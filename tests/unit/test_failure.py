@@ -90,3 +90,66 @@ def test_pformat_with_traceback():
     failure = _raise(ValueError("v"))
     text = failure.pformat(traceback=True)
     assert text.startswith("Failure: ValueError: v\nTraceback (most recent call last):\n")
+
+
+# -- matches() and == compare every field they name -----------------------------------
+
+
+def _recorded(**changes) -> Failure:
+    """A failure as a store gives it back; ``changes`` replace single fields."""
+    fields = {
+        "exc_type_names": ["mod.DiskGone", "OSError", "Exception"],
+        "exception_str": "disk gone",
+        "traceback_str": 'File "x.py", line 1, in f\n',
+        "exc_args": ["disk gone"],
+        "causes": [Failure(exc_type_names=["KeyError", "Exception"], exception_str="'k'")],
+    }
+    fields.update(changes)
+    return Failure(**fields)
+
+
+def test_equal_fields_match_and_compare_equal():
+    assert _recorded().matches(_recorded())
+    assert _recorded() == _recorded()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"exc_type_names": ["mod.Other", "OSError", "Exception"]},  # most derived type
+        {"exc_type_names": ["mod.DiskGone", "Exception"]},  # a base left out
+        {"exception_str": "disk full"},
+        {"traceback_str": 'File "y.py", line 2, in g\n'},
+        {"traceback_str": ""},
+    ],
+    ids=["type", "bases", "message", "traceback", "no-traceback"],
+)
+def test_matches_compares_type_names_message_and_traceback(change):
+    one, other = _recorded(), _recorded(**change)
+    assert not one.matches(other)
+    assert not other.matches(one)
+    assert one != other
+
+
+def test_matches_leaves_out_causes_and_equality_compares_them():
+    other = _recorded(causes=[Failure(exc_type_names=["ValueError", "Exception"])])
+    assert _recorded().matches(other)  # the docstring's three fields agree
+    assert _recorded() != other
+    assert _recorded() != _recorded(causes=[])
+
+
+def test_a_live_failure_matches_its_recorded_copy():
+    # the exception object itself is not compared: a failure read back from a store has
+    # none, and still describes the same failure
+    live = _raise(DiskGone("disk gone"))
+    copy = Failure.from_dict(live.to_dict())
+    assert copy.exception is None
+    assert live.matches(copy)
+    assert live == copy
+
+
+def test_a_failure_matches_only_failures():
+    failure = _recorded()
+    assert not failure.matches("Failure: mod.DiskGone: disk gone")
+    assert not failure.matches(None)
+    assert failure != "Failure: mod.DiskGone: disk gone"
