@@ -158,7 +158,7 @@ def _fail_while_handling() -> None:
 
 
 def test_raise_with_cause_chains_the_handled_exception() -> None:
-    with pytest.raises(exc.StorageFailure) as info:
+    with pytest.raises(exc.StorageFailure, match=r"outer\n  KeyError: 'inner'") as info:
         _fail_while_handling()
     assert isinstance(info.value.cause, KeyError)
     assert info.value.__cause__ is info.value.cause
@@ -213,7 +213,9 @@ def test_task_and_retry_transitions_never_raise() -> None:
 def test_check_job_transition() -> None:
     assert states.check_job_transition(states.UNCLAIMED, states.CLAIMED)
     assert not states.check_job_transition(states.CLAIMED, states.CLAIMED)
-    with pytest.raises(exc.InvalidState):
+    with pytest.raises(
+        exc.InvalidState, match=r"Job transition from 'COMPLETE' to 'CLAIMED' is not allowed"
+    ):
         states.check_job_transition(states.COMPLETE, states.CLAIMED)
 
 
@@ -277,7 +279,7 @@ def test_serial_engine_ignores_executor_like_taskflow() -> None:
 
 
 def test_parallel_engine_refuses_an_executor_without_submit() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"Unknown executor .* expected an object with submit\(\)"):
         taskflow.engines.load(_flow(), engine="parallel", executor=object())
 
 
@@ -346,9 +348,9 @@ def test_register_deregister_cleans_up_after_an_error() -> None:
     def scoped() -> None:
         with notifier.register_deregister(n, "e", callback):
             registered.append(n.is_registered("e", callback))
-            raise RuntimeError
+            raise RuntimeError("leaving the scope")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="leaving the scope"):
         scoped()
     assert registered == [True]
     assert not n.is_registered("e", callback)
@@ -366,9 +368,9 @@ def test_notifier_listener_class() -> None:
 def test_backend_fetch_forms() -> None:
     assert type(backends.fetch("memory")).__name__ == "MemoryBackend"
     assert type(backends.fetch({"connection": "memory://"})).__name__ == "MemoryBackend"
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match=r"connection"):
         backends.fetch({"nope": 1})
-    with pytest.raises(exc.NotFound):
+    with pytest.raises(exc.NotFound, match=r"no store for 'bogus://'"):
         backends.fetch("bogus://")
     assert backends.BACKEND_NAMESPACE == "taskflow.persistence"
 
@@ -384,7 +386,7 @@ def test_model_helpers() -> None:
     assert models.ATOM_TYPES == ["RETRY_DETAIL", "TASK_DETAIL"]
     assert models.atom_detail_class("TASK_DETAIL") is models.TaskDetail
     assert models.atom_detail_type(models.RetryDetail("r")) == "RETRY_DETAIL"
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"Unknown atom type 'BOGUS'"):
         models.atom_detail_class("BOGUS")
 
 
@@ -418,7 +420,7 @@ def test_thread_bundle_starts_and_stops_with_hooks() -> None:
     release.set()
     assert bundle.stop() == 2
     assert calls == ["before_start0", "before_start1", "after_join1", "after_join0"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"Provided thread factory must be callable"):
         bundle.bind("not callable")  # type: ignore[arg-type]
 
 
@@ -426,7 +428,7 @@ def test_misc_helpers() -> None:
     assert misc.as_int("2") == 2
     assert misc.as_int("2.5") == 2
     assert misc.as_int("x", quiet=True) == "x"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"Can not translate 'x'"):
         misc.as_int("x")
     clamped: list[bool] = []
     assert misc.clamp(1.7, 0.0, 1.0, on_clamped=lambda: clamped.append(True)) == 1.0
@@ -451,7 +453,7 @@ def test_listener_base_constants_and_abstract_dumper() -> None:
     assert base.FINISH_STATES == ("FAILURE", "SUCCESS", "REVERTED", "REVERT_FAILURE")
     assert {"RUNNING", "REVERTING"} == timing.STARTING_STATES
     assert "PENDING" in timing.WATCH_STATES
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"abstract class DumpingListener"):
         base.DumpingListener(taskflow.engines.load(_flow()))  # type: ignore[abstract]
 
 

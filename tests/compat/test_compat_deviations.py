@@ -67,7 +67,9 @@ def test_missing_requirements_attribute_at_run() -> None:
         def execute(self, m2, m1):
             return None
 
-    with pytest.raises(exc.MissingDependencies) as info:
+    with pytest.raises(
+        exc.MissingDependencies, match=r"atom 'n' \(in flow 'l'\) requires 'm1'"
+    ) as info:
         taskflow.engines.run(lf.Flow("l").add(Needs("n")))
     assert info.value.missing_requirements == ["m1", "m2"]
     assert "atom 'n' (in flow 'l') requires 'm1'" in str(info.value)

@@ -166,7 +166,9 @@ def test_rebinding_an_optional_parameter_makes_it_required(load, states):
             return (a, b)
 
     engine = load(Opt("o", rebind={"b": "y"}), store={"a": 1})
-    with pytest.raises(tideflow.MissingRequirementError) as raised:
+    with pytest.raises(
+        tideflow.MissingRequirementError, match=r"atom 'o' \(in flow 'o'\) requires 'y'"
+    ) as raised:
         engine.run()
     assert raised.value.missing == ("y",)
     assert states(engine, ["o"]) == {"o": "PENDING"}
@@ -211,7 +213,9 @@ def test_store_value_beats_a_provider(load, make, journal):
 def test_unordered_siblings_do_not_see_each_other(load, make, journal, states):
     flow = UnorderedFlow("u").add(make("a", provides="x"), make("b", requires=["x"]))
     engine = load(flow)
-    with pytest.raises(tideflow.MissingRequirementError) as raised:
+    with pytest.raises(
+        tideflow.MissingRequirementError, match=r"atom 'b' \(in flow 'u'\) requires 'x'"
+    ) as raised:
         engine.run()
     assert journal.executed() == []
     assert raised.value.missing == ("x",)
@@ -352,7 +356,9 @@ def test_revert_requirement_is_validated_before_running(load, states):
             pass
 
     engine = load(LinearFlow("f").add(D1("d1")))
-    with pytest.raises(tideflow.MissingRequirementError) as raised:
+    with pytest.raises(
+        tideflow.MissingRequirementError, match=r"atom 'd1' \(in flow 'f'\) requires 'extra'"
+    ) as raised:
         engine.run()
     assert raised.value.missing == ("extra",)
     assert states(engine, ["d1"]) == {"d1": "PENDING"}
@@ -419,7 +425,7 @@ def test_short_results_fail_only_when_fetched(load, provides, result, found, mis
     engine.run()  # the task itself succeeds
     assert engine.storage.get_atom_state("r") == "SUCCESS"
     assert engine.storage.fetch_all() == found
-    with pytest.raises(tideflow.NotFoundError):
+    with pytest.raises(tideflow.NotFoundError, match=f"no value named '{missing}' in flow 'f'"):
         engine.storage.fetch(missing)
 
 

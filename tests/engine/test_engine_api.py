@@ -99,7 +99,7 @@ def test_a_running_engine_refuses_a_second_run(load, make):
     it = engine.run_iter()
     next(it)
     next(it)
-    with pytest.raises(tideflow.ExecutionError):
+    with pytest.raises(tideflow.ExecutionError, match=r"engine for flow 'f' is already running"):
         engine.run()
     list(it)
     assert engine.storage.get_flow_state() == "SUCCESS"
@@ -284,7 +284,9 @@ def test_reset_after_success(load, make, journal, watch, states):
     assert engine.storage.get_flow_state() == "PENDING"
     assert states(engine, "ab") == {"a": "PENDING", "b": "PENDING"}
     assert engine.storage.fetch_all() == {}
-    with pytest.raises(tideflow.NotFoundError):
+    with pytest.raises(
+        tideflow.NotFoundError, match=r"the result of atom 'a' is not known: it is PENDING"
+    ):
         engine.storage.get("a")
     engine.run()
     assert journal.executed() == ["a", "b", "a", "b"]
@@ -293,12 +295,12 @@ def test_reset_after_success(load, make, journal, watch, states):
 
 def test_reset_after_revert_then_run_again(load, make, journal):
     engine = load(LinearFlow("f").add(make("a"), make("b", fail=OSError("b"))))
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"^b$"):
         engine.run()
     engine.reset()
     assert engine.storage.get_flow_state() == "PENDING"
     assert engine.storage.get_failures() == {}
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"^b$"):
         engine.run()
     assert journal.executed() == ["a", "b", "a", "b"]
 
@@ -421,7 +423,7 @@ def test_statistics(load, make):
 
 def test_statistics_after_a_failure(load, make):
     engine = load(LinearFlow("f").add(make("a"), make("f", fail=OSError("f"))))
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"^f$"):
         engine.run()
     stats = engine.statistics
     assert stats["discarded_failures"] == 1
@@ -439,7 +441,10 @@ def test_storage_reads(load, make):
     storage = engine.storage
     assert storage.fetch_all() == {"s": "store"}
     assert storage.get_flow_state() == "PENDING"
-    with pytest.raises(tideflow.NotFoundError):
+    with pytest.raises(
+        tideflow.NotFoundError,
+        match=r"no value named 'x' in flow 'f': 'one' has not produced it yet",
+    ):
         storage.fetch("x")  # its provider has not run
     engine.run()
     assert storage.get_flow_state() == "SUCCESS"
@@ -451,11 +456,13 @@ def test_storage_reads(load, make):
     assert storage.fetch_all() == {"s": "store", "x": 1, "y": 2, "z": "v"}
     assert storage.get("one") == (1, 2)
     assert storage.get_execute_result("two") == "v"
-    with pytest.raises(tideflow.NotFoundError):
+    with pytest.raises(
+        tideflow.NotFoundError, match=r"no value named 'one' in flow 'f': nothing provides it"
+    ):
         storage.fetch("one")  # an atom name is not a value name
-    with pytest.raises(tideflow.NotFoundError):
+    with pytest.raises(tideflow.NotFoundError, match=r"no value named 'nothing' in flow 'f'"):
         storage.fetch("nothing")
-    with pytest.raises(tideflow.NotFoundError):
+    with pytest.raises(tideflow.NotFoundError, match=r"unknown atom 'nope' in flow 'f'"):
         storage.get_atom_state("nope")
     assert storage.get_failures() == {}
     assert storage.get_atoms_states(["one", "two"]) == {
@@ -478,7 +485,7 @@ def test_storage_after_a_revert(load, make):
         make("a1", value="A-res", revert_value="A-revert-ret"), make("boom", fail=OSError("x"))
     )
     engine = load(flow)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"^x$"):
         engine.run()
     storage = engine.storage
     failure = storage.get_failures()["boom"]
@@ -487,7 +494,9 @@ def test_storage_after_a_revert(load, make):
     assert storage.get_revert_result("a1") == "A-revert-ret"
     assert storage.get_revert_result("boom") is None
     assert storage.get_revert_failures() == {}
-    with pytest.raises(tideflow.NotFoundError):
+    with pytest.raises(
+        tideflow.NotFoundError, match=r"the result of atom 'a1' is not known: it is REVERTED"
+    ):
         storage.get("a1")  # REVERTED: the execute result is no longer readable
     assert storage.get_execute_result("boom") is failure
     assert storage.fetch_all() == {}  # reverted results are not values any more

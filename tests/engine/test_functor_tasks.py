@@ -57,7 +57,9 @@ def test_functor_task_revert(load):
 
 
 def test_functor_task_needs_a_callable():
-    with pytest.raises(TypeError):
+    with pytest.raises(
+        TypeError, match=r"FunctorTask needs a callable execute, got 'not callable'"
+    ):
         FunctorTask("not callable")
 
 
@@ -129,5 +131,7 @@ def test_map_and_reduce_chained(load):
 
 
 def test_reduce_needs_two_values():
-    with pytest.raises(ValueError):
+    with pytest.raises(
+        ValueError, match=r"ReduceFunctorTask needs at least two names in requires="
+    ):
         ReduceFunctorTask(operator.add, requires=["only"])

@@ -120,7 +120,7 @@ def test_failure_reverts_failed_task_first_then_earlier_ones(load, make, watch, 
 def test_rerun_after_revert_resets_every_atom_then_runs_again(load, make, watch, journal):
     engine = load(_abc(make))
     notes = watch(engine)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"^boom$"):
         engine.run()
     first_failure = results_of(notes, "FAILURE")["c"]
     uuids = {name: engine.storage.get_atom_uuid(name) for name in "abc"}
@@ -258,7 +258,7 @@ def test_serial_unordered_flow_runs_its_ready_atoms_as_one_batch(make, journal):
     engine.atom_notifier.register(
         "*", lambda state, details: journal.add(state, details["task_name"], {})
     )
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"^boom$"):
         engine.run()
     calls = journal.calls()
     assert len(calls) == 18

@@ -30,7 +30,7 @@ def test_memory_store_keeps_every_atom_record(load, make, backend):
     )
     book = LogBook("book")
     engine = load(flow, backend=backend, book=book)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"^c failed$"):
         engine.run()
 
     conn = backend.get_connection()
@@ -177,12 +177,15 @@ def test_atom_caught_running_runs_again(engine_kind, backend):
 
 
 def test_factory_must_be_importable_by_name(backend):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"is not importable by name"):
         tideflow.load_from_factory(lambda: LinearFlow("x"), backend=backend)
 
 
 def test_flow_from_detail_without_factory():
-    with pytest.raises(ValueError):
+    with pytest.raises(
+        ValueError,
+        match=r"cannot rebuild the flow of record 'no-factory' .*no factory was recorded",
+    ):
         tideflow.flow_from_detail(FlowDetail("no-factory"))
 
 
@@ -206,7 +209,7 @@ def test_resuming_a_run_suspended_while_reverting(engine_kind, backend):
     resumed = tideflow.load_from_detail(flow_detail, backend=backend, engine=engine_kind)
     # the run goes on reverting, and ends as a reverted run does: by raising the failure
     # (the memory store keeps the very Failure, so the original exception)
-    with pytest.raises(resumable_flows.StepFailed):
+    with pytest.raises(resumable_flows.StepFailed, match=r"^t2 failed$"):
         resumed.run()
     assert resumable_flows.REVERTED == ["t2", "t1", "t0"]
     assert resumable_flows.EXECUTED == ["t0", "t1", "t2"]

@@ -53,7 +53,7 @@ def check_order(journal, deps, engine, states):
 def test_linear_flow(load, make, journal, states):
     flow = LinearFlow("f").add(make("a"), make("b"), make("c", fail=OSError("x")), make("d"))
     engine = load(flow)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"^x$"):
         engine.run()
     assert journal.reverted() == ["c", "b", "a"]
     check_order(journal, {"a": [], "b": ["a"], "c": ["b"], "d": ["c"]}, engine, states)
@@ -111,7 +111,7 @@ def test_nested_unordered_of_linears(load, make, journal, states):
         make("last"),
     )
     engine = load(flow)
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match=r"b2"):
         engine.run()
     deps = {
         "first": [],
@@ -129,7 +129,7 @@ def test_nested_unordered_of_linears(load, make, journal, states):
 def test_unordered_failure_reverts_every_sibling_that_ran(load, make, journal, states):
     flow = UnorderedFlow("u").add(make("a"), make("b", fail=OSError("b")), make("c"))
     engine = load(flow)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"^b$"):
         engine.run()
     assert sorted(journal.executed()) == ["a", "b", "c"]
     check_order(journal, {"a": [], "b": [], "c": []}, engine, states)
@@ -151,7 +151,7 @@ def test_parallel_sibling_still_running_at_failure_finishes_then_is_reverted(mak
         make("bad", on_execute=fail_after_start, fail=OSError("bad")),
     )
     engine = tideflow.load(flow, engine="parallel", max_workers=2)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"^bad$"):
         engine.run()
     assert sorted(journal.executed()) == ["bad", "slow"]
     assert sorted(journal.reverted()) == ["bad", "slow"]
@@ -164,7 +164,7 @@ def test_nothing_new_starts_after_a_failure(load, make, journal, states):
         make("a"), make("b", fail=OSError("b")), UnorderedFlow("u").add(make("c"), make("d"))
     )
     engine = load(flow)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"^b$"):
         engine.run()
     assert journal.executed() == ["a", "b"]
     assert journal.reverted() == ["b", "a"]

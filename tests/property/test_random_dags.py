@@ -118,7 +118,7 @@ def run_and_check(flow, n, ancestors, kind, fail_at, log):
     if fail_at is None:
         engine.run()
     else:
-        with pytest.raises(Planned):
+        with pytest.raises(Planned, match=f"^planned failure of n{fail_at}$"):
             engine.run()
 
     assert log.duplicates == []

@@ -95,7 +95,9 @@ def test_graph_subflow_sees_what_its_graph_ancestors_provide():
 def test_later_siblings_do_not_satisfy_earlier_ones():
     flow = LinearFlow("f").add(t("a", requires=["z"]), t("b", provides="z"))
     plan = compile_flow(flow)
-    with pytest.raises(MissingRequirementError) as info:
+    with pytest.raises(
+        MissingRequirementError, match=r"atom 'a' \(in flow 'f'\) requires 'z'"
+    ) as info:
         plan.check_requirements(set())
     message = str(info.value)
     assert "atom 'a' (in flow 'f') requires 'z'" in message

@@ -37,7 +37,7 @@ def test_check_accepts_classes_and_names():
 def test_reraise_raises_the_original_exception_object():
     exc = ValueError("v")
     failure = _raise(exc)
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match=r"^v$") as info:
         failure.reraise()
     assert info.value is exc
 
@@ -79,7 +79,7 @@ def test_reraise_if_any():
     with pytest.raises(ValueError, match="a"):
         Failure.reraise_if_any([one])
     two = _raise(KeyError("b"))
-    with pytest.raises(WrappedFailure) as info:
+    with pytest.raises(WrappedFailure, match=r"ValueError: a, Failure: KeyError: 'b'") as info:
         Failure.reraise_if_any([one, two])
     assert len(info.value) == 2
     assert info.value.check(KeyError) is KeyError

@@ -81,5 +81,8 @@ def test_restricted_notifier_only_takes_declared_events():
     with pytest.raises(ValueError, match="not one this notifier reports"):
         notifier.register("custom", lambda e, details: None)
     closed = RestrictedNotifier(["a"], allow_any=False)
-    with pytest.raises(ValueError):
+    with pytest.raises(
+        ValueError,
+        match=r"event '\*' is not one this notifier reports; register for one of \['a'\]",
+    ):
         closed.register("*", lambda e, details: None)
