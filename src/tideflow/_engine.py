@@ -9,9 +9,11 @@ it. ``run_iter()`` yields those phases (TaskFlow's names) and the final flow sta
 
 from __future__ import annotations
 
+import functools
 import gc
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -134,6 +136,28 @@ def _short_repr(value: Any, limit: int = 200) -> str:
 _STATE_NAMES: Final = frozenset(state.value for state in (*AtomState, *FlowState))
 
 
+def _event_names(flow: Flow) -> frozenset[str]:
+    """Every event an engine's notifiers can report: flow and atom states, tasks' own events.
+
+    One set for both, as TaskFlow's listeners register the same names on each.
+    """
+    names = set(_STATE_NAMES)
+    flows = [flow]
+    while flows:  # no recursion: flows nest as deep as memory allows
+        for node in flows.pop():
+            if isinstance(node, Flow):
+                flows.append(node)
+            else:
+                names.update(getattr(node, "TASK_EVENTS", ()))
+    return frozenset(names)
+
+
+def _call_alive(method: weakref.WeakMethod[Callable[[], None]]) -> None:
+    bound = method()
+    if bound is not None:
+        bound()
+
+
 class Engine:
     """Runs one flow: ``run()``, or step by step with ``run_iter()``.
 
@@ -170,8 +194,11 @@ class Engine:
         self._executor = executor
         self._max_workers = max_workers
         # a name neither notifier ever reports (a typo) is refused at register()
-        self.notifier = Notifier(known_events=self._event_names)
-        self.atom_notifier = Notifier(known_events=self._event_names)
+        # (a function of the flow, not a bound method: a reference back to the engine
+        # would make every engine cyclic garbage, which costs a collection per run)
+        known = functools.partial(_event_names, flow)
+        self.notifier = Notifier(known_events=known)
+        self.atom_notifier = Notifier(known_events=known)
         self._backend = backend
         self._book = book
         self._flow_detail = flow_detail
@@ -226,7 +253,9 @@ class Engine:
                 finally:
                     conn.close()
             self._flow_detail = flow_detail
-        storage = Storage(flow_detail, self._backend, prepare=self._prepare_quietly)
+        # weakly: storage must not keep its engine alive (no cycle, no collection per run)
+        prepare = weakref.WeakMethod(self._prepare_quietly)
+        storage = Storage(flow_detail, self._backend, prepare=lambda: _call_alive(prepare))
         if self._initial_store:
             storage.inject(self._initial_store)
         return storage
@@ -330,21 +359,6 @@ class Engine:
                 self._subscribers.remove(callback)
 
         return unsubscribe
-
-    def _event_names(self) -> frozenset[str]:
-        """Every event the notifiers can report: flow and atom states, the tasks' own events.
-
-        One set for both, as TaskFlow's listeners register the same names on each.
-        """
-        names = set(_STATE_NAMES)
-        flows = [self._flow]
-        while flows:  # no recursion: flows nest as deep as memory allows
-            for node in flows.pop():
-                if isinstance(node, Flow):
-                    flows.append(node)
-                else:
-                    names.update(getattr(node, "TASK_EVENTS", ()))
-        return frozenset(names)
 
     def _emit(self, event: Event) -> None:
         for callback in list(self._subscribers):
@@ -540,14 +554,14 @@ class Engine:
                 if phases and (yield _SCHEDULING):
                     self.suspend()
                 if not (self._suspend_requested or revert_failures or (failures and not reverting)):
-                    # a failure found while starting (an argument that cannot be bound)
-                    # stops the starting at once, as a failed atom does between rounds
-                    while ready and not revert_failures and (reverting or not failures):
+                    while ready:
                         node = ready.popleft()
                         atom = atoms[node]
                         detail = details[node]
                         if reverting:
                             self._start_revert(dispatcher, node, atom, detail)
+                            if revert_failures:
+                                break  # its arguments could not be bound: stop reverting
                         elif (
                             quiet
                             and detail.state is _PENDING
@@ -564,6 +578,8 @@ class Engine:
                                 start((node, False, atom, {}))
                         else:
                             self._start_execute(dispatcher, storage, args[node], node, atom, detail)
+                            if failures:
+                                break  # its arguments could not be bound: start no more
                 now = clock()
                 scheduling += now - mark
                 mark = now
@@ -611,7 +627,7 @@ class Engine:
                             self._atom_state(detail, _A.REVERT_FAILURE, value)
                     elif ok:
                         detail.results = value
-                        if atom.save_as:
+                        if atom._indexed_provides:
                             _check_shape(atom, value)
                         if quiet and detail.state is _RUNNING:
                             detail.state = _SUCCESS

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeAlias
 
@@ -149,37 +149,49 @@ def _inspect_call_kind(func: Callable[..., Any]) -> str | None:
     return None
 
 
-def refuse_undrivable(atoms: Iterable[Atom | None]) -> None:
+def refuse_undrivable(atoms: Sequence[Atom | None]) -> None:
     """Refuse atoms whose execute or revert this version's engines cannot drive.
 
     An ``async def`` or generator ``execute``/``revert`` would hand back a coroutine or
     a generator instead of doing its work; storing that as the result would hide the
     mistake, so it is refused before anything runs.
     """
-    checked: set[type] = set()
-    for atom in atoms:
-        if atom is None:
+    # one look per class (a set of types: C speed), and per instance only where the
+    # callables are the instance's own (functor tasks)
+    suspects: set[type] = set()
+    for cls in set(map(type, atoms)):
+        if not issubclass(cls, Atom):
+            continue  # flow start/end nodes have no atom
+        if cls._mappings_cacheable is not Atom._mappings_cacheable or any(
+            _call_kind(_unbound(cls, method)[0]) for method in _METHODS
+        ):
+            suspects.add(cls)
+    if suspects:
+        for atom in atoms:
+            if atom is not None and type(atom) in suspects:
+                _refuse_one(atom)
+
+
+_METHODS = ("execute", "revert")
+
+
+def _refuse_one(atom: Atom) -> None:
+    for method in _METHODS:
+        func = atom._callable(method)[0]
+        kind = _call_kind(func)
+        if kind is None:
             continue
-        cls = type(atom)
-        per_instance = not atom._mappings_cacheable()
-        if cls in checked and not per_instance:
-            continue
-        checked.add(cls)
-        for method in ("execute", "revert"):
-            func, _ = atom._callable(method)
-            kind = _call_kind(func)
-            if kind is not None:
-                fix = (
-                    "return a list instead of yielding"
-                    if kind == "a generator function"
-                    else "make it a plain def (run async code with asyncio.run() inside it); "
-                    "engines that await async tasks are not available in this version"
-                )
-                raise CompilationError(
-                    f"atom {atom.name!r}: its {method}() is {kind} ({callable_name(func)}), "
-                    "which the serial and parallel engines cannot drive: calling it would "
-                    f"hand back an unfinished object instead of doing the work; {fix}"
-                )
+        fix = (
+            "return a list instead of yielding"
+            if kind == "a generator function"
+            else "make it a plain def (run async code with asyncio.run() inside it); "
+            "engines that await async tasks are not available in this version"
+        )
+        raise CompilationError(
+            f"atom {atom.name!r}: its {method}() is {kind} ({callable_name(func)}), which "
+            "the serial and parallel engines cannot drive: calling it would hand back an "
+            f"unfinished object instead of doing the work; {fix}"
+        )
 
 
 class ArgMapping:
@@ -309,6 +321,8 @@ class Atom:
     version: tuple[int, ...] = (1, 0)
     inject: Mapping[str, Any] | None = None
     save_as: Mapping[str, Index] = _EMPTY_MAP
+    #: Whether ``provides`` names items of the result (a tuple/list or a set of names).
+    _indexed_provides: bool = False
     _args: ArgMapping = _NO_ARGS
     _revert_args: ArgMapping = _NO_ARGS
     #: True for retry controllers, which the engine schedules differently.
@@ -339,6 +353,8 @@ class Atom:
             provides = self.default_provides
         if provides is not None:
             self.save_as = build_save_as(provides, f"atom {name!r}")
+            if not isinstance(provides, str) and self.save_as:
+                self._indexed_provides = True  # a tuple/list by position, a set by key
         if inject is not None:
             if not isinstance(inject, Mapping):
                 raise TypeError(

@@ -9,7 +9,7 @@ state. Any object with ``submit(fn, *args)`` returning a ``concurrent.futures.Fu
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import AsyncGeneratorType, CoroutineType
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from tideflow._task import Atom
@@ -34,10 +34,6 @@ __all__ = [
 Work: TypeAlias = tuple[int, bool, Atom, dict[str, Any]]
 #: What one atom call gave: ``(node, reverting, ok, value or Failure)``.
 Outcome: TypeAlias = tuple[int, bool, bool, Any]
-
-
-#: What a call hands back when its code was async after all: refused, never stored.
-_UNFINISHED: frozenset[type] = frozenset({CoroutineType, AsyncGeneratorType})
 
 
 def _refuse_unfinished(atom: Atom, reverting: bool, value: Any) -> None:
@@ -66,7 +62,10 @@ def call_atom(node: int, reverting: bool, atom: Atom, kwargs: dict[str, Any]) ->
                 value = atom.execute(**kwargs)
             finally:
                 atom.post_execute()
-        if value.__class__ in _UNFINISHED:
+        if value.__class__ is CoroutineType:
+            # async after all (a plain function handing back a coroutine): refused, since
+            # storing it would hide that the work never ran; async def methods are
+            # refused before the run starts
             _refuse_unfinished(atom, reverting, value)
     except Exception as exc:
         return (node, reverting, False, Failure.from_exception(exc))
