@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeAlias
 
 from tideflow._log import logger
 from tideflow._notifier import RestrictedNotifier
-from tideflow.errors import CompilationError
+from tideflow.errors import CompilationError, InvalidArgumentError
 
 __all__ = [
     "Atom",
@@ -344,6 +344,12 @@ class Atom:
         revert_rebind: Rebind = None,
         revert_requires: Requires = None,
     ) -> None:
+        if type(self).execute is Atom.execute:
+            raise TypeError(
+                f"{type(self).__qualname__} has no execute(): a task says what it does by "
+                "defining execute() (subclass tideflow.Task and define it, or use "
+                "tideflow.FunctorTask / @tideflow.task for a plain function)"
+            )
         if name is None:
             name = _default_name(self)
         elif not isinstance(name, str):
@@ -598,9 +604,9 @@ class FunctorTask(Task):
         inject: Mapping[str, Any] | None = None,
     ) -> None:
         if not callable(execute):
-            raise TypeError(f"FunctorTask needs a callable execute, got {execute!r}")
+            raise InvalidArgumentError(f"FunctorTask needs a callable execute, got {execute!r}")
         if revert is not None and not callable(revert):
-            raise TypeError(f"FunctorTask revert must be callable, got {revert!r}")
+            raise InvalidArgumentError(f"FunctorTask revert must be callable, got {revert!r}")
         self._execute = execute
         self._revert = revert
         super().__init__(
@@ -633,8 +639,29 @@ class FunctorTask(Task):
         return None
 
 
+def _check_arity(functor: Callable[..., Any], count: int, kind: str) -> None:
+    """Refuse a functor that cannot be called with ``count`` positional arguments."""
+    import inspect  # noqa: PLC0415  # deferred: slow to import, needed once per functor
+
+    try:
+        signature = inspect.signature(functor)
+    except (TypeError, ValueError):
+        return  # some builtins have no signature to read: they are trusted
+    try:
+        signature.bind(*range(count))
+    except TypeError:
+        takes = "exactly 1 argument" if count == 1 else f"exactly {count} arguments"
+        raise InvalidArgumentError(
+            f"{kind}: its functor {callable_name(functor)}{signature} must take {takes} "
+            f"(it is called as functor({', '.join('abc'[:count])}))"
+        ) from None
+
+
 class _FoldTask(Task):
     """Shared set-up of map and reduce tasks: they act on their required values in order."""
+
+    #: How many positional arguments the functor is called with.
+    _ARITY: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -646,11 +673,18 @@ class _FoldTask(Task):
         rebind: Rebind = None,
         inject: Mapping[str, Any] | None = None,
     ) -> None:
+        kind = type(self).__name__
         if not callable(functor):
-            raise TypeError(f"{type(self).__name__} needs a callable functor, got {functor!r}")
-        names = _as_names(requires, "requires", type(self).__name__)
+            raise InvalidArgumentError(f"{kind} needs a callable functor, got {functor!r}")
+        _check_arity(functor, self._ARITY, kind)
+        if isinstance(requires, str):
+            raise InvalidArgumentError(
+                f"{kind}: requires= is the list of names whose values it takes, in order; got "
+                f"the single string {requires!r} (write [{requires!r}] for one name)"
+            )
+        names = _as_names(requires, "requires", kind)
         if not names:
-            raise ValueError(f"{type(self).__name__} needs requires= naming the values to use")
+            raise ValueError(f"{kind} needs requires= naming the values to use")
         self._functor = functor
         self._order = names
         super().__init__(
@@ -676,11 +710,12 @@ class MapFunctorTask(_FoldTask):
 class ReduceFunctorTask(_FoldTask):
     """Fold the required values (in ``requires`` order) with a two-argument ``functor``."""
 
+    _ARITY = 2
+
     def __init__(self, functor: Callable[[Any, Any], Any], requires: Iterable[str], **kwargs: Any):
-        names = _as_names(requires, "requires", "ReduceFunctorTask")
-        if len(names) < 2:
+        super().__init__(functor, requires, **kwargs)
+        if len(self._order) < 2:
             raise ValueError("ReduceFunctorTask needs at least two names in requires=")
-        super().__init__(functor, names, **kwargs)
 
     def execute(self, *args: Any, **kwargs: Any) -> Any:
         return functools.reduce(self._functor, self._values(kwargs))

@@ -17,13 +17,14 @@ Every error tideflow raises on purpose derives from :class:`TideflowError`::
     ├── NotFoundError              a named atom, result, record or plugin does not exist
     │   └── NotInFlowError         link() or set_target() named something not in the flow
     ├── StoreError                 the store could not read or write a record
+    ├── RecordFormatError          a record does not have the shape it must (a ValueError)
     └── InternalError              an invariant of tideflow itself broke: please report it
 
-Three of them also derive from the builtin exception that TaskFlow raises in the same
+Four of them also derive from the builtin exception that TaskFlow raises in the same
 case, so a program's ``except ValueError`` (or ``except TypeError``) written against
-TaskFlow still catches them: :class:`AtomReusedError` and :class:`NotInFlowError` are
-``ValueError`` s, :class:`InvalidArgumentError` is both a ``TypeError`` and a
-``ValueError``. The rest derive from ``Exception`` only, as TaskFlow's own do, so an
+TaskFlow still catches them: :class:`AtomReusedError`, :class:`NotInFlowError` and
+:class:`RecordFormatError` are ``ValueError`` s, :class:`InvalidArgumentError` is both
+a ``TypeError`` and a ``ValueError``. The rest derive from ``Exception`` only, as TaskFlow's own do, so an
 ``except ValueError`` around ``Engine.run()`` meant for a task's error never swallows a
 definition error by accident.
 
@@ -52,6 +53,7 @@ __all__ = [
     "MissingRequirementError",
     "NotFoundError",
     "NotInFlowError",
+    "RecordFormatError",
     "StoreError",
     "TideflowError",
 ]
@@ -187,6 +189,13 @@ class NotInFlowError(NotFoundError, ValueError):
 
 class StoreError(TideflowError):
     """The store could not read or write a record."""
+
+
+class RecordFormatError(TideflowError, ValueError):
+    """A record (a stored failure, atom or flow detail) does not have the shape it must.
+
+    A ``ValueError`` too: the data given is of the right type but wrong.
+    """
 
 
 class InternalError(TideflowError):

@@ -101,18 +101,59 @@ class Failure:
         return cls((type(exception), exception, exception.__traceback__))
 
     @classmethod
+    def validate(cls, data: object) -> None:
+        """Check that ``data`` is a failure record :meth:`from_dict` can read, causes included.
+
+        Raises :class:`~tideflow.errors.RecordFormatError` naming what is wrong.
+        """
+        from tideflow.errors import RecordFormatError  # noqa: PLC0415  # no cycle at import
+
+        pending: list[tuple[str, object]] = [("failure", data)]
+        while pending:  # causes nest: walk them without recursion
+            where, record = pending.pop()
+            if not isinstance(record, Mapping):
+                raise RecordFormatError(
+                    f"{where}: a failure record is a mapping, got {type(record).__name__}"
+                )
+            version = record.get("version", _FORMAT_VERSION)
+            if version != _FORMAT_VERSION:
+                raise RecordFormatError(
+                    f"{where}: failure record version {version!r} is not {_FORMAT_VERSION}, "
+                    "the only one this version of tideflow reads"
+                )
+            names = record.get("exc_type_names")
+            if (
+                isinstance(names, str | bytes)
+                or not isinstance(names, list | tuple)
+                or not names
+                or not all(isinstance(n, str) for n in names)
+            ):
+                raise RecordFormatError(
+                    f"{where}: 'exc_type_names' must be a non-empty list of type names, got "
+                    f"{names!r}"
+                )
+            for key in ("exception_str", "traceback_str"):
+                if not isinstance(record.get(key, ""), str):
+                    raise RecordFormatError(f"{where}: {key!r} must be text")
+            causes = record.get("causes", ())
+            if not isinstance(causes, list | tuple):
+                raise RecordFormatError(f"{where}: 'causes' must be a list of failure records")
+            pending.extend((f"{where}.causes[{i}]", c) for i, c in enumerate(causes))
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Failure:
         """Rebuild a failure from :meth:`to_dict` output (the exception itself is not restored)."""
-        try:
-            names = data["exc_type_names"]
-        except KeyError:
-            raise ValueError("a failure record needs 'exc_type_names'") from None
+        cls.validate(data)
+        return cls._from_checked(data)
+
+    @classmethod
+    def _from_checked(cls, data: Mapping[str, Any]) -> Failure:
         return cls(
-            exc_type_names=names,
+            exc_type_names=data["exc_type_names"],
             exception_str=data.get("exception_str", ""),
             traceback_str=data.get("traceback_str", ""),
             exc_args=data.get("exc_args", ()),
-            causes=[cls.from_dict(c) for c in data.get("causes", ())],
+            causes=[cls._from_checked(c) for c in data.get("causes", ())],
         )
 
     def to_dict(self, include_args: bool = True) -> dict[str, Any]:

@@ -235,16 +235,6 @@ PENDING: dict[str, str] = {
     "add_none_graph": "_flow.py to raise InvalidArgumentError",
     "decider_not_callable": "_flow.py to raise InvalidArgumentError",
     "decider_depth_not_a_string": "_flow.py to raise InvalidArgumentError",
-    "functor_not_callable": "_task.py to raise InvalidArgumentError",
-    "functor_revert_not_callable": "_task.py to raise InvalidArgumentError",
-    "map_functor_not_callable": "_task.py to raise InvalidArgumentError",
-    "reduce_functor_not_callable": "_task.py to raise InvalidArgumentError",
-    "reduce_functor_requires_a_string": "_task.py to raise InvalidArgumentError",
-    "map_functor_two_arguments": "_task.py to check the map functor's arity",
-    "map_functor_no_argument": "_task.py to check the map functor's arity",
-    "reduce_functor_one_argument": "_task.py to check the reduce functor's arity",
-    "base_task_instantiated": "_task.py to refuse a Task without execute()",
-    "failure_validate_bad_dict": "failure.py to offer Failure.validate()",
 }
 
 _TASKFLOW_NAMES = [n for n in exc.__all__ if isinstance(getattr(exc, n), type)]

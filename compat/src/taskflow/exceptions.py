@@ -25,6 +25,7 @@ from tideflow.errors import (
     InvalidStateError,
     MissingRequirementError,
     NotFoundError,
+    RecordFormatError,
     StoreError,
     TideflowError,
 )
@@ -75,8 +76,7 @@ class MultipleChoices(TideflowError):
     """Several things matched where exactly one was expected."""
 
 
-class InvalidFormat(TideflowError):
-    """Data was not in the expected format."""
+InvalidFormat = RecordFormatError
 
 
 class DisallowedAccess(TideflowError):
