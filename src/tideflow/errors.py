@@ -24,9 +24,9 @@ Four of them also derive from the builtin exception that TaskFlow raises in the 
 case, so a program's ``except ValueError`` (or ``except TypeError``) written against
 TaskFlow still catches them: :class:`AtomReusedError`, :class:`NotInFlowError` and
 :class:`RecordFormatError` are ``ValueError`` s, :class:`InvalidArgumentError` is both
-a ``TypeError`` and a ``ValueError``. The rest derive from ``Exception`` only, as TaskFlow's own do, so an
-``except ValueError`` around ``Engine.run()`` meant for a task's error never swallows a
-definition error by accident.
+a ``TypeError`` and a ``ValueError``. The rest derive from ``Exception`` only, as
+TaskFlow's own do, so an ``except ValueError`` around ``Engine.run()`` meant for a
+task's error never swallows a definition error by accident.
 
 A task's own exception is never wrapped in this tree: ``Engine.run()`` re-raises it as
 it was raised; several at once arrive together as :class:`tideflow.WrappedFailure`.
