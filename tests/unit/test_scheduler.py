@@ -1,8 +1,11 @@
 """The scheduler's decisions: readiness and revert order by counters."""
 
+import pytest
+
 from tideflow import GraphFlow, LinearFlow, Task, UnorderedFlow
 from tideflow._compiler import END, START, compile_flow
 from tideflow._scheduler import Scheduler
+from tideflow.errors import InternalError
 
 
 class T(Task):
@@ -64,3 +67,56 @@ def test_each_edge_is_counted_once():
     ready = scheduler.start([False] * plan.size)
     assert len(drain_forward(plan, scheduler, ready)) == 1000
     assert all(scheduler.is_done(n) for n in range(plan.size))
+
+
+def test_completing_a_node_twice_is_an_internal_error_naming_it():
+    plan = compile_flow(LinearFlow("f").add(T("a"), T("b")))
+    scheduler = Scheduler(plan)
+    scheduler.start([False] * plan.size)
+    a = plan.index["a"]
+    assert scheduler.complete(a) == [plan.index["b"]]
+    with pytest.raises(InternalError, match="node 'a' completed twice"):
+        scheduler.complete(a)
+
+
+def test_reverting_a_node_twice_is_an_internal_error_naming_it():
+    plan = compile_flow(LinearFlow("f").add(T("a"), T("b")))
+    scheduler = Scheduler(plan)
+    scheduler.start_revert()
+    b = plan.index["b"]
+    assert scheduler.reverted(b) == [plan.index["a"]]
+    with pytest.raises(InternalError, match="node 'b' reverted twice"):
+        scheduler.reverted(b)
+
+
+@pytest.mark.parametrize(
+    "flow",
+    [
+        LinearFlow("empty"),
+        LinearFlow("f").add(T("a")),
+        UnorderedFlow("u").add(T("a"), T("b")),
+        LinearFlow("f").add(T("a"), UnorderedFlow("u").add(T("b"), T("c")), T("d")),
+    ],
+    ids=["empty", "one", "unordered", "nested"],
+)
+def test_a_reverse_pass_begins_at_the_root_end_only(flow):
+    # every node but the root's end has a successor, so the end is the one node
+    # revertible at once; a forward pass likewise begins at the root's start alone
+    plan = compile_flow(flow)
+    assert plan.succ[1] == []
+    assert Scheduler(plan).start_revert() == [1]
+    assert Scheduler(plan).start() == [0]
+    assert Scheduler(plan).start([False] * plan.size) == [0]
+
+
+def test_a_full_reverse_pass_reaches_every_node_once():
+    plan = compile_flow(LinearFlow("f").add(T("a"), UnorderedFlow("u").add(T("b"), T("c")), T("d")))
+    scheduler = Scheduler(plan)
+    queue = scheduler.start_revert()
+    seen = []
+    while queue:
+        node = queue.pop()
+        seen.append(node)
+        queue.extend(scheduler.reverted(node))
+    assert sorted(seen) == list(range(plan.size))
+    assert seen[-1] == 0  # the root's start, last
