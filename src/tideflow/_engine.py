@@ -93,18 +93,6 @@ _REVERTING_MARKS: Final = frozenset({_A.FAILURE, _A.REVERTING, _A.REVERTED, _A.R
 ENGINE_KINDS: Final = ("serial", "parallel")
 
 
-class _NothingToUndo(Atom):
-    """Stands in for an atom whose execute was never called, when its turn to revert comes."""
-
-    def revert(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-# made without __init__: reading signatures at import time would cost the import inspect
-_NOTHING_TO_UNDO: Final = _NothingToUndo.__new__(_NothingToUndo)
-_NOTHING_TO_UNDO.name = "nothing to undo"
-
-
 def _check_shape(atom: Atom, result: Any) -> None:
     """Warn when a result lacks an item its ``provides`` names (a tuple index, a set key).
 
@@ -427,7 +415,18 @@ class Engine:
     def _deliver_event(self, atom: Atom, event: str, details: Mapping[str, Any]) -> None:
         storage = self.storage
         if event == "update_progress":
-            storage.set_task_progress(atom.name, float(details.get("progress", 0.0)))
+            progress = details.get("progress", 0.0)
+            if isinstance(progress, int | float) and not isinstance(progress, bool):
+                storage.set_task_progress(atom.name, float(progress))
+            else:
+                # notified by hand with something that is not a number: not recorded, and
+                # never an error in the engine thread (update_progress() refuses it itself)
+                logger(_LOGGER).warning(
+                    "task %r notified update_progress with progress=%r, not a number; "
+                    "it is not recorded",
+                    atom.name,
+                    progress,
+                )
         # Only listeners that asked for this event by name hear it: '*' atom listeners see
         # state changes alone, as in TaskFlow.
         notifier = self.atom_notifier
@@ -925,7 +924,7 @@ class Engine:
             storage.changed(detail)
         if node in self._unstarted:
             # its execute was never called: nothing to undo, so revert() is not called
-            dispatcher.start((node, True, _NOTHING_TO_UNDO, {}))
+            dispatcher.finish((node, True, True, None))
             return
         bindings = self._plan.revert_args[node]
         try:

@@ -285,3 +285,33 @@ def test_an_engine_bug_is_written_to_the_flow_record(load, make, monkeypatch) ->
         "type": "InternalError",
         "message": "scheduler invariant broke",
     }
+
+
+def test_an_executor_that_refuses_work_fails_the_atom_without_stopping_the_engine(make) -> None:
+    import concurrent.futures
+
+    executor = concurrent.futures.ThreadPoolExecutor(2)
+    executor.shutdown()
+    engine = tideflow.load(
+        LinearFlow("f").add(make("a"), make("b")), engine="parallel", executor=executor
+    )
+    with pytest.raises(RuntimeError, match="cannot schedule new futures after shutdown"):
+        engine.run()
+    # nothing could run, and nothing could be undone on it: the record says so
+    assert engine.storage.get_flow_state() == "FAILURE"
+    assert engine.storage.get_atom_state("a") == "REVERT_FAILURE"
+    assert engine.storage.get_atom_state("b") == "PENDING"
+    assert "stopped_by" not in engine.storage.flow_meta  # handled, not an engine bug
+
+
+def test_a_progress_notified_by_hand_that_is_not_a_number_is_ignored(load, caplog) -> None:
+    class Odd(tideflow.Task):
+        def execute(self) -> int:
+            self.notifier.notify("update_progress", {"progress": "half"})
+            return 1
+
+    engine = load(LinearFlow("f").add(Odd("odd")))
+    engine.run()
+    assert engine.storage.get_flow_state() == "SUCCESS"
+    assert engine.storage.get_task_progress("odd") == 1.0
+    assert "progress='half', not a number" in caplog.text

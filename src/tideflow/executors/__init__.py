@@ -78,6 +78,9 @@ class Dispatcher(Protocol):
     def start(self, work: Work) -> None:
         """Begin ``work`` (a serial dispatcher finishes it before returning)."""
 
+    def finish(self, outcome: Outcome) -> None:
+        """Hand back an outcome decided without running anything (nothing to undo)."""
+
     def wait(self, timeout: float | None) -> list[Outcome]:
         """Outcomes finished since the last call; blocks for one if none is ready."""
 
@@ -98,6 +101,9 @@ class SerialDispatcher:
 
     def start(self, work: Work) -> None:
         self.done.append(call_atom(*work))
+
+    def finish(self, outcome: Outcome) -> None:
+        self.done.append(outcome)
 
     def wait(self, timeout: float | None) -> list[Outcome]:
         done = self.done[:]
@@ -140,9 +146,23 @@ class ExecutorDispatcher:
         self._pending = 0
 
     def start(self, work: Work) -> None:
-        future = self._executor.submit(call_atom, *work)
+        try:
+            future = self._executor.submit(call_atom, *work)
+        except Exception as exc:
+            # the executor refused the call (shut down, full): the atom fails with that
+            # error like any failed call, and the engine reverts as usual
+            self.finish((work[0], work[1], False, Failure.from_exception(exc)))
+            return
         self._pending += 1
         future.add_done_callback(self._finished.put)
+
+    def finish(self, outcome: Outcome) -> None:
+        import concurrent.futures as cf  # noqa: PLC0415  # already loaded by __init__
+
+        future: cf.Future[Outcome] = cf.Future()
+        future.set_result(outcome)
+        self._pending += 1
+        self._finished.put(future)
 
     def wait(self, timeout: float | None) -> list[Outcome]:
         if not self._pending:
