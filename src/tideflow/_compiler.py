@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import Any, Final, NamedTuple
 
 from tideflow._flow import (
@@ -34,6 +34,7 @@ from tideflow._flow import (
 )
 from tideflow._task import ArgMapping, Atom, Index
 from tideflow.errors import (
+    AtomReusedError,
     CompilationError,
     CycleError,
     DuplicateAtomError,
@@ -49,6 +50,11 @@ START: Final = 2
 END: Final = 3
 
 NO_PROVIDER: Final = -1
+
+#: A flow being compiled: yields (subflow, its parent's flow id) and is sent back the
+#: subflow's (entry, exit) nodes; returns its own (entry, exit).
+_Steps = Generator[tuple[Flow, int], tuple[int, int], tuple[int, int]]
+_ChildSteps = Generator[tuple[Flow, int], tuple[int, int], None]
 
 
 class Binding(NamedTuple):
@@ -195,7 +201,7 @@ class _Builder:
         self.args: list[tuple[Binding, ...]] = []
         self.revert_args: list[tuple[Binding, ...]] = []
         self.index: dict[str, int] = {}
-        self.seen: set[int] = set()  # flows visited (atoms are caught by name)
+        self.seen: dict[int, int] = {}  # flow visited -> its parent (atoms: by name)
         self.providers: dict[str, list[int]] = {}
         self.external: dict[str, list[tuple[str, str]]] = {}
         self.atom_nodes: list[int] = []
@@ -281,18 +287,7 @@ class _Builder:
         name = atom.name
         index = self.index
         if name in index:
-            other = self.atoms[index[name]]
-            if other is atom:
-                raise DuplicateAtomError(
-                    f"atom {name!r} appears more than once in flow {self.flows[0].name!r}; "
-                    "an atom object can be used once: create another instance"
-                )
-            first = self.flows[self.flow_of[index[name]]].name
-            raise DuplicateAtomError(
-                f"two atoms are named {name!r} (in flows {first!r} and "
-                f"{self.flows[flow_id].name!r}); atom names must be unique in a flow: "
-                "pass name= to one"
-            )
+            self._refuse_duplicate(atom, index[name], flow_id)
         # _node, inlined: this runs once per atom of every compiled flow
         node = len(self.kinds)
         self.atoms.append(atom)
@@ -315,6 +310,26 @@ class _Builder:
                 providers.setdefault(symbol, []).append(node)
         return node
 
+    def _in_flows(self, first: int, second: int) -> str:
+        """Name the flow(s) two duplicates sit in: once when both are in one flow."""
+        if first == second:
+            return f"in flow {self.flows[first].name!r}"
+        return f"in flows {self.flows[first].name!r} and {self.flows[second].name!r}"
+
+    def _refuse_duplicate(self, atom: Atom, first: int, flow_id: int) -> None:
+        """Raise DuplicateAtomError for ``atom``, whose name node ``first`` already has."""
+        name = atom.name
+        where = self._in_flows(self.flow_of[first], flow_id)
+        if self.atoms[first] is atom:
+            raise AtomReusedError(
+                f"atom {name!r} appears more than once in flow {self.flows[0].name!r} "
+                f"({where}); an atom object can be used once: create another instance"
+            )
+        raise DuplicateAtomError(
+            f"two atoms are named {name!r} ({where}); atom names must be unique in a "
+            "flow: pass name= to one"
+        )
+
     # -- flows ----------------------------------------------------------------------
 
     def visit(self, item: Node, flow_id: int) -> tuple[int, int]:
@@ -322,14 +337,42 @@ class _Builder:
         if isinstance(item, Atom):
             node = self._atom(item, flow_id)
             return node, node
-        return self._flow(item, flow_id)
+        return self._flows(item, flow_id)
 
-    def _flow(self, flow: Flow, parent: int) -> tuple[int, int]:
-        if id(flow) in self.seen:
-            raise DuplicateAtomError(
-                f"flow {flow.name!r} appears more than once; a flow object can be used once"
+    def _flows(self, root: Flow, parent: int) -> tuple[int, int]:
+        """Add ``root`` and every flow nested in it, without recursion.
+
+        Each flow is compiled by a generator (:meth:`_flow`) that yields a subflow
+        when it needs that subflow's entry and exit nodes; this loop compiles the
+        subflow and sends them back. Nesting depth costs heap, not Python's stack,
+        so a flow nested 100,000 deep compiles like a flat one.
+        """
+        stack: list[_Steps] = []
+        steps = self._flow(root, parent)
+        sent: Any = None  # a fresh generator must be sent None first
+        while True:
+            try:
+                child, flow_id = steps.send(sent)
+            except StopIteration as done:
+                if not stack:
+                    result: tuple[int, int] = done.value
+                    return result
+                steps = stack.pop()
+                sent = done.value
+                continue
+            stack.append(steps)
+            steps = self._flow(child, flow_id)
+            sent = None
+
+    def _flow(self, flow: Flow, parent: int) -> _Steps:
+        first = self.seen.get(id(flow))
+        if first is not None:
+            where = self._in_flows(first, parent)
+            raise AtomReusedError(
+                f"flow {flow.name!r} appears more than once in flow {self.flows[0].name!r} "
+                f"({where}); a flow object can be used once: build another"
             )
-        self.seen.add(id(flow))
+        self.seen[id(flow)] = parent
         if flow.retry is not None:
             raise CompilationError(
                 f"flow {flow.name!r} has a retry controller; retries are not supported by this "
@@ -349,21 +392,21 @@ class _Builder:
                 if isinstance(child, Atom):
                     entry = exit_ = self._atom(child, flow_id)
                 else:
-                    entry, exit_ = self._flow(child, flow_id)
+                    entry, exit_ = yield child, flow_id
                 succ[previous].append(entry)
                 pred[entry].append(previous)
                 previous = exit_
             self._edge(previous, end)
         elif type(flow) is GraphFlow and flow._forward:
-            self._graph_children(flow, flow_id, children, start, end)
+            yield from self._graph_children(flow, flow_id, children, start, end)
         else:
-            self._dag_children(flow, flow_id, children, start, end)
+            yield from self._dag_children(flow, flow_id, children, start, end)
         info.stop = len(self.kinds)
         return start, end
 
     def _graph_children(
         self, flow: GraphFlow, flow_id: int, children: list[Node], start: int, end: int
-    ) -> None:
+    ) -> _ChildSteps:
         """A graph flow whose insertion order is already topological: one pass, in order.
 
         The common case (nodes added after what they require) and the same result as
@@ -395,7 +438,12 @@ class _Builder:
                         depth = meta.get(LINK_DECIDER_DEPTH, "ALL")
                         decided.append((c, meta[LINK_DECIDER], depth))
                 seen = self._from_ancestors(child, c, preds, provided, by_symbol, reasoned)
-            entry, exit_, provided[c], stops[c] = self._place(child, flow_id, seen)
+            if isinstance(child, Atom):
+                entry, exit_, provided[c], stops[c] = self._place_atom(child, flow_id, seen)
+            else:
+                entry, exit_, provided[c], stops[c] = yield from self._place_flow(
+                    child, flow_id, seen
+                )
             entries[c] = entry
             exits[c] = exit_
             for symbol in provided[c]:
@@ -415,24 +463,28 @@ class _Builder:
             self._edge(start, end)
         self._finish_dag(flow_id, children, preds, provided, entries, exits, stops, decided)
 
-    def _place(
-        self, child: Node, flow_id: int, seen: dict[str, int] | None
+    def _place_atom(
+        self, child: Atom, flow_id: int, seen: dict[str, int] | None
     ) -> tuple[int, int, dict[str, int], int]:
-        """Add one child of a graph or unordered flow, seeing only ``seen`` of its siblings.
+        """Add one atom child of a graph or unordered flow, seeing only ``seen`` of its
+        siblings.
 
-        Returns its entry and exit nodes, what it provides (symbol -> node) and the end
-        of its node range.
+        Returns its entry and exit nodes (both the atom's), what it provides (symbol ->
+        node) and the end of its node range. The atom resolves against its ancestors
+        directly, without touching the shared scope (the common case, kept cheap).
         """
-        if isinstance(child, Atom):
-            # an atom resolves against its ancestors directly, without touching the
-            # shared scope (the common case, so it is kept cheap)
-            node = self._atom(child, flow_id, seen, publish=False)
-            return node, node, dict.fromkeys(child.save_as, node), node + 1
+        node = self._atom(child, flow_id, seen, publish=False)
+        return node, node, dict.fromkeys(child.save_as, node), node + 1
+
+    def _place_flow(
+        self, child: Flow, flow_id: int, seen: dict[str, int] | None
+    ) -> Generator[tuple[Flow, int], tuple[int, int], tuple[int, int, dict[str, int], int]]:
+        """Like :meth:`_place_atom`, for a subflow (compiled by :meth:`_flows`' loop)."""
         mark = len(self.log)
         for symbol, provider in (seen or {}).items():
             self._set(symbol, provider)
         inner = len(self.log)
-        entry, exit_ = self._flow(child, flow_id)
+        entry, exit_ = yield child, flow_id
         got = self._provided_since(inner)
         self._undo(mark)
         return entry, exit_, got, len(self.kinds)
@@ -470,7 +522,7 @@ class _Builder:
 
     def _dag_children(
         self, flow: Flow, flow_id: int, children: list[Node], start: int, end: int
-    ) -> None:
+    ) -> _ChildSteps:
         """Children ordered by the flow's links: each sees what its ancestors provide."""
         pos = {id(child): i for i, child in enumerate(children)}
         preds: list[list[int]] = [[] for _ in children]
@@ -502,7 +554,11 @@ class _Builder:
                 if preds[c]
                 else None
             )
-            entries[c], exits[c], provided[c], stops[c] = self._place(child, flow_id, seen)
+            if isinstance(child, Atom):
+                placed = self._place_atom(child, flow_id, seen)
+            else:
+                placed = yield from self._place_flow(child, flow_id, seen)
+            entries[c], exits[c], provided[c], stops[c] = placed
             for symbol in provided[c]:
                 by_symbol.setdefault(symbol, []).append(c)
         succ, pred = self.succ, self.pred

@@ -399,15 +399,24 @@ class Storage:
         return "; ".join(reasons) or "its providers have not produced it yet"
 
     def fetch_all(self, many_handler: Callable[[list[Any]], Any] | None = None) -> dict[str, Any]:
-        """Every named value; a name with several values maps to their list."""
+        """Every named value; a name with several values maps to their list.
+
+        Store values come first (recorded, then transient), then atom results, as
+        :meth:`fetch` orders them. Linear in names + providers.
+        """
         if self._plan is None:
             self._ensure_plan_known()  # a record loaded to be read: its results count
-        names = list(self._flow_detail.injected)
-        names.extend(n for n in self._transient if n not in self._flow_detail.injected)
-        if self._plan is not None:
-            names.extend(n for n in self._plan.providers if n not in names)
+        injected, transient = self._flow_detail.injected, self._transient
+        stored = {**injected, **transient}  # a transient value wins, as in fetch()
+        plan = self._plan
+        if many_handler is None and plan is not None:
+            return self._fetch_all_fast(stored, plan)
+        names = dict.fromkeys(injected)
+        names.update(dict.fromkeys(transient))
+        if plan is not None:
+            names.update(dict.fromkeys(plan.providers))
         found: dict[str, Any] = {}
-        for name in dict.fromkeys(names):
+        for name in names:
             values = self._sources(name)
             if not values:
                 continue
@@ -415,6 +424,38 @@ class Storage:
                 found[name] = many_handler(values)
             else:
                 found[name] = values[0] if len(values) == 1 else values
+        return found
+
+    def _fetch_all_fast(self, stored: dict[str, Any], plan: Plan) -> dict[str, Any]:
+        """fetch_all() without a handler: one pass over the store, one over the providers.
+
+        The same values in the same order as the general path (store names first,
+        then provided names; a name's store value before its atom results), without
+        building a list of sources per name: this is what ``tideflow.run()`` returns.
+        """
+        found = stored  # a fresh dict: recorded names first, then transient-only ones
+        several: set[str] = set()  # names whose value in ``found`` is a list of values
+        details, atoms = self.details, plan.atoms
+        for name, nodes in plan.providers.items():
+            for node in nodes:
+                detail = details[node]
+                if detail is None or detail.state not in _READABLE or detail.failure is not None:
+                    continue
+                index = atoms[node].save_as[name]  # type: ignore[union-attr]
+                if index is None:
+                    value = detail.results
+                else:
+                    try:
+                        value = detail.results[index]
+                    except (LookupError, TypeError):
+                        continue
+                if name in several:
+                    found[name].append(value)
+                elif name in found:
+                    found[name] = [found[name], value]
+                    several.add(name)
+                else:
+                    found[name] = value
         return found
 
     def fetch_mapped_args(
