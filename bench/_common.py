@@ -40,8 +40,17 @@ class Side:
 
     linear: Callable[[int, bool], Any]  # (N, last task fails) -> flow
     unordered: Callable[[int], Any]
-    graph: Callable[[int], Any]
+    graph_tasks: Callable[[int], list[Any]]  # the seeded random graph's N tasks
+    graph_flow: Callable[[list[Any]], Any]  # a graph flow of those tasks (add() infers links)
     serial: Callable[[Any], Engine]
+    load: Callable[[Any, dict[str, Any]], Any]  # (flow, store) -> serial engine
+    run: Callable[[Any], dict[str, Any]]  # the library's run(flow): runs, returns fetch_all()
+    provider: Callable[[tuple[str, ...]], Any]  # one task whose result fills those names
+    linear_values: Callable[[int], Any]  # N tasks in a row, each providing one value
+
+    def graph(self, n: int) -> Any:
+        """Build the seeded random graph flow of ``n`` tasks."""
+        return self.graph_flow(self.graph_tasks(n))
 
 
 def graph_requirements(n: int) -> list[list[int]]:
@@ -104,6 +113,45 @@ def peak_memory(n: int, build_and_run: Callable[[], object]) -> Timings:
     return {"bytes_per_atom": peak / n, "peak_bytes": float(peak)}
 
 
+def fetch_all(side: Side, n: int) -> Timings:
+    """Time ``storage.fetch_all()`` returning ``n`` values: half stored, half results."""
+    start = time.perf_counter()
+    stored = n // 2
+    names = tuple(f"v{i}" for i in range(stored, n))
+    engine = side.load(side.provider(names), {f"v{i}": i for i in range(stored)})
+    engine.run()
+    ran = time.perf_counter()
+    values = engine.storage.fetch_all()
+    done = time.perf_counter()
+    if len(values) != n:
+        raise AssertionError(f"fetch_all() returned {len(values)} values, not {n}")
+    return {"build": ran - start, "total": done - ran}
+
+
+def run_values(side: Side, n: int) -> Timings:
+    """Time the library's ``run(flow)`` of ``n`` tasks that each provide a value."""
+    start = time.perf_counter()
+    flow = side.linear_values(n)
+    built = time.perf_counter()
+    values = side.run(flow)
+    done = time.perf_counter()
+    if len(values) != n:
+        raise AssertionError(f"run() returned {len(values)} values, not {n}")
+    return {"build": built - start, "total": done - built}
+
+
+def graph_build(side: Side, n: int) -> Timings:
+    """Time building the seeded random graph: its tasks (requires=), then ``add()``."""
+    start = time.perf_counter()
+    tasks = side.graph_tasks(n)
+    made = time.perf_counter()
+    flow = side.graph_flow(tasks)
+    done = time.perf_counter()
+    if len(flow) != n:
+        raise AssertionError(f"the graph flow holds {len(flow)} nodes, not {n}")
+    return {"tasks": made - start, "add": done - made, "total": done - start}
+
+
 def serial_workloads(side: Side) -> dict[str, Workload]:
     """Return the serial-engine workloads, so both sides measure exactly the same thing."""
 
@@ -117,4 +165,7 @@ def serial_workloads(side: Side) -> dict[str, Workload]:
         "unordered": lambda n: run(lambda: side.unordered(n)),
         "graph": lambda n: run(lambda: side.graph(n)),
         "memory": lambda n: peak_memory(n, lambda: side.serial(side.linear(n, False)).run()),
+        "fetch_all": lambda n: fetch_all(side, n),
+        "run_values": lambda n: run_values(side, n),
+        "graph_build": lambda n: graph_build(side, n),
     }

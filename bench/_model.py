@@ -27,6 +27,9 @@ class Spec:
     kind: str = "time"  # "time" (seconds, per-task overhead) or "memory" (bytes per atom)
     once: bool = False  # one measurement per N (deterministic metrics)
     compare: bool = True  # False for the floor: the same loop on both sides, a reference only
+    #: "engine": a flow's load + compile + run (the targets judge these); "calls": one
+    #: public call a user makes around each run, timed alone (N = values or nodes)
+    group: str = "engine"
 
     def sizes(self, mode: str, side: str) -> tuple[int, ...]:
         """Return the sizes this side runs in ``mode``."""
@@ -50,6 +53,24 @@ SPECS = [
     Spec("parallel_sleep", "50ms sleeps/8 wkrs", (32,), (32,)),
     Spec("asyncio_sleep", "asyncio 10ms sleeps", (1000,), (1000,)),
     Spec("durable_sqlite", "durable SQLite", (100, 1000), (100, 1000), 100),
+    # calls users make per run, each timed alone
+    Spec(
+        "fetch_all",
+        "storage.fetch_all()",
+        (1000, 10_000, 100_000),
+        (1000, 10_000, 100_000),
+        10_000,
+        group="calls",
+    ),
+    Spec("run_values", "run() -> values, linear", (100, 1000, 10_000), (100, 1000), group="calls"),
+    Spec(
+        "graph_build",
+        "build GraphFlow (3 reqs)",
+        (1000, 10_000, 100_000),
+        (1000, 10_000),
+        1000,
+        group="calls",
+    ),
 ]
 
 

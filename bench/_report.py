@@ -61,11 +61,16 @@ def table_row(spec: Spec, n: int, cells: dict[str, Cell]) -> list[str]:
     ]
 
 
-def table_rows(specs: list[Spec], results: Results) -> list[list[str]]:
-    """Build the table: a header, then one row per workload and N."""
-    rows = [COLUMNS.split("|")]
+#: Column headers of the "calls" table: N counts values or nodes, not tasks.
+CALL_COLUMNS = "call|N|tideflow|TaskFlow|tide µs/item|TF µs/item|TaskFlow/tideflow|setup|procs"
+
+
+def table_rows(specs: list[Spec], results: Results, group: str = "engine") -> list[list[str]]:
+    """Build one group's table: a header, then one row per workload and N."""
+    rows = [(CALL_COLUMNS if group == "calls" else COLUMNS).split("|")]
     for spec in specs:
-        rows += [table_row(spec, n, cells) for n, cells in results[spec.name].items()]
+        if spec.group == group:
+            rows += [table_row(spec, n, cells) for n, cells in results[spec.name].items()]
     return rows
 
 
@@ -97,8 +102,11 @@ def notes(results: Results) -> list[str]:
 def to_json(
     specs: list[Spec], results: Results, verdicts: list[Verdict], meta: dict[str, Any]
 ) -> dict[str, Any]:
-    """Assemble the JSON document: metadata, every cell, and the verdicts."""
-    workloads: dict[str, Any] = {}
+    """Assemble the JSON document: metadata, every cell, and the verdicts.
+
+    Engine workloads are under ``workloads``, per-run calls under ``calls``.
+    """
+    groups: dict[str, dict[str, Any]] = {"engine": {}, "calls": {}}
     for spec in specs:
         sizes: dict[str, Any] = {}
         for n, cells in results[spec.name].items():
@@ -114,8 +122,13 @@ def to_json(
                     "samples": cell.samples,
                 }
             sizes[str(n)] = entry
-        workloads[spec.name] = {"label": spec.label, "kind": spec.kind, "sizes": sizes}
-    return {"meta": meta, "workloads": workloads, "targets": [asdict(v) for v in verdicts]}
+        groups[spec.group][spec.name] = {"label": spec.label, "kind": spec.kind, "sizes": sizes}
+    return {
+        "meta": meta,
+        "workloads": groups["engine"],
+        "calls": groups["calls"],
+        "targets": [asdict(v) for v in verdicts],
+    }
 
 
 def report(
@@ -128,6 +141,10 @@ def report(
     """Print the header, the comparison table, the notes and the targets."""
     print(f"\n{describe(mode, versions)}")
     print(render(table_rows(specs, results)))
+    calls = table_rows(specs, results, "calls")
+    if len(calls) > 1:
+        print("\ncalls users make per run, each timed alone (N = values or graph nodes)")
+        print(render(calls))
     for line in notes(results):
         print(f"  note: {line}")
     print("\ntargets")

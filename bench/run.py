@@ -14,6 +14,11 @@ Method (also saved in the JSON):
   is already built; ``compile`` (load + compile) and ``build`` (creating the
   tasks and the flow) are kept separately in the JSON. Per-task overhead is
   ``total / N``. Memory is the tracemalloc peak of building and running, per atom.
+* A second table times, alone, calls users make around each run: ``fetch_all()``
+  of N values (half stored, half one task's results), the library's ``run(flow)``
+  of N value-providing tasks (which returns ``fetch_all()``), and building the
+  seeded random graph of N nodes (its tasks, then ``add()``). Per-item figures
+  are per value or node. They are kept under ``calls`` in the JSON.
 * Sides alternate and rounds interleave all workloads; the table shows the
   median over processes. Ratios are TaskFlow / tideflow at the same N only.
 * Modes: full (about 15 minutes on 2 cores, mostly TaskFlow: one durable

@@ -63,14 +63,54 @@ def _unordered(n: int, kind: type[Any] = Noop) -> Any:
     return unordered_flow.Flow("un").add(*[kind(f"t{i}") for i in range(n)])
 
 
-def _graph(n: int) -> Any:
-    """Build the seeded random graph flow of ``n`` tasks."""
+def _graph_tasks(n: int) -> list[Any]:
+    """Build the ``n`` tasks of the seeded random graph."""
     reqs = _common.graph_requirements(n)
-    tasks = [
+    return [
         Consume(f"t{i}", provides=f"r{i}", requires=[f"r{j}" for j in r])
         for i, r in enumerate(reqs)
     ]
+
+
+def _graph_flow(tasks: list[Any]) -> Any:
+    """Add ``tasks`` to a graph flow (links inferred from requires/provides)."""
     return graph_flow.Flow("graph").add(*tasks)
+
+
+class Many(task.Task):  # type: ignore[misc]
+    """Return one value per name it provides."""
+
+    def execute(self) -> tuple[int, ...]:
+        """Return 0, 1, 2, ... one per provided name."""
+        return tuple(range(len(self.provides)))
+
+
+class One(task.Task):  # type: ignore[misc]
+    """Return 1."""
+
+    def execute(self) -> int:
+        """Return 1."""
+        return 1
+
+
+def _provider(names: tuple[str, ...]) -> Any:
+    """A flow of one task whose result fills ``names``."""
+    return linear_flow.Flow("values").add(Many("many", provides=names))
+
+
+def _linear_values(n: int) -> Any:
+    """Build a linear flow of ``n`` tasks, each providing one value."""
+    return linear_flow.Flow("lin").add(*[One(f"t{i}", provides=f"v{i}") for i in range(n)])
+
+
+def _load(flow: Any, store: dict[str, Any]) -> Any:
+    """Load ``flow`` into the serial engine with ``store``."""
+    return engines.load(flow, store=store, engine="serial")
+
+
+def _run(flow: Any) -> dict[str, Any]:
+    """TaskFlow's ``engines.run``: load, run, and return ``storage.fetch_all()``."""
+    return engines.run(flow, engine="serial")  # type: ignore[no-any-return]
 
 
 def _serial(flow: Any) -> Engine:
@@ -105,7 +145,19 @@ def durable_sqlite(n: int) -> Timings:
 
 
 WORKLOADS: dict[str, Workload | str | None] = {
-    **_common.serial_workloads(_common.Side(_linear, _unordered, _graph, _serial)),
+    **_common.serial_workloads(
+        _common.Side(
+            linear=_linear,
+            unordered=_unordered,
+            graph_tasks=_graph_tasks,
+            graph_flow=_graph_flow,
+            serial=_serial,
+            load=_load,
+            run=_run,
+            provider=_provider,
+            linear_values=_linear_values,
+        )
+    ),
     "unordered_threads": lambda n: _common.build_then_time(lambda: _unordered(n), _parallel),
     "parallel_sleep": lambda n: _common.build_then_time(lambda: _unordered(n, Sleep), _parallel),
     "asyncio_sleep": "TaskFlow has no asyncio engine",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from importlib import metadata
+from typing import Any
 
 import _common
 from _common import Engine, Workload
@@ -63,14 +64,49 @@ def _unordered(n: int, task: type[tideflow.Task] = Noop) -> tideflow.UnorderedFl
     return tideflow.UnorderedFlow("un").add(*[task(f"t{i}") for i in range(n)])
 
 
-def _graph(n: int) -> tideflow.GraphFlow:
-    """Build the seeded random graph flow of ``n`` tasks."""
+def _graph_tasks(n: int) -> list[tideflow.Task]:
+    """Build the ``n`` tasks of the seeded random graph."""
     reqs = _common.graph_requirements(n)
-    tasks = [
+    return [
         Consume(f"t{i}", provides=f"r{i}", requires=[f"r{j}" for j in r])
         for i, r in enumerate(reqs)
     ]
+
+
+def _graph_flow(tasks: list[tideflow.Task]) -> tideflow.GraphFlow:
+    """Add ``tasks`` to a graph flow (links inferred from requires/provides)."""
     return tideflow.GraphFlow("graph").add(*tasks)
+
+
+class Many(tideflow.Task):
+    """Return one value per name it provides."""
+
+    def execute(self) -> tuple[int, ...]:
+        """Return 0, 1, 2, ... one per provided name."""
+        return tuple(range(len(self.provides)))
+
+
+class One(tideflow.Task):
+    """Return 1."""
+
+    def execute(self) -> int:
+        """Return 1."""
+        return 1
+
+
+def _provider(names: tuple[str, ...]) -> tideflow.LinearFlow:
+    """A flow of one task whose result fills ``names``."""
+    return tideflow.LinearFlow("values").add(Many("many", provides=names))
+
+
+def _linear_values(n: int) -> tideflow.LinearFlow:
+    """Build a linear flow of ``n`` tasks, each providing one value."""
+    return tideflow.LinearFlow("lin").add(*[One(f"t{i}", provides=f"v{i}") for i in range(n)])
+
+
+def _load(flow: tideflow.Flow, store: dict[str, Any]) -> Any:
+    """Load ``flow`` into the serial engine with ``store``."""
+    return tideflow.load(flow, store=store)
 
 
 def _serial(flow: tideflow.Flow) -> Engine:
@@ -86,7 +122,19 @@ def _parallel(flow: tideflow.Flow) -> Engine:
 
 
 WORKLOADS: dict[str, Workload | str | None] = {
-    **_common.serial_workloads(_common.Side(_linear, _unordered, _graph, _serial)),
+    **_common.serial_workloads(
+        _common.Side(
+            linear=_linear,
+            unordered=_unordered,
+            graph_tasks=_graph_tasks,
+            graph_flow=_graph_flow,
+            serial=_serial,
+            load=_load,
+            run=tideflow.run,
+            provider=_provider,
+            linear_values=_linear_values,
+        )
+    ),
     "unordered_threads": lambda n: _common.build_then_time(lambda: _unordered(n), _parallel),
     "parallel_sleep": lambda n: _common.build_then_time(lambda: _unordered(n, Sleep), _parallel),
     "asyncio_sleep": None,  # asyncio engine: N concurrent 10 ms asyncio.sleep tasks
