@@ -223,19 +223,7 @@ DELIBERATE: dict[str, tuple[type[BaseException] | None, str]] = {
 # Needs a change outside this package's files (the raise site, or a check that is not
 # made yet); reported to the owners of those files. Each is a strict xfail: when the
 # change lands the test passes, xfail(strict) fails, and the entry is deleted here.
-PENDING: dict[str, str] = {
-    "same_task_in_parent_and_subflow": "_compiler.py to raise AtomReusedError",
-    "same_subflow_added_twice_nested": "_compiler.py to raise AtomReusedError",
-    "flow_added_to_itself_then_compiled": "_flow.py to raise AtomReusedError",
-    "link_to_unknown_node": "_flow.py to raise NotInFlowError",
-    "link_from_unknown_node": "_flow.py to raise NotInFlowError",
-    "target_not_in_flow": "_flow.py to raise NotInFlowError",
-    "add_none_linear": "_flow.py to raise InvalidArgumentError",
-    "add_none_unordered": "_flow.py to raise InvalidArgumentError",
-    "add_none_graph": "_flow.py to raise InvalidArgumentError",
-    "decider_not_callable": "_flow.py to raise InvalidArgumentError",
-    "decider_depth_not_a_string": "_flow.py to raise InvalidArgumentError",
-}
+PENDING: dict[str, str] = {}
 
 _TASKFLOW_NAMES = [n for n in exc.__all__ if isinstance(getattr(exc, n), type)]
 
