@@ -8,7 +8,7 @@ what already ran, in reverse order.
 
 from __future__ import annotations
 
-from tideflow import errors, events, states
+from tideflow import errors, events, retry, states
 from tideflow._engine import Engine
 from tideflow._flow import Flow, GraphFlow, LinearFlow, TargetedFlow, UnorderedFlow
 from tideflow._helpers import (
@@ -51,30 +51,51 @@ from tideflow.errors import (
 )
 from tideflow.events import AtomEvent, FlowEvent
 from tideflow.failure import Failure, WrappedFailure
+from tideflow.retry import (
+    AlwaysRevert,
+    AlwaysRevertAll,
+    Backoff,
+    Decision,
+    ExponentialBackoff,
+    FixedBackoff,
+    ForEach,
+    History,
+    ParameterizedForEach,
+    Retry,
+    Times,
+)
 from tideflow.states import AtomState, EngineState, FlowState, Intention
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlwaysRevert",
+    "AlwaysRevertAll",
     "AmbiguousProviderError",
     "Atom",
     "AtomEvent",
     "AtomReusedError",
     "AtomState",
+    "Backoff",
     "CompilationError",
     "CycleError",
+    "Decision",
     "DefinitionError",
     "DependencyError",
     "DuplicateAtomError",
     "Engine",
     "EngineState",
     "ExecutionError",
+    "ExponentialBackoff",
     "Failure",
+    "FixedBackoff",
     "Flow",
     "FlowEvent",
     "FlowState",
+    "ForEach",
     "FunctorTask",
     "GraphFlow",
+    "History",
     "Intention",
     "InternalError",
     "InvalidArgumentError",
@@ -85,15 +106,18 @@ __all__ = [
     "NotFoundError",
     "NotInFlowError",
     "Notifier",
+    "ParameterizedForEach",
     "RecordFormatError",
     "ReduceFunctorTask",
     "RestrictedNotifier",
+    "Retry",
     "Storage",
     "StoreError",
     "TargetedFlow",
     "Task",
     "TaskFactory",
     "TideflowError",
+    "Times",
     "UnorderedFlow",
     "WrappedFailure",
     "errors",
@@ -102,6 +126,7 @@ __all__ = [
     "load",
     "load_from_detail",
     "load_from_factory",
+    "retry",
     "run",
     "save_factory_details",
     "states",

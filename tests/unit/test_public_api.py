@@ -14,6 +14,7 @@ PUBLIC_MODULES = [
     "tideflow.executors",
     "tideflow.failure",
     "tideflow.persistence",
+    "tideflow.retry",
     "tideflow.states",
 ]
 
