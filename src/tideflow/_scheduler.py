@@ -7,6 +7,12 @@ mirrors this on the reversed graph, so a node is reverted only after everything 
 ran after it has been reverted. Each edge
 is touched once per direction: a run costs O(atoms + edges).
 
+A retry controller's flow is one contiguous range of nodes (the compiler numbers each
+flow depth first), entered only through the flow's start node and left only through its
+end node. Reverting that flow and running it again are the same counters restricted to
+the range (:meth:`Scheduler.revert_range`, :meth:`Scheduler.reset_range`): O(nodes +
+edges of the range) per decision, nothing outside it touched.
+
 It knows nothing of executors, stores or notifications; the blocking engine and an
 asyncio driver can share it.
 """
@@ -19,6 +25,9 @@ from tideflow._compiler import Plan
 from tideflow.errors import InternalError
 
 __all__ = ["Scheduler"]
+
+#: A reverse count no pass can bring to zero: marks nodes a range pass must not report.
+_NEVER = 1 << 62
 
 
 class Scheduler:
@@ -95,6 +104,54 @@ class Scheduler:
         self._pending_reverts = pending
         self._reverted = bytearray(len(pending))
         return [n for n in range(len(pending) - 1, -1, -1) if pending[n] == 0]
+
+    def revert_range(self, lo: int, hi: int) -> list[int]:
+        """Begin a reverse pass over the nodes ``lo <= n < hi`` alone; return those revertible now.
+
+        Successors outside the range are not waited for, and predecessors outside it
+        are never reported: the pass stays inside the range, however far the graph goes.
+        """
+        plan = self._plan
+        succ, pred = plan.succ, plan.pred
+        pending = self._pending_reverts
+        if not pending:
+            pending = self._pending_reverts = [0] * plan.size
+            self._reverted = bytearray(plan.size)
+        reverted = self._reverted
+        ready = []
+        for node in range(hi - 1, lo - 1, -1):
+            inside = 0
+            for s in succ[node]:
+                if lo <= s < hi:
+                    inside += 1
+            pending[node] = inside
+            reverted[node] = 0
+            if not inside:
+                ready.append(node)
+            for p in pred[node]:
+                if not lo <= p < hi:
+                    pending[p] = _NEVER  # reached from inside, but not part of this pass
+        return ready
+
+    def reset_range(self, lo: int, hi: int) -> list[int]:
+        """Make the nodes ``lo <= n < hi`` not done again; return those ready to run now.
+
+        Predecessors outside the range keep their state: a range entered from a node
+        that completed is ready again from its first node.
+        """
+        pred = self._plan.pred
+        done, waiting = self._done, self._waiting
+        done[lo:hi] = bytes(hi - lo)
+        ready = []
+        for node in range(lo, hi):
+            count = 0
+            for p in pred[node]:
+                if not done[p]:
+                    count += 1
+            waiting[node] = count
+            if not count:
+                ready.append(node)
+        return ready
 
     def reverted(self, node: int) -> list[int]:
         """Mark ``node`` reverted (or passed through); return predecessors now revertible."""
