@@ -13,12 +13,19 @@ an atom sees what its preceding siblings provide (in a linear flow, every earlie
 sibling; in a graph flow, its ancestors; in an unordered flow, none), recursively
 through subflows and outwards through enclosing flows, nearest first.
 
+Depth costs nothing special: each flow is compiled by a generator that hands its
+subflows to one driving loop (no recursion, so nesting is bounded by memory, not by
+Python's stack), and a lookup starts from the latest provider of the symbol and
+asks only the flows between it and the atom (no scope is copied when a flow starts
+or undone when it ends).
+
 No I/O, no engine: the compiler knows flows, atoms and nothing else.
 """
 
 from __future__ import annotations
 
 import functools
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, Final, NamedTuple
@@ -206,9 +213,9 @@ class _Builder:
         self.external: dict[str, list[tuple[str, str]]] = {}
         self.atom_nodes: list[int] = []
         self.decisions: dict[int, list[Decision]] = {}
-        # symbol -> nearest visible provider, with an undo log for scopes that end
-        self.env: dict[str, int] = {}
-        self.log: list[tuple[str, int]] = []
+        # the flows being compiled, outermost first, and their start nodes (ascending)
+        self.scopes: list[_Scope] = []
+        self.scope_starts: list[int] = []
 
     # -- nodes and edges ------------------------------------------------------------
 
@@ -230,38 +237,58 @@ class _Builder:
 
     # -- scope ----------------------------------------------------------------------
 
-    def _set(self, symbol: str, node: int) -> None:
-        self.log.append((symbol, self.env.get(symbol, NO_PROVIDER)))
-        self.env[symbol] = node
+    def _lookup(self, symbol: str) -> int:
+        """The provider of ``symbol`` nearest the atom being added, or NO_PROVIDER.
 
-    def _undo(self, mark: int) -> None:
-        env, log = self.env, self.log
-        while len(log) > mark:
-            symbol, old = log.pop()
-            if old == NO_PROVIDER:
-                del env[symbol]
-            else:
-                env[symbol] = old
+        Candidates are the atoms providing ``symbol`` so far, latest first (nodes are
+        numbered in compile order). The latest one, ``p``, is judged by the innermost
+        flow still being compiled that holds it: a linear flow shows it (it sits in an
+        earlier child's subtree); a graph flow shows what :meth:`_Scope.resolve`
+        picks; otherwise nothing in that flow is visible, and the search jumps to the
+        latest provider before the flow began. Each step leaves a flow behind and no
+        scope is ever copied or undone, so deep nests of any pattern compile in time
+        near-linear in their size.
+        """
+        nodes = self.providers.get(symbol)
+        if not nodes:
+            return NO_PROVIDER
+        scopes, starts = self.scopes, self.scope_starts
+        i = len(nodes) - 1
+        k = len(scopes) - 1
+        while True:
+            p = nodes[i]
+            if starts[k] > p:
+                k = bisect_right(starts, p, 0, k) - 1
+            scope = scopes[k]
+            if scope.linear:
+                return p
+            found = scope.resolve(nodes, i, symbol)
+            if found != NO_PROVIDER:
+                return found
+            i = bisect_left(nodes, scope.start, 0, i) - 1
+            if i < 0 or k == 0:
+                return NO_PROVIDER
+            k -= 1
 
-    def _provided_since(self, mark: int) -> dict[str, int]:
-        return {symbol: self.env[symbol] for symbol, _ in self.log[mark:]}
+    def _open(self, scope: _Scope) -> None:
+        self.scopes.append(scope)
+        self.scope_starts.append(scope.start)
+
+    def _close(self) -> None:
+        self.scopes.pop()
+        self.scope_starts.pop()
 
     # -- atoms ----------------------------------------------------------------------
 
-    def _bind(
-        self, atom: Atom, mapping: ArgMapping, flow_id: int, seen: dict[str, int] | None
-    ) -> tuple[Binding, ...]:
+    def _bind(self, atom: Atom, mapping: ArgMapping, flow_id: int) -> tuple[Binding, ...]:
         """Resolve each parameter to its nearest visible provider (or to the store)."""
         flow_name = self.flows[flow_id].name
         inject = atom.inject or {}
-        env = self.env
+        lookup = self._lookup
         bindings = []
         for param, symbol in mapping.mapping.items():
             optional = symbol not in mapping.required
-            if seen is not None and symbol in seen:
-                provider = seen[symbol]
-            else:
-                provider = env.get(symbol, NO_PROVIDER)
+            provider = lookup(symbol)
             index: Index = None
             if provider != NO_PROVIDER:
                 provider_atom = self.atoms[provider]
@@ -274,16 +301,8 @@ class _Builder:
             bindings.append(_binding((param, symbol, provider, index, optional)))
         return tuple(bindings)
 
-    def _atom(
-        self,
-        atom: Atom,
-        flow_id: int,
-        seen: dict[str, int] | None = None,
-        *,
-        publish: bool = True,
-    ) -> int:
-        """Add one atom; ``seen`` adds providers visible to it alone; ``publish`` makes
-        what it provides visible to what follows it in the current scope."""
+    def _atom(self, atom: Atom, flow_id: int) -> int:
+        """Add one atom, resolving its arguments against what it can see."""
         name = atom.name
         index = self.index
         if name in index:
@@ -299,15 +318,17 @@ class _Builder:
         index[name] = node
         self.atom_nodes.append(node)
         mapping = atom._args
-        self.args.append(self._bind(atom, mapping, flow_id, seen) if mapping.mapping else ())
+        self.args.append(self._bind(atom, mapping, flow_id) if mapping.mapping else ())
         mapping = atom._revert_args
-        self.revert_args.append(self._bind(atom, mapping, flow_id, seen) if mapping.mapping else ())
+        self.revert_args.append(self._bind(atom, mapping, flow_id) if mapping.mapping else ())
         if atom.save_as:
             providers = self.providers
             for symbol in atom.save_as:
-                if publish:
-                    self._set(symbol, node)
-                providers.setdefault(symbol, []).append(node)
+                found = providers.get(symbol)
+                if found is None:
+                    providers[symbol] = [node]
+                else:
+                    found.append(node)
         return node
 
     def _in_flows(self, first: int, second: int) -> str:
@@ -386,6 +407,12 @@ class _Builder:
         plain = type(flow).iter_nodes is Flow.iter_nodes  # children in insertion order
         children = list(flow) if plain else [child for child, _ in flow.iter_nodes()]
         if isinstance(flow, LinearFlow) and plain:
+            # a linear flow in a linear flow shows what its parent shows and more:
+            # one scope serves both
+            scopes = self.scopes
+            nested = bool(scopes) and scopes[-1].linear
+            if not nested:
+                self._open(_Scope(start, True))
             previous = start
             succ, pred = self.succ, self.pred
             for child in children:
@@ -397,6 +424,8 @@ class _Builder:
                 pred[entry].append(previous)
                 previous = exit_
             self._edge(previous, end)
+            if not nested:
+                self._close()
         elif type(flow) is GraphFlow and flow._forward:
             yield from self._graph_children(flow, flow_id, children, start, end)
         else:
@@ -419,35 +448,34 @@ class _Builder:
         exits = [0] * n
         stops = [0] * n
         preds: list[list[int]] = [[] for _ in range(n)]
-        provided: list[dict[str, int]] = [{} for _ in range(n)]
-        by_symbol: dict[str, list[int]] = {}
         decided: list[tuple[int, Callable[[dict[str, Any]], Any], str]] = []
         succ, pred = self.succ, self.pred
         graph_pred, graph_succ = flow._pred, flow._succ
+        scope = _Scope(start, False, preds, entries, stops)
+        self._open(scope)
         for c, child in enumerate(children):
             key = id(child)
             incoming = graph_pred[key]
-            seen = None
+            reasons: dict[str, int] | None = None
             if incoming:
                 ps = preds[c] = [pos[k] for k in incoming]
-                reasoned = []
                 for k, meta in incoming.items():
                     if LINK_REASONS in meta:
-                        reasoned.append((pos[k], meta[LINK_REASONS]))
+                        if reasons is None:
+                            reasons = {}
+                        reasons.update(dict.fromkeys(meta[LINK_REASONS], pos[k]))
                     if LINK_DECIDER in meta:
                         depth = meta.get(LINK_DECIDER_DEPTH, "ALL")
                         decided.append((c, meta[LINK_DECIDER], depth))
-                seen = self._from_ancestors(child, c, preds, provided, by_symbol, reasoned)
+            scope.enter(c, reasons)
             if isinstance(child, Atom):
-                entry, exit_, provided[c], stops[c] = self._place_atom(child, flow_id, seen)
+                entry = exit_ = self._atom(child, flow_id)
             else:
-                entry, exit_, provided[c], stops[c] = yield from self._place_flow(
-                    child, flow_id, seen
-                )
+                entry, exit_ = yield child, flow_id
+            scope.done(c, entry)
             entries[c] = entry
             exits[c] = exit_
-            for symbol in provided[c]:
-                by_symbol.setdefault(symbol, []).append(c)
+            stops[c] = len(self.kinds)
             if incoming:
                 for p in ps:
                     before = exits[p]
@@ -459,53 +487,22 @@ class _Builder:
             if not graph_succ[key]:
                 succ[exit_].append(end)
                 pred[end].append(exit_)
+        self._close()
         if not children:
             self._edge(start, end)
-        self._finish_dag(flow_id, children, preds, provided, entries, exits, stops, decided)
+        self._decisions(flow_id, children, preds, entries, exits, stops, decided)
 
-    def _place_atom(
-        self, child: Atom, flow_id: int, seen: dict[str, int] | None
-    ) -> tuple[int, int, dict[str, int], int]:
-        """Add one atom child of a graph or unordered flow, seeing only ``seen`` of its
-        siblings.
-
-        Returns its entry and exit nodes (both the atom's), what it provides (symbol ->
-        node) and the end of its node range. The atom resolves against its ancestors
-        directly, without touching the shared scope (the common case, kept cheap).
-        """
-        node = self._atom(child, flow_id, seen, publish=False)
-        return node, node, dict.fromkeys(child.save_as, node), node + 1
-
-    def _place_flow(
-        self, child: Flow, flow_id: int, seen: dict[str, int] | None
-    ) -> Generator[tuple[Flow, int], tuple[int, int], tuple[int, int, dict[str, int], int]]:
-        """Like :meth:`_place_atom`, for a subflow (compiled by :meth:`_flows`' loop)."""
-        mark = len(self.log)
-        for symbol, provider in (seen or {}).items():
-            self._set(symbol, provider)
-        inner = len(self.log)
-        entry, exit_ = yield child, flow_id
-        got = self._provided_since(inner)
-        self._undo(mark)
-        return entry, exit_, got, len(self.kinds)
-
-    def _finish_dag(
+    def _decisions(
         self,
         flow_id: int,
         children: list[Node],
         preds: list[list[int]],
-        provided: list[dict[str, int]],
         entries: list[int],
         exits: list[int],
         stops: list[int],
         decided: list[tuple[int, Callable[[dict[str, Any]], Any], str]],
     ) -> None:
-        """Publish what a flow's children provide, and record the deciders on its links."""
-        if flow_id:
-            # what the flow's children provide is visible after it (the root has no after)
-            for got in provided:
-                for symbol, node in got.items():
-                    self._set(symbol, node)
+        """Record the deciders on a flow's links."""
         for target, decider, depth in decided:
             history = tuple(exits[p] for p in preds[target] if isinstance(children[p], Atom))
             self.decisions.setdefault(entries[target], []).append(
@@ -529,7 +526,7 @@ class _Builder:
         succs: list[list[int]] = [[] for _ in children]
         decided: list[tuple[int, Callable[[dict[str, Any]], Any], str]] = []
         # symbols a link was inferred for: its source is the consumer's provider
-        reasoned: dict[int, list[tuple[int, set[str]]]] = {}
+        reasoned: dict[int, dict[str, int]] = {}
         for u, v, meta in flow._raw_links():
             pu, pv = pos.get(id(u)), pos.get(id(v))
             if pu is None or pv is None:
@@ -538,29 +535,25 @@ class _Builder:
             succs[pu].append(pv)
             reasons = meta.get(LINK_REASONS)
             if reasons:
-                reasoned.setdefault(pv, []).append((pu, reasons))
+                reasoned.setdefault(pv, {}).update(dict.fromkeys(reasons, pu))
             if LINK_DECIDER in meta:
                 decided.append((pv, meta[LINK_DECIDER], meta.get(LINK_DECIDER_DEPTH, "ALL")))
         order = _topological(len(children), preds, succs, flow.name)
         entries = [0] * len(children)
         exits = [0] * len(children)
         stops = [0] * len(children)
-        provided: list[dict[str, int]] = [{} for _ in children]
-        by_symbol: dict[str, list[int]] = {}
+        scope = _Scope(start, False, preds, entries, stops)
+        self._open(scope)
         for c in order:
             child = children[c]
-            seen = (
-                self._from_ancestors(child, c, preds, provided, by_symbol, reasoned.get(c))
-                if preds[c]
-                else None
-            )
+            scope.enter(c, reasoned.get(c))
             if isinstance(child, Atom):
-                placed = self._place_atom(child, flow_id, seen)
+                entries[c] = exits[c] = self._atom(child, flow_id)
             else:
-                placed = yield from self._place_flow(child, flow_id, seen)
-            entries[c], exits[c], provided[c], stops[c] = placed
-            for symbol in provided[c]:
-                by_symbol.setdefault(symbol, []).append(c)
+                entries[c], exits[c] = yield child, flow_id
+            scope.done(c, entries[c])
+            stops[c] = len(self.kinds)
+        self._close()
         succ, pred = self.succ, self.pred
         for c in range(len(children)):
             entry, exit_ = entries[c], exits[c]
@@ -575,73 +568,101 @@ class _Builder:
                 pred[end].append(exit_)
         if not children:
             self._edge(start, end)
-        ordered = [provided[c] for c in order]
-        self._finish_dag(flow_id, children, preds, ordered, entries, exits, stops, decided)
+        self._decisions(flow_id, children, preds, entries, exits, stops, decided)
 
-    def _from_ancestors(
+
+class _Scope:
+    """What one flow being compiled shows the atoms inside it (see ``_Builder._lookup``).
+
+    A linear flow shows everything its earlier children provide. A graph (or
+    unordered) flow shows a child what its ancestors in the flow provide: the
+    provider a link was inferred for, else the latest-compiled direct predecessor
+    providing the symbol, else the latest-compiled ancestor. Children are compiled
+    in topological order, so each child's nodes form one range, after its
+    predecessors' ranges.
+    """
+
+    __slots__ = (
+        "ancestors",
+        "child",
+        "direct",
+        "entries",
+        "linear",
+        "order",
+        "preds",
+        "ranks",
+        "reasons",
+        "start",
+        "stops",
+    )
+
+    def __init__(
         self,
-        child: Node,
-        c: int,
-        preds: list[list[int]],
-        provided: list[dict[str, int]],
-        by_symbol: dict[str, list[int]],
-        reasoned: list[tuple[int, set[str]]] | None,
-    ) -> dict[str, int] | None:
-        """The symbols ``child`` uses that its ancestors provide, with their providers.
+        start: int,
+        linear: bool,
+        preds: list[list[int]] | None = None,
+        entries: list[int] | None = None,
+        stops: list[int] | None = None,
+    ) -> None:
+        self.start = start
+        self.linear = linear
+        self.preds = preds or []  # child -> its predecessors (child indexes)
+        self.entries = entries or []  # child -> its first node
+        self.stops = stops or []  # child -> one past its last node
+        self.ranks: list[int] = []  # first nodes of the children compiled, ascending
+        self.order: list[int] = []  # ... and which child each is
+        self.child = -1  # the child being compiled
+        self.reasons: dict[str, int] | None = None  # its inferred links: symbol -> child
+        self.direct: set[int] | None = None  # its predecessors, as a set (on demand)
+        self.ancestors: set[int] | None = None  # all its ancestors (on demand)
 
-        Links a graph flow inferred from requirements name their provider directly;
-        other symbols are looked for among all ancestors, nearest link first.
+    def enter(self, child: int, reasons: dict[str, int] | None) -> None:
+        """Start compiling ``child``."""
+        self.child = child
+        self.reasons = reasons
+        self.direct = self.ancestors = None
+
+    def done(self, child: int, entry: int) -> None:
+        """Note that ``child``, whose first node is ``entry``, is compiled."""
+        self.ranks.append(entry)
+        self.order.append(child)
+
+    def resolve(self, nodes: list[int], i: int, symbol: str) -> int:
+        """The provider of ``symbol`` the current child sees among its siblings.
+
+        ``nodes`` lists the providers of ``symbol``, ascending; ``nodes[i]``, the
+        latest so far, lies in an earlier-compiled child of this flow.
         """
-        found: dict[str, int] = {}
-        if reasoned:
-            for p, reasons in reasoned:
-                got = provided[p]
-                for symbol in reasons:
-                    if symbol in got:
-                        found[symbol] = got[symbol]
-        direct: set[int] | None = None
-        ancestors: set[int] | None = None
-        for symbol in _symbols_used(child):
-            if symbol in found:
-                continue
-            candidates = by_symbol.get(symbol)
-            if not candidates:
-                continue
-            if direct is None:
-                direct = set(preds[c])
-            chosen = -1
-            for cand in reversed(candidates):
-                if cand in direct:
-                    chosen = cand
-                    break
-            if chosen < 0:
-                if ancestors is None:
-                    ancestors = _ancestors(c, preds)
-                for cand in reversed(candidates):
-                    if cand in ancestors:
-                        chosen = cand
-                        break
-            if chosen >= 0:
-                found[symbol] = provided[chosen][symbol]
-        return found or None
+        c = self.child
+        preds = self.preds[c]
+        if not preds:
+            return NO_PROVIDER
+        if self.reasons is not None:
+            source = self.reasons.get(symbol)
+            if source is not None:
+                lo, hi = self.entries[source], self.stops[source]
+                if lo <= nodes[i] < hi:
+                    return nodes[i]
+                j = bisect_left(nodes, hi, 0, i + 1) - 1
+                if j >= 0 and nodes[j] >= lo:
+                    return nodes[j]
+        if self.direct is None:
+            self.direct = set(preds)
+        found = self._latest(nodes, i, self.direct)
+        if found == NO_PROVIDER:
+            if self.ancestors is None:
+                self.ancestors = _ancestors(c, self.preds)
+            found = self._latest(nodes, i, self.ancestors)
+        return found
 
-
-def _symbols_used(node: Node) -> Iterable[str]:
-    """Every symbol an atom (or any atom inside a flow) reads (repeats possible)."""
-    if isinstance(node, Atom):
-        revert = node._revert_args.mapping
-        mapping = node._args.mapping
-        return [*mapping.values(), *revert.values()] if revert else mapping.values()
-    found: set[str] = set()
-    stack: list[Node] = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, Atom):
-            found.update(item.rebind.values())
-            found.update(item.revert_rebind.values())
-        else:
-            stack.extend(child for child, _ in item.iter_nodes())
-    return found
+    def _latest(self, nodes: list[int], i: int, among: set[int]) -> int:
+        """The latest of ``nodes[: i + 1]`` that lies inside one of the children ``among``."""
+        ranks, order, start = self.ranks, self.order, self.start
+        while i >= 0 and nodes[i] > start:
+            if order[bisect_right(ranks, nodes[i]) - 1] in among:
+                return nodes[i]
+            i -= 1
+        return NO_PROVIDER
 
 
 def _ancestors(c: int, preds: list[list[int]]) -> set[int]:

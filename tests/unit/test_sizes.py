@@ -159,6 +159,33 @@ def test_a_deep_nest_of_unordered_flows_has_no_recursion() -> None:
     assert len(values) == depth + 1
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_scope_is_right_at_the_bottom_of_20000_alternating_linear_and_unordered_levels(
+    engine: str,
+) -> None:
+    # every level holds a task providing "x" (its level number) and the next level;
+    # a linear level's subflow sees its task's x, an unordered level's does not
+    class Level(Task):
+        def execute(self) -> int:
+            return int(self.name[1:])
+
+    class Echo(Task):
+        def execute(self, x: int) -> int:
+            return x
+
+    flow: tideflow.Flow = LinearFlow(f"f{DEPTH - 1}").add(Echo("bottom", provides="seen"))
+    for i in range(DEPTH - 2, -1, -1):
+        pattern = LinearFlow if i % 2 == 0 else UnorderedFlow
+        flow = pattern(f"f{i}").add(Level(f"t{i}", provides="x"), flow)
+    # the deepest level whose task the bottom sees: the last linear one above it
+    deepest_linear = max(i for i in range(DEPTH - 1) if i % 2 == 0)
+    assert flow.requires == set()
+    values = tideflow.run(flow, engine=engine)
+    assert values["seen"] == deepest_linear
+    assert len(values["x"]) == DEPTH - 1  # every level's x, in plan order
+    assert values["x"] == list(range(DEPTH - 1))
+
+
 def test_a_deep_nest_of_graph_flows_has_no_recursion() -> None:
     # built from the top down: each graph flow gets its task and its (still empty)
     # subflow; a graph flow links only what is known when it is added, so nothing
