@@ -337,3 +337,46 @@ def test_an_ignored_atom_is_written_to_a_copying_store(load, make):
     engine.run()
     assert_store_holds_the_records(engine, store)
     assert store.atoms["b"]["state"] == "IGNORE"
+
+
+# -- a suspend that comes too late to stop anything ------------------------------------
+
+
+def test_suspended_in_the_last_atom_the_flow_still_succeeds(load, make, watch):
+    holder = {}
+    flow = LinearFlow("f").add(make("a"), make("b", on_execute=lambda t: holder["e"].suspend()))
+    engine = holder["e"] = load(flow)
+    notes = watch(engine)
+    engine.run()
+    assert notes.flow_states() == [
+        ("PENDING", "RUNNING"),
+        ("RUNNING", "SUSPENDING"),
+        ("SUSPENDING", "SUCCESS"),
+    ]
+    assert engine.storage.get_flow_state() == "SUCCESS"
+
+
+def test_suspended_in_the_last_revert_the_flow_is_still_reverted(load, make, watch):
+    holder = {}
+    flow = LinearFlow("f").add(
+        make("a", on_revert=lambda t: holder["e"].suspend()), make("b", fail=OSError("b"))
+    )
+    engine = holder["e"] = load(flow)
+    notes = watch(engine)
+    with pytest.raises(OSError, match=r"^b$"):
+        engine.run()
+    assert notes.flow_states()[-2:] == [("RUNNING", "SUSPENDING"), ("SUSPENDING", "REVERTED")]
+    assert engine.storage.get_flow_state() == "REVERTED"
+
+
+def test_suspended_midway_the_flow_is_suspended_and_resumes(load, make, watch):
+    holder = {}
+    flow = LinearFlow("f").add(
+        make("a", on_execute=lambda t: holder["e"].suspend()), make("b"), make("c")
+    )
+    engine = holder["e"] = load(flow)
+    engine.run()
+    assert engine.storage.get_flow_state() == "SUSPENDED"
+    assert engine.storage.get_atom_state("b") == "PENDING"
+    engine.run()
+    assert engine.storage.get_flow_state() == "SUCCESS"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest
 
 from tideflow import (
-    CompilationError,
     DuplicateAtomError,
     GraphFlow,
     LinearFlow,
@@ -314,19 +313,55 @@ def test_the_same_flow_twice_is_refused():
         compile_flow(LinearFlow("f").add(s, UnorderedFlow("u").add(s)))
 
 
-class Controller(T):
-    """Stands in for a retry controller (none exists yet)."""
+def test_a_flows_retry_controller_is_its_third_node_and_guards_its_range():
+    from tideflow.retry import Times
 
-    _is_retry = True
+    inner = GraphFlow("g", retry=Times(2, name="ri", provides="y")).add(t("b", requires=["x", "y"]))
+    plan = compile_flow(
+        LinearFlow("f", retry=Times(2, name="ro", provides="x")).add(t("a"), inner, t("c"))
+    )
+    assert plan.names == [
+        "f[start]", "f[end]", "ro", "a", "g[start]", "g[end]", "ri", "b", "c"
+    ]  # fmt: skip
+    assert plan.retries == [2, 6]
+    assert [plan.flows[0].retry, plan.flows[1].retry] == [2, 6]
+    assert plan.scope(2) == (1, 9)
+    assert plan.scope(6) == (5, 8)
+    # a, the graph flow's nodes and c are decided about by ro; b by ri; ro by nobody,
+    # ri (its own failure) by ro
+    assert [plan.guards[n] for n in (2, 3, 6, 7, 8)] == [-1, 2, 2, 6, 2]
+    assert plan.succ[0] == [2]  # the flow's start leads to its controller alone
+    assert plan.succ[2] == [3]  # ... which leads to the first child
+    assert plan.succ[6] == [7]
+    b = plan.args[plan.index["b"]]
+    assert [(x.symbol, plan.names[x.provider]) for x in b] == [("x", "ro"), ("y", "ri")]
 
 
-def test_a_flow_with_a_retry_is_refused_for_now():
-    with pytest.raises(
-        CompilationError,
-        match=r"^flow 'f' has a retry controller; retries are not supported by this version "
-        r"of tideflow's engine yet$",
-    ):
-        compile_flow(LinearFlow("f", retry=Controller("r")).add(t("a")))
+def test_every_child_of_a_graph_or_unordered_flow_sees_its_controllers_value():
+    from tideflow.retry import ForEach
+
+    def provider_of(plan, atom, symbol):
+        found = [b for b in plan.args[plan.index[atom]] if b.symbol == symbol]
+        return plan.names[found[0].provider]
+
+    unordered = UnorderedFlow("u", retry=ForEach([1, 2], name="r", provides="x")).add(
+        t("a", requires=["x"]), t("b", requires=["x"])
+    )
+    plan = compile_flow(LinearFlow("f").add(unordered, t("after", requires=["x"])))
+    assert [provider_of(plan, n, "x") for n in ("a", "b", "after")] == ["r", "r", "r"]
+    graph = GraphFlow("g", retry=ForEach([1], name="r", provides="x")).add(
+        t("c1", provides="w"), t("c2", requires=["x"]), t("c3", requires=["w", "x"])
+    )
+    plan = compile_flow(LinearFlow("f").add(t("x0", provides="x"), graph))
+    assert provider_of(plan, "c2", "x") == "r"  # no link into c2: its flow's controller
+    assert provider_of(plan, "c3", "x") == "r"  # linked after c1, which does not provide x
+    assert provider_of(plan, "c3", "w") == "c1"
+
+
+def test_a_plan_without_retries_has_no_guards():
+    plan = compile_flow(LinearFlow("f").add(t("a")))
+    assert plan.retries == []
+    assert plan.guards == []
 
 
 def test_missing_requirements_message_in_full():
@@ -338,3 +373,23 @@ def test_missing_requirements_message_in_full():
         r"before their users$",
     ):
         plan.check_requirements(set())
+
+
+def test_a_symbol_seen_only_inside_a_graph_subflow_is_gone_after_it():
+    # as above without p: after s, nothing outside provides x, so r's x is external
+    q, r = t("q", "x"), t("r", requires=["x"])
+    s = LinearFlow("s").add(t("s1", requires=["x"]))
+    g = GraphFlow("g").add(q, s)
+    g.add(r, resolve_requires=False, resolve_existing=False)
+    plan = compile_flow(LinearFlow("root").add(g))
+    assert provider_of(plan, "s1", "x") == "q"
+    assert provider_of(plan, "r", "x") is None
+    assert plan.external == {"x": [("r", "g")]}
+
+
+@ORDERS
+def test_a_subflow_of_a_graph_records_the_graph_as_its_parent(order):
+    inner = LinearFlow("s").add(t("s1"))
+    g = graph("g", [t("a"), inner], [("a", "s")], order)
+    plan = compile_flow(LinearFlow("root").add(g))
+    assert [(f.name, f.parent) for f in plan.flows] == [("root", -1), ("g", 0), ("s", 1)]

@@ -23,6 +23,11 @@ class T(Task):
         return kwargs
 
 
+class Named(Task):
+    def execute(self, **kwargs):
+        return self.name
+
+
 class Copying:
     """A store that copies records, counting what it was given."""
 
@@ -72,11 +77,12 @@ def test_record_changes_through_storage_reach_a_copying_store_at_commit():
     storage.set_atom_state("a", tideflow.states.AtomState.SUCCESS)
     storage.set_atom_intention("a", tideflow.states.Intention.REVERT)
     storage.update_atom_metadata("a", {"k": 1})
+    storage.set_task_progress("a", 0.25)
     assert store.atoms["a"]["state"] == "PENDING"  # not before the commit
     storage.commit()
     assert store.atoms["a"]["state"] == "SUCCESS"
     assert store.atoms["a"]["intention"] == "REVERT"
-    assert store.atoms["a"]["meta"] == {"k": 1}
+    assert store.atoms["a"]["meta"] == {"k": 1, "progress": 0.25}
     assert storage.get_atoms_states(["a"]) == {"a": ("SUCCESS", "REVERT")}
     storage.reset("a")
     storage.commit()
@@ -86,6 +92,8 @@ def test_record_changes_through_storage_reach_a_copying_store_at_commit():
 
 def test_a_commit_writes_the_flow_record_only_when_it_changed():
     store = Copying()
+    Storage(FlowDetail("nothing yet"), store).commit()
+    assert store.flow_writes == 0
     _, storage = prepared(T("a"), backend=store)
     storage.commit()
     writes = store.flow_writes
@@ -112,6 +120,13 @@ def test_unknown_atoms_are_named():
             call("x")
     with pytest.raises(tideflow.NotFoundError, match="unknown atom 'x'"):
         storage.set_atom_state("x", tideflow.states.AtomState.SUCCESS)
+
+
+def test_an_unknown_atom_error_lists_twenty_known_names():
+    _, storage = prepared(*(T(f"a{i:02}") for i in range(25)))
+    with pytest.raises(tideflow.NotFoundError) as info:
+        storage.get_atom_state("x")
+    assert str(info.value).endswith(f"known atoms: {[f'a{i:02}' for i in range(20)]}")
 
 
 def test_records_are_known_before_the_engine_prepares():
@@ -150,12 +165,14 @@ def test_an_atoms_own_arguments_win_over_the_store():
 
 
 def test_transient_values_are_used_and_never_recorded():
-    engine, storage = prepared(T("a", requires=["x", "y"]), store={"y": "recorded"})
+    engine, storage = prepared(
+        T("a", requires=["x", "y", "w"]), store={"y": "recorded", "w": "stored"}
+    )
     storage.inject({"x": "memory", "y": "transient"}, transient=True)
     assert "x" not in storage.flow_detail.injected
     engine.run()
-    assert storage.get("a") == {"x": "memory", "y": "transient"}
-    assert storage.fetch_all() == {"y": "transient", "x": "memory"}
+    assert storage.get("a") == {"x": "memory", "y": "transient", "w": "stored"}
+    assert storage.fetch_all() == {"y": "transient", "w": "stored", "x": "memory"}
     assert storage.fetch("y") == "transient"
 
 
@@ -167,12 +184,30 @@ def test_fetch_all_lists_several_values_or_hands_them_over():
     assert storage.fetch("v", many_handler=len) == 2
 
 
+def test_fetch_all_skips_names_without_a_value_and_goes_on():
+    _, storage = prepared(Named("a", provides="p"), Named("b", provides="q"))
+    record = {d.name: d for d in storage.flow_detail}["b"]
+    record.state = tideflow.states.AtomState.SUCCESS
+    record.results = "b"
+    assert storage.fetch_all() == {"q": "b"}
+
+
 def test_fetch_mapped_args():
-    engine, storage = prepared(T("a", provides="v"), T("b", provides="v"), store={"s": "store"})
+    # v: three providers, the last one's value; s: the store's value before an atom's
+    engine, storage = prepared(
+        Named("a", provides="v"),
+        Named("b", provides="v"),
+        Named("c", provides="v"),
+        Named("d", provides="s"),
+        store={"s": "store"},
+    )
     engine.run()
     storage.inject_atom_args("a", {"v": "own"})
-    assert storage.fetch_mapped_args({"p": "v", "q": "s"}) == {"p": {}, "q": "store"}
-    assert storage.fetch_mapped_args({"p": "v"}, atom_name="a") == {"p": "own"}
+    assert storage.fetch_mapped_args({"p": "v", "q": "s"}) == {"p": "c", "q": "store"}
+    assert storage.fetch_mapped_args({"p": "v", "q": "s"}, atom_name="a") == {
+        "p": "own",
+        "q": "store",
+    }
     assert storage.fetch_mapped_args({"p": "gone"}, optional_args=["gone"]) == {}
     with pytest.raises(tideflow.NotFoundError, match="no value named 'gone' for parameter 'p'"):
         storage.fetch_mapped_args({"p": "gone", "q": "s"})
