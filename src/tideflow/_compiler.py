@@ -13,6 +13,13 @@ an atom sees what its preceding siblings provide (in a linear flow, every earlie
 sibling; in a graph flow, its ancestors; in an unordered flow, none), recursively
 through subflows and outwards through enclosing flows, nearest first.
 
+A flow with a retry controller adds the controller as a third node, right after its
+start and end nodes: the flow's first children follow it, so everything in the flow
+depends on it and sees what it provides. A flow's nodes are numbered as one contiguous
+range (depth first), entered only through its start node and left only through its end
+node, so a controller's decisions (revert the flow, run it again) work on that range
+(:meth:`Plan.scope`); :attr:`Plan.guards` says which controller decides about each node.
+
 Depth costs nothing special: each flow is compiled by a generator that hands its
 subflows to one driving loop (no recursion, so nesting is bounded by memory, not by
 Python's stack), and a lookup starts from the latest provider of the symbol and
@@ -42,7 +49,6 @@ from tideflow._flow import (
 from tideflow._task import ArgMapping, Atom, Index
 from tideflow.errors import (
     AtomReusedError,
-    CompilationError,
     CycleError,
     DuplicateAtomError,
     MissingRequirementError,
@@ -85,13 +91,14 @@ class FlowInfo:
     its subflows' nodes) are exactly the indices ``start <= node < stop``.
     """
 
-    __slots__ = ("end", "name", "parent", "start", "stop")
+    __slots__ = ("end", "name", "parent", "retry", "start", "stop")
 
     def __init__(self, name: str, parent: int, start: int, end: int) -> None:
         self.name = name
         self.parent = parent  # index into Plan.flows, -1 for the root
         self.start = start
         self.end = end
+        self.retry = -1  # the flow's retry controller (start + 2), or -1
         self.stop = 0  # set once the flow's last node is numbered
 
     def holds(self, node: int) -> bool:
@@ -130,11 +137,13 @@ class Plan:
         "flow",
         "flow_of",
         "flows",
+        "guards",
         "index",
         "kinds",
         "names",
         "pred",
         "providers",
+        "retries",
         "revert_args",
         "succ",
     )
@@ -159,6 +168,19 @@ class Plan:
         self.atom_nodes: list[int] = b.atom_nodes
         #: entry node of a decided link's target -> the deciders to ask before it runs
         self.decisions: dict[int, list[Decision]] = b.decisions
+        #: retry controller nodes, outermost first (empty: the run has no retries)
+        self.retries: list[int] = b.retries
+        #: node -> the controller asked first when it fails (-1: none); [] without retries
+        self.guards: list[int] = _guards(self) if b.retries else []
+
+    def scope(self, retry: int) -> tuple[int, int]:
+        """The nodes a retry controller's decisions work on: ``lo <= n < hi``.
+
+        Its flow's nodes after the flow's start node: the end node, the controller,
+        and every node of the flow's children.
+        """
+        info = self.flows[self.flow_of[retry]]
+        return info.start + 1, info.stop
 
     @property
     def size(self) -> int:
@@ -213,6 +235,7 @@ class _Builder:
         self.external: dict[str, list[tuple[str, str]]] = {}
         self.atom_nodes: list[int] = []
         self.decisions: dict[int, list[Decision]] = {}
+        self.retries: list[int] = []
         # the flows being compiled, outermost first, and their start nodes (ascending)
         self.scopes: list[_Scope] = []
         self.scope_starts: list[int] = []
@@ -260,12 +283,15 @@ class _Builder:
             if starts[k] > p:
                 k = bisect_right(starts, p, 0, k) - 1
             scope = scopes[k]
-            if scope.linear:
-                return p
+            if scope.linear or p == scope.start:
+                return p  # a graph flow's start is its retry controller: everyone sees it
             found = scope.resolve(nodes, i, symbol)
             if found != NO_PROVIDER:
                 return found
-            i = bisect_left(nodes, scope.start, 0, i) - 1
+            i = bisect_left(nodes, scope.start, 0, i)
+            if nodes[i] == scope.start:
+                return nodes[i]  # the flow's retry controller provides it
+            i -= 1
             if i < 0 or k == 0:
                 return NO_PROVIDER
             k -= 1
@@ -394,16 +420,18 @@ class _Builder:
                 f"({where}); a flow object can be used once: build another"
             )
         self.seen[id(flow)] = parent
-        if flow.retry is not None:
-            raise CompilationError(
-                f"flow {flow.name!r} has a retry controller; retries are not supported by this "
-                "version of tideflow's engine yet"
-            )
         flow_id = len(self.flows)
         start = self._node(None, START, f"{flow.name}[start]", flow_id)
         end = self._node(None, END, f"{flow.name}[end]", flow_id)
         info = FlowInfo(flow.name, parent, start, end)
         self.flows.append(info)
+        # what the flow's first children follow: its start node, or its retry controller,
+        # which runs first (everything in the flow depends on it, and sees what it provides)
+        head = start
+        if flow.retry is not None:
+            head = info.retry = self._atom(flow.retry, flow_id)
+            self._edge(start, head)
+            self.retries.append(head)
         plain = type(flow).iter_nodes is Flow.iter_nodes  # children in insertion order
         children = list(flow) if plain else [child for child, _ in flow.iter_nodes()]
         if isinstance(flow, LinearFlow) and plain:
@@ -412,8 +440,8 @@ class _Builder:
             scopes = self.scopes
             nested = bool(scopes) and scopes[-1].linear
             if not nested:
-                self._open(_Scope(start, True))
-            previous = start
+                self._open(_Scope(head, True))
+            previous = head
             succ, pred = self.succ, self.pred
             for child in children:
                 if isinstance(child, Atom):
@@ -427,9 +455,9 @@ class _Builder:
             if not nested:
                 self._close()
         elif type(flow) is GraphFlow and flow._forward:
-            yield from self._graph_children(flow, flow_id, children, start, end)
+            yield from self._graph_children(flow, flow_id, children, head, end)
         else:
-            yield from self._dag_children(flow, flow_id, children, start, end)
+            yield from self._dag_children(flow, flow_id, children, head, end)
         info.stop = len(self.kinds)
         return start, end
 
@@ -579,7 +607,8 @@ class _Scope:
     provider a link was inferred for, else the latest-compiled direct predecessor
     providing the symbol, else the latest-compiled ancestor. Children are compiled
     in topological order, so each child's nodes form one range, after its
-    predecessors' ranges.
+    predecessors' ranges. ``start`` is the flow's first node: its start node, or its
+    retry controller, which every child sees.
     """
 
     __slots__ = (
@@ -663,6 +692,23 @@ class _Scope:
                 return nodes[i]
             i -= 1
         return NO_PROVIDER
+
+
+def _guards(plan: Plan) -> list[int]:
+    """For each node, the nearest retry controller that decides about its failure.
+
+    A controller's own failure goes to the controller of an enclosing flow.
+    """
+    flows = plan.flows
+    by_flow = [-1] * len(flows)
+    for f, info in enumerate(flows):  # parents are numbered before their subflows
+        inherited = by_flow[info.parent] if info.parent >= 0 else -1
+        by_flow[f] = info.retry if info.retry >= 0 else inherited
+    guards = [by_flow[f] for f in plan.flow_of]
+    for info in flows:
+        if info.retry >= 0:
+            guards[info.retry] = by_flow[info.parent] if info.parent >= 0 else -1
+    return guards
 
 
 def _ancestors(c: int, preds: list[list[int]]) -> set[int]:

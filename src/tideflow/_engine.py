@@ -4,7 +4,9 @@ One engine thread owns all run state. A run moves through rounds: SCHEDULING sta
 every ready atom, WAITING collects what finished, ANALYZING records outcomes and asks
 the scheduler what became ready. When an atom fails, nothing new starts; once running
 atoms are in, everything that ran is reverted, each atom only after all that ran after
-it. ``run_iter()`` yields those phases (TaskFlow's names) and the final flow state.
+it. A retry controller guarding the atom may decide otherwise: its flow alone is
+reverted, and run again or given up (``_retries.py``, ``docs/failure-resolution.md``).
+``run_iter()`` yields those phases (TaskFlow's names) and the final flow state.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Se
 from contextlib import contextmanager
 from typing import Any, Final, cast
 
-from tideflow._compiler import START, Binding, Decision, Plan, compile_flow, ignore_set
+from tideflow._compiler import RETRY, START, Binding, Decision, Plan, compile_flow, ignore_set
 from tideflow._compiler import _entry_atoms as entry_atoms
 from tideflow._flow import Flow
 from tideflow._log import logger
 from tideflow._notifier import Notifier
 from tideflow._options import check_options, check_timeout
+from tideflow._retries import TO_REVERT as _RETRY_TO_REVERT
+from tideflow._retries import RetryScopes, attempt_of
 from tideflow._scheduler import Scheduler
 from tideflow._storage import Storage
 from tideflow._task import REVERT_FLOW_FAILURES, REVERT_RESULT, Atom, refuse_undrivable
@@ -41,6 +45,7 @@ from tideflow.failure import Failure
 from tideflow.persistence.memory import MemoryBackend
 from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook
 from tideflow.states import (
+    RETRY_TRANSITIONS,
     TASK_TRANSITIONS,
     AtomState,
     EngineState,
@@ -164,6 +169,8 @@ class Engine:
         kind: str = "serial",
         executor: SubmitExecutor | None = None,
         max_workers: int | None = None,
+        defer_reverts: bool = False,
+        never_resolve: bool = False,
     ) -> None:
         if kind not in ENGINE_KINDS:
             raise ValueError(f"unknown engine {kind!r}; choose one of {list(ENGINE_KINDS)}")
@@ -177,10 +184,19 @@ class Engine:
             executor=executor,
             max_workers=max_workers,
         )
+        for option, value in (("defer_reverts", defer_reverts), ("never_resolve", never_resolve)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{option}= takes True or False, got {value!r}")
         self._flow = flow
         self.kind = kind
         self._executor = executor
         self._max_workers = max_workers
+        #: REVERT always defers to the enclosing controller (none: the whole run reverts)
+        self._defer_reverts = defer_reverts
+        #: A failure is not resolved at all: the run stops, FAILURE, nothing reverted
+        self._never_resolve = never_resolve
+        #: The run's retry state, while a flow with retry controllers runs
+        self._scopes: RetryScopes | None = None
         # a name neither notifier ever reports (a typo) is refused at register()
         # (a function of the flow, not a bound method: a reference back to the engine
         # would make every engine cyclic garbage, which costs a collection per run)
@@ -306,7 +322,11 @@ class Engine:
         assert plan is not None
         storage = self.storage
         self._unstarted.clear()
-        for node in plan.atom_nodes:
+        nodes: Iterable[int] = plan.atom_nodes
+        if plan.retries:
+            # TaskFlow's order: tasks in plan order, then controllers, innermost first
+            nodes = [*(n for n in nodes if plan.kinds[n] != RETRY), *reversed(plan.retries)]
+        for node in nodes:
             detail = storage.details[node]
             assert detail is not None
             if detail.state != _A.PENDING:
@@ -323,6 +343,9 @@ class Engine:
         """
         self._suspend_requested = True
         self._flow_state(_F.SUSPENDING, only_from=_F.RUNNING)
+        scopes = self._scopes
+        if scopes is not None:
+            scopes.wake()  # a back-off being waited out ends now
 
     @property
     def statistics(self) -> dict[str, Any]:
@@ -374,9 +397,13 @@ class Engine:
                 if listening:
                     self.notifier.notify(new.value, event.details(self))
 
-    def _atom_state(self, detail: AtomDetail, new: AtomState, result: Any = None) -> None:
+    def _atom_state(
+        self, detail: AtomDetail, new: AtomState, result: Any = None, delay: float | None = None
+    ) -> None:
         old = detail.state
-        if (old, new) not in TASK_TRANSITIONS:
+        if (old, new) not in TASK_TRANSITIONS and not (
+            detail.kind == "retry" and (old, new) in RETRY_TRANSITIONS
+        ):
             if old is new:
                 return
             # the same error the state table's own check raises, naming the atom too
@@ -389,6 +416,8 @@ class Engine:
         if listening or self._subscribers:
             failed = isinstance(result, Failure)
             storage = self.storage
+            plan = self._plan
+            assert plan is not None
             event = AtomEvent(
                 storage.flow_name,
                 storage.flow_uuid,
@@ -400,6 +429,8 @@ class Engine:
                 time.time(),
                 None if failed else result,
                 result if failed else None,
+                attempt_of(plan, storage.details, plan.index[detail.name]),
+                delay,
             )
             self._emit(event)
             if listening:
@@ -532,6 +563,12 @@ class Engine:
         self._failures = failures
         self._revert_failures = revert_failures
         self._flow_failures = flow_failures
+        # retry controllers: the decisions about their flows, back-offs (None: no retries)
+        self._scopes = scopes = (
+            RetryScopes(self, plan, scheduler, dispatcher, defer_reverts=self._defer_reverts)
+            if plan.retries
+            else None
+        )
         reverting = False
         mark = clock()
         try:
@@ -589,10 +626,13 @@ class Engine:
                     outcomes = ran[:]
                     ran.clear()
                 else:
-                    outcomes = dispatcher.wait(timeout) if dispatcher.in_flight else []
+                    wait = timeout if scopes is None else scopes.wait_time(timeout)
+                    outcomes = dispatcher.wait(wait) if dispatcher.in_flight else []
                     now = clock()
                     waiting += now - mark
                     mark = now
+                if scopes is not None and not outcomes and not ready:
+                    scopes.wait_out()  # nothing else to do: wait out a back-off, if any
                 if phases and (yield _ANALYZING):
                     self.suspend()
                 if self._events:
@@ -614,12 +654,16 @@ class Engine:
                                 self._atom_state(detail, _A.REVERTED, value)
                             if atom._notifier is not None or detail._meta is not None:
                                 self._progress(atom, detail, 1.0)
-                            for n in scheduler.reverted(node):
-                                # atoms to undo go straight to the ready queue; the rest settle
-                                if kinds[n] < START and details[n].state in _TO_REVERT:
-                                    ready.append(n)
-                                else:
-                                    settled.append(n)
+                            if not reverting:
+                                # a retry controller's flow is being reverted
+                                scopes.back.extend(scheduler.reverted(node))  # type: ignore[union-attr]
+                            else:
+                                for n in scheduler.reverted(node):
+                                    # tasks to undo go straight to the ready queue; the rest settle
+                                    if not kinds[n] and details[n].state in _TO_REVERT:
+                                        ready.append(n)
+                                    else:
+                                        settled.append(n)
                         else:
                             detail.revert_failure = value
                             revert_failures.append(value)
@@ -635,23 +679,31 @@ class Engine:
                         if atom._notifier is not None or detail._meta is not None:
                             self._progress(atom, detail, 1.0)
                         for n in scheduler.complete(node):
-                            # plain atoms go straight to the ready queue; the rest settle
-                            if kinds[n] < START and not ignored[n] and n not in decisions:
+                            # plain tasks go straight to the ready queue; the rest settle
+                            if not kinds[n] and not ignored[n] and n not in decisions:
                                 ready.append(n)
                             else:
                                 settled.append(n)
                     else:
                         detail.failure = value
-                        failures.append(value)
                         flow_failures[detail.name] = value
                         self._atom_state(detail, _A.FAILURE, value)
+                        if scopes is None or self._never_resolve or not scopes.resolve(node, value):
+                            failures.append(value)
                     if track:
                         storage.changed(detail)
                 if settled:
                     ready.extend(self._settle(deque(settled), scheduler, reverting))
+                if scopes is not None and scopes.active and not reverting:
+                    ready = scopes.step(ready, [outcome[0] for outcome in outcomes])
                 if failures and not reverting and not dispatcher.in_flight:
+                    if self._never_resolve:
+                        break  # nothing is resolved: the run ends FAILURE as it stands
                     # Everything running is in: undo what ran, latest first.
                     reverting = True
+                    if scopes is not None:
+                        # wider than any controller's decision: what they were about goes too
+                        failures.extend(scopes.clear())
                     self._mark_reverting(plan.atom_nodes, details)
                     ready = self._settle(deque(scheduler.start_revert()), scheduler, True)
                 if track:
@@ -660,7 +712,8 @@ class Engine:
                 analyzing += now - mark
                 mark = now
                 halted = self._suspend_requested or bool(revert_failures)
-                if not dispatcher.in_flight and (halted or not ready):
+                idle = not ready and (scopes is None or not scopes.active)
+                if not dispatcher.in_flight and (halted or idle):
                     break
             final = self._final_state(reverting, revert_failures, ready, scheduler)
         except GeneratorExit:
@@ -705,9 +758,9 @@ class Engine:
             self._flow_state(final)
             storage.commit()
         if final == _F.FAILURE:
-            Failure.reraise_if_any(revert_failures)
+            Failure.reraise_if_any(revert_failures or failures)
         if final == _F.REVERTED:
-            Failure.reraise_if_any(failures)
+            Failure.reraise_if_any(failures if scopes is None else [*failures, *scopes.given_up])
 
     def _settle(self, ready: deque[int], scheduler: Scheduler, reverting: bool) -> deque[int]:
         """Pass through nodes that need no work; return the atoms to start.
@@ -721,15 +774,24 @@ class Engine:
         details = self.storage.details
         decisions = plan.decisions
         ignored = self._ignored
+        scopes = self._scopes
         out: deque[int] = deque()
         while ready:
             node = ready.popleft()
+            if scopes is not None and not reverting and scopes.frozen[node]:
+                continue  # a decision about its flow is under way: it must not start
             if not reverting and node in decisions and not self._decide(decisions[node]):
                 continue  # a decider raised: its target failed, the run reverts
-            if kinds[node] >= START:
+            kind = kinds[node]
+            if kind >= START:
                 ready.extend(scheduler.reverted(node) if reverting else scheduler.complete(node))
             elif reverting:
-                if details[node].state in _TO_REVERT:  # type: ignore[union-attr]
+                state = details[node].state  # type: ignore[union-attr]
+                if kind == RETRY and state in _RETRY_TO_REVERT:
+                    # controllers run here, on the engine thread; a failed revert halts
+                    if scopes.revert_retry(node):  # type: ignore[union-attr]
+                        ready.extend(scheduler.reverted(node))
+                elif state in _TO_REVERT:
                     out.append(node)
                 else:
                     ready.extend(scheduler.reverted(node))
@@ -739,6 +801,11 @@ class Engine:
                 self._atom_state(detail, _A.IGNORE)
                 self.storage.changed(detail)
                 ready.extend(scheduler.complete(node))
+            elif kind == RETRY:
+                if self._suspend_requested or self._failures or self._revert_failures:
+                    continue  # not started: the run stops or reverts (it stays ready)
+                if scopes.run_retry(node):  # type: ignore[union-attr]
+                    ready.extend(scheduler.complete(node))
             else:
                 out.append(node)
         return out
@@ -788,24 +855,31 @@ class Engine:
         details = self.storage.details
         done = [False] * plan.size
         reverting = False
+        # flows whose controller's decision was being carried out: it is carried on
+        scopes = self._scopes
+        deciding = set(scopes.resume()) if scopes is not None else ()
         for node in plan.atom_nodes:
             detail = details[node]
             assert detail is not None
             state = detail.state
             if state is _A.PENDING:
                 continue
-            if state in _REVERTING_MARKS or detail.intention is Intention.REVERT:
-                reverting = True
             if detail.failure is not None:
                 flow_failures[detail.name] = detail.failure
             if state is _A.SUCCESS or state is _A.IGNORE:
                 done[node] = True
+            if node in deciding:
+                continue
+            if state in _REVERTING_MARKS or detail.intention is Intention.REVERT:
+                reverting = True
         if reverting:
+            if scopes is not None:
+                scopes.clear()
             return True, deque(scheduler.start_revert())
         for node in plan.atom_nodes:
             detail = details[node]
             assert detail is not None
-            if detail.state is _A.RUNNING:
+            if detail.state is _A.RUNNING and node not in deciding:
                 self._atom_state(detail, _A.PENDING)
         return False, deque(scheduler.start(done))
 
@@ -816,8 +890,14 @@ class Engine:
         ready: deque[int],
         scheduler: Scheduler,
     ) -> FlowState:
-        if revert_failures:
+        if revert_failures or (self._never_resolve and self._failures and not reverting):
             return _F.FAILURE
+        scopes = self._scopes
+        if scopes is not None and not reverting and scopes.given_up:
+            # a controller gave its flow up: done once nothing else could run
+            if self._suspend_requested and (ready or scopes.active):
+                return _F.SUSPENDED
+            return _F.REVERTED
         if self._suspend_requested and (ready or not self._all_settled(reverting)):
             return _F.SUSPENDED
         if reverting:

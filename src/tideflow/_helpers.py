@@ -80,6 +80,8 @@ def load(
     backend: Any | None = None,
     book: LogBook | None = None,
     flow_detail: FlowDetail | None = None,
+    defer_reverts: bool = False,
+    never_resolve: bool = False,
 ) -> Engine:
     """Make an engine for ``flow``; ``store`` gives the values its atoms may require.
 
@@ -88,7 +90,10 @@ def load(
     ``submit()``, or ``"threads"``, the default, a pool of ``max_workers`` threads).
     ``backend`` keeps the run's records (a store object, or a URL such as
     ``"memory://"``); ``flow_detail`` resumes one. Options are checked here: an option
-    the chosen engine would ignore is an error.
+    the chosen engine would ignore is an error. ``defer_reverts`` and ``never_resolve``
+    change how failures are resolved (``docs/failure-resolution.md``): a retry
+    controller's REVERT always defers to the enclosing one, or no failure is resolved
+    at all (the run stops FAILURE, nothing reverted).
     """
     kind = _engine_kind(engine)
     if isinstance(executor, str):
@@ -108,6 +113,8 @@ def load(
         kind=kind,
         executor=executor,
         max_workers=max_workers,
+        defer_reverts=defer_reverts,
+        never_resolve=never_resolve,
     )
 
 

@@ -16,6 +16,7 @@ from tideflow._options import check_store_keys
 from tideflow.errors import MissingRequirementError, NotFoundError, TideflowError
 from tideflow.failure import Failure
 from tideflow.persistence.models import AtomDetail, FlowDetail, RetryDetail, TaskDetail
+from tideflow.retry import History
 from tideflow.states import AtomState, FlowState, Intention
 
 __all__ = ["Storage"]
@@ -240,6 +241,22 @@ class Storage:
         return detail.failure if detail.failure is not None else detail.results
 
     get = get_execute_result
+
+    def get_retry_history(self, retry_name: str) -> History:
+        """A retry controller's attempts so far (empty once it was reverted)."""
+        detail = self._detail(retry_name)
+        if not isinstance(detail, RetryDetail):
+            raise NotFoundError(f"atom {retry_name!r} is not a retry controller: it has no history")
+        return History(list(detail.history), detail.failure)
+
+    def get_retry_histories(self) -> dict[str, History]:
+        """``{controller name: History}`` for every retry controller of the flow."""
+        self._ensure_plan_known()
+        return {
+            d.name: History(list(d.history), d.failure)
+            for d in self._by_name.values()
+            if isinstance(d, RetryDetail)
+        }
 
     def get_revert_result(self, atom_name: str) -> Any:
         """What an atom's ``revert`` returned (or the Failure it raised)."""

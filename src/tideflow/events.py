@@ -49,7 +49,10 @@ class AtomEvent(NamedTuple):
     """An atom of a run moved from ``old_state`` to ``state`` at ``at`` (``time.time()``).
 
     ``result`` is what ``execute`` returned (SUCCESS) or ``revert`` returned
-    (REVERTED); ``failure`` is the Failure of a FAILURE or REVERT_FAILURE.
+    (REVERTED); ``failure`` is the Failure of a FAILURE or REVERT_FAILURE. ``attempt``
+    is the attempt of the innermost retry controller guarding the atom (1 without
+    one; for a controller, its own). ``delay`` is set on a controller's RETRYING when
+    it has a back-off: the seconds it waits before ``attempt`` starts.
     """
 
     flow_name: str
@@ -62,9 +65,15 @@ class AtomEvent(NamedTuple):
     at: float
     result: Any = None
     failure: Failure | None = None
+    attempt: int = 1
+    delay: float | None = None
 
     def details(self) -> dict[str, Any]:
-        """The TaskFlow-style details of this change."""
+        """The TaskFlow-style details of this change.
+
+        A controller with a back-off adds ``attempt`` and ``delay`` to its RETRYING
+        details (TaskFlow's controllers have none, so its programs see its keys only).
+        """
         prefix = self.kind
         details: dict[str, Any] = {
             f"{prefix}_name": self.atom_name,
@@ -73,6 +82,9 @@ class AtomEvent(NamedTuple):
         }
         if self.state in _RESULT_STATES:
             details["result"] = self.failure if self.failure is not None else self.result
+        if self.delay is not None:
+            details["attempt"] = self.attempt
+            details["delay"] = self.delay
         return details
 
 

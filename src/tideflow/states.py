@@ -182,6 +182,10 @@ RETRY_TRANSITIONS: Final[frozenset[tuple[AtomState, AtomState]]] = TASK_TRANSITI
     {
         (_A.SUCCESS, _A.RETRYING),
         (_A.RETRYING, _A.RUNNING),
+        # tideflow: the whole run reverts while the controller waits out its back-off,
+        # or a run suspended then is reset
+        (_A.RETRYING, _A.REVERTING),
+        (_A.RETRYING, _A.PENDING),
     }
 )
 

@@ -71,6 +71,10 @@ TASK_ADDED = {
 RETRY_ADDED = {
     (A.SUCCESS, A.RETRYING),
     (A.RETRYING, A.RUNNING),
+    # tideflow: a revert of everything reaches a controller waiting out its back-off;
+    # reset() of a run suspended during that wait
+    (A.RETRYING, A.REVERTING),
+    (A.RETRYING, A.PENDING),
 }
 
 

@@ -130,6 +130,12 @@ class AtomDetail:
         detail.meta = dict(data.get("meta") or {})
         version = data.get("version")
         detail.version = tuple(version) if version is not None else None
+        if isinstance(detail, RetryDetail):
+            detail.history = [
+                (provided, {name: Failure.from_dict(f) for name, f in failures.items()})
+                for provided, failures in data.get("history") or ()
+            ]
+            detail.decision = data.get("decision")
         return detail
 
     def __repr__(self) -> str:
@@ -143,9 +149,36 @@ class TaskDetail(AtomDetail):
 
 
 class RetryDetail(AtomDetail):
-    """The record of a retry controller."""
+    """The record of a retry controller: its attempts so far, and the decision under way.
+
+    ``history`` has one ``(provided value, {atom name: Failure})`` entry per attempt of
+    the controller's flow; ``results`` is the value of the current attempt. ``decision``
+    is "RETRY" or "REVERT" while the engine carries that decision out for the flow (so a
+    resumed run finishes it), None otherwise.
+    """
 
     kind: ClassVar[str] = "retry"
+    decision: str | None = None
+
+    def __init__(self, name: str, uuid: str | None = None) -> None:
+        super().__init__(name, uuid)
+        self.history: list[tuple[Any, dict[str, Failure]]] = []
+
+    def reset(self, state: AtomState = AtomState.PENDING) -> None:
+        """Forget results, failures and history and go back to ``state``."""
+        super().reset(state)
+        self.history = []
+        self.decision = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Describe the record as data; history failures as their dicts."""
+        data = super().to_dict()
+        data["history"] = [
+            [provided, {name: f.to_dict() for name, f in failures.items()}]
+            for provided, failures in self.history
+        ]
+        data["decision"] = self.decision
+        return data
 
 
 class FlowDetail:

@@ -72,8 +72,20 @@ def _extract_engine(engine: str | None, kwargs: Mapping[str, Any]) -> tuple[str,
     return kind, options
 
 
+def _flag(options: Mapping[str, Any], name: str) -> bool:
+    """A boolean engine option, in any of TaskFlow's spellings ('true', 'yes', '1', True)."""
+    value = options.get(name, False)
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "t", "true", "on", "y", "yes")
+    return bool(value)
+
+
 def _engine_keywords(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """Translate TaskFlow's engine name and options into tideflow.load() keywords."""
+    resolution = {
+        "defer_reverts": _flag(options, "defer_reverts"),
+        "never_resolve": _flag(options, "never_resolve"),
+    }
     tideflow_kind = _KINDS.get(kind) if isinstance(kind, str) else None
     if tideflow_kind is None:
         asked = str(kind)
@@ -94,7 +106,7 @@ def _engine_keywords(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
                 UserWarning,
                 stacklevel=4,
             )
-        return {"engine": "serial"}
+        return {"engine": "serial", **resolution}
     executor = options.get("executor")
     if isinstance(executor, str):
         if executor.lower() not in _THREAD_EXECUTORS:
@@ -118,6 +130,7 @@ def _engine_keywords(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
         "engine": "parallel",
         "executor": executor,
         "max_workers": _whole_number("max_workers", options.get("max_workers")),
+        **resolution,
     }
 
 
