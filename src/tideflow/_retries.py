@@ -285,7 +285,10 @@ class RetryScopes:
             under_way.checked = True
             if self._quiet(under_way):
                 under_way.reverting = True
-                self.back.extend(self._scheduler.revert_range(under_way.lo, under_way.hi))
+                # what an earlier, narrower revert of this range still had queued is
+                # counted again by this pass
+                back = self.back = deque(n for n in self.back if not under_way.holds(n))
+                back.extend(self._scheduler.revert_range(under_way.lo, under_way.hi))
         if self.back:
             forward.extend(self._revert_back())
         if forward:
