@@ -299,7 +299,8 @@ def test_a_result_missing_what_provides_names_is_warned_about(load, make, caplog
 
 
 def test_a_result_repr_of_200_characters_is_shown_whole(load, make, caplog):
-    value = ["x" * 194]  # repr is exactly 200 characters
+    value = ["x" * 196]  # repr is exactly 200 characters
+    assert len(repr(value)) == 200
     flow = LinearFlow("f").add(make("pair", provides=("x", "y"), value=value))
     with caplog.at_level(logging.WARNING, logger="tideflow.storage"):
         load(flow).run()
@@ -380,3 +381,14 @@ def test_suspended_midway_the_flow_is_suspended_and_resumes(load, make, watch):
     assert engine.storage.get_atom_state("b") == "PENDING"
     engine.run()
     assert engine.storage.get_flow_state() == "SUCCESS"
+
+
+def test_suspend_outside_a_run_changes_nothing(load, make, watch):
+    engine = load(LinearFlow("f").add(make("a")))
+    engine.suspend()  # not running yet
+    assert engine.storage.get_flow_state() == "PENDING"
+    engine.run()
+    notes = watch(engine)
+    engine.suspend()  # finished
+    assert engine.storage.get_flow_state() == "SUCCESS"
+    assert notes.flow_states() == []
