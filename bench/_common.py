@@ -18,6 +18,9 @@ Workload = Callable[[int], Timings]  # one measurement at size N
 
 SLEEP_SECONDS = 0.05
 SLEEP_WORKERS = 8
+#: The retry workload: attempts its controller allows, and how many its last task fails.
+RETRY_ATTEMPTS = 5
+RETRY_FAILURES = 4
 
 
 class Unavailable(Exception):

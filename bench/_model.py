@@ -48,6 +48,8 @@ SPECS = [
     Spec("unordered", "unordered serial", (1000,), (1000,)),
     Spec("graph", "graph (3 random reqs)", (1000, 10_000), (1000,)),
     Spec("revert", "revert linear", (1000,), (1000,)),
+    # a linear flow under Times(5) whose last task fails its first 4 attempts
+    Spec("retry", "retry linear, 4 fails", (100, 1000), (100,), 100),
     Spec("memory", "memory linear", (100_000,), (1000,), 100, kind="memory", once=True),
     Spec("unordered_threads", "unordered 8 threads", (1000,), (1000,)),
     Spec("parallel_sleep", "50ms sleeps/8 wkrs", (32,), (32,)),

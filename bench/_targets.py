@@ -134,6 +134,7 @@ def judge(results: Results) -> list[Verdict]:
         speedup(results, "linear 1,000 >= 1,000x faster than TaskFlow", "linear", 1000, 1000),
         speedup(results, "revert 1,000 >= 1,000x faster", "revert", 1000, 1000),
         speedup(results, "graph 1,000 >= 200x faster", "graph", 1000, 200),
+        speedup(results, "retry 100 under Times(5) >= 200x faster", "retry", 100, 200),
         compile_growth(results),
         import_time(results),
         memory(results),

@@ -12,7 +12,7 @@ from typing import Any
 import _common
 from _common import Engine, Timings, Workload
 
-from taskflow import engines, task
+from taskflow import engines, retry, task
 from taskflow.patterns import graph_flow, linear_flow, unordered_flow
 
 
@@ -50,6 +50,27 @@ class Sleep(task.Task):  # type: ignore[misc]
     def execute(self) -> None:
         """Sleep."""
         time.sleep(_common.SLEEP_SECONDS)
+
+
+class FailFirst(task.Task):  # type: ignore[misc]
+    """Fail on the first ``failures`` executions, then succeed."""
+
+    def __init__(self, name: str, failures: int) -> None:
+        super().__init__(name)
+        self.failures = failures
+
+    def execute(self) -> None:
+        """Raise while failures are left."""
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("boom")
+
+
+def _retried(n: int) -> Any:
+    """Build ``n`` no-op tasks under ``Times(5)``, the last failing its first 4 attempts."""
+    tasks = [Noop(f"t{i}") for i in range(n - 1)]
+    flow = linear_flow.Flow("lin", retry=retry.Times(_common.RETRY_ATTEMPTS, name="retry"))
+    return flow.add(*tasks, FailFirst(f"t{n - 1}", _common.RETRY_FAILURES))
 
 
 def _linear(n: int, fail_last: bool) -> Any:
@@ -158,6 +179,7 @@ WORKLOADS: dict[str, Workload | str | None] = {
             linear_values=_linear_values,
         )
     ),
+    "retry": lambda n: _common.build_then_time(lambda: _retried(n), _serial),
     "unordered_threads": lambda n: _common.build_then_time(lambda: _unordered(n), _parallel),
     "parallel_sleep": lambda n: _common.build_then_time(lambda: _unordered(n, Sleep), _parallel),
     "asyncio_sleep": "TaskFlow has no asyncio engine",

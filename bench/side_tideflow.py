@@ -45,6 +45,27 @@ class Consume(tideflow.Task):
         return len(kwargs)
 
 
+class FailFirst(tideflow.Task):
+    """Fail on the first ``failures`` executions, then succeed."""
+
+    def __init__(self, name: str, failures: int) -> None:
+        super().__init__(name)
+        self.failures = failures
+
+    def execute(self) -> None:
+        """Raise while failures are left."""
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("boom")
+
+
+def _retried(n: int) -> tideflow.LinearFlow:
+    """Build ``n`` no-op tasks under ``Times(5)``, the last failing its first 4 attempts."""
+    tasks = [Noop(f"t{i}") for i in range(n - 1)]
+    flow = tideflow.LinearFlow("lin", retry=tideflow.Times(_common.RETRY_ATTEMPTS, name="retry"))
+    return flow.add(*tasks, FailFirst(f"t{n - 1}", _common.RETRY_FAILURES))
+
+
 def _linear(n: int, fail_last: bool) -> tideflow.LinearFlow:
     """Build a linear flow of ``n`` no-op tasks, the last one failing if asked."""
     tasks = [Noop(f"t{i}") for i in range(n - 1)]
@@ -135,6 +156,7 @@ WORKLOADS: dict[str, Workload | str | None] = {
             linear_values=_linear_values,
         )
     ),
+    "retry": lambda n: _common.build_then_time(lambda: _retried(n), _serial),
     "unordered_threads": lambda n: _common.build_then_time(lambda: _unordered(n), _parallel),
     "parallel_sleep": lambda n: _common.build_then_time(lambda: _unordered(n, Sleep), _parallel),
     "asyncio_sleep": None,  # asyncio engine: N concurrent 10 ms asyncio.sleep tasks

@@ -17,6 +17,7 @@ WORKLOADS = {
     "unordered",
     "graph",
     "revert",
+    "retry",
     "memory",
     "unordered_threads",
     "parallel_sleep",
