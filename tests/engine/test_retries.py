@@ -512,3 +512,27 @@ def test_taskflow_spellings_of_the_options_are_understood(spelling: Any) -> None
     with pytest.raises(OSError, match="b fails #1"):
         engine.run()
     assert engine.storage.get_atom_state("p") == "REVERTED"  # deferred to nobody: all reverted
+
+
+def test_load_from_detail_resumes_the_attempts_where_they_stopped(engine_kind: str) -> None:
+    import retry_factories
+
+    retry_factories.RUNS.clear()
+    backend = tideflow.persistence.fetch("memory://")
+    factory = retry_factories.guarded
+    engine = tideflow.load_from_factory(factory, backend=backend, engine=engine_kind)
+    retry_factories.ENGINE = engine
+    try:
+        engine.run()
+    finally:
+        retry_factories.ENGINE = None
+    assert engine.storage.get_flow_state() == "SUSPENDED"
+    assert retry_factories.RUNS == [1, 2]
+    flow_detail = engine.storage.flow_detail
+
+    resumed = tideflow.load_from_detail(flow_detail, backend=backend, engine=engine_kind)
+    resumed.run()
+    assert resumed.storage.get_flow_state() == "SUCCESS"
+    assert retry_factories.RUNS == [1, 2, 3, 4]  # the attempt count went on from 2
+    assert resumed.storage.fetch("attempt") == 4
+    assert len(resumed.storage.get_retry_history("times")) == 4
