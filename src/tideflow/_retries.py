@@ -379,7 +379,8 @@ class RetryScopes:
     def run_retry(self, node: int) -> bool:
         """Run a controller's ``execute`` here; say whether it succeeded.
 
-        Its failure is resolved like any atom's (by the controller enclosing it).
+        Its failure is resolved like any atom's (by the controller enclosing it); an
+        argument that cannot be bound reverts the whole run, as it does for a task.
         """
         engine = self._engine
         detail = cast(RetryDetail, self._details[node])
@@ -406,7 +407,7 @@ class RetryScopes:
         engine._flow_failures[detail.name] = value
         engine._atom_state(detail, _A.FAILURE, value)
         self._storage.changed(detail)
-        if not self.resolve(node, value):
+        if node in engine._unstarted or not self.resolve(node, value):
             engine._failures.append(value)
         return False
 

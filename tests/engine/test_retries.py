@@ -536,3 +536,24 @@ def test_load_from_detail_resumes_the_attempts_where_they_stopped(engine_kind: s
     assert retry_factories.RUNS == [1, 2, 3, 4]  # the attempt count went on from 2
     assert resumed.storage.fetch("attempt") == 4
     assert len(resumed.storage.get_retry_history("times")) == 4
+
+
+def test_an_argument_that_cannot_be_bound_is_not_retried(
+    load: Callable[..., tideflow.Engine],
+) -> None:
+    class Needs(tideflow.Task):
+        def execute(self, item: Any) -> None:
+            return None
+
+    controller = Recording(3, name="r")
+    maker = tideflow.FunctorTask(lambda: (1,), name="maker", provides=("one", "two"))
+    engine = load(
+        LinearFlow("top").add(
+            maker, LinearFlow("f", retry=controller).add(Needs("needs", rebind={"item": "two"}))
+        )
+    )
+    with pytest.raises(NotFoundError, match="two"):
+        engine.run()
+    assert controller.asked == []
+    assert engine.storage.get_flow_state() == "REVERTED"
+    assert engine.storage.get_atom_state("maker") == "REVERTED"
