@@ -120,3 +120,30 @@ def test_a_full_reverse_pass_reaches_every_node_once():
         queue.extend(scheduler.reverted(node))
     assert sorted(seen) == list(range(plan.size))
     assert seen[-1] == 0  # the root's start, last
+
+
+def _unordered_in_the_middle():
+    plan = compile_flow(LinearFlow("f").add(T("a"), UnorderedFlow("u").add(T("b"), T("c")), T("d")))
+    u = plan.flows[1]
+    return plan, u, plan.index["b"], plan.index["c"]
+
+
+def test_a_range_revert_waits_for_every_successor_inside_the_range():
+    plan, u, b, c = _unordered_in_the_middle()
+    scheduler = Scheduler(plan)
+    assert scheduler.revert_range(u.start, u.stop) == [u.end]  # d is outside
+    assert sorted(scheduler.reverted(u.end)) == [b, c]
+    assert scheduler.reverted(b) == []  # u's start still waits for c
+    assert scheduler.reverted(c) == [u.start]
+    assert scheduler.reverted(u.start) == []  # a is outside the range: never reported
+
+
+def test_a_range_reset_waits_for_every_predecessor_inside_the_range():
+    plan, u, b, c = _unordered_in_the_middle()
+    scheduler = Scheduler(plan)
+    drain_forward(plan, scheduler, scheduler.start())
+    assert scheduler.all_done()
+    assert scheduler.reset_range(u.start, u.stop) == [u.start]  # a is still done
+    assert sorted(scheduler.complete(u.start)) == [b, c]
+    assert scheduler.complete(b) == []  # u's end still waits for c
+    assert scheduler.complete(c) == [u.end]
