@@ -45,7 +45,9 @@ from tideflow._flow import (
     GraphFlow,
     LinearFlow,
     Node,
+    UnorderedFlow,
 )
+from tideflow._log import logger
 from tideflow._task import ArgMapping, Atom, Index
 from tideflow.errors import (
     AtomReusedError,
@@ -239,6 +241,8 @@ class _Builder:
         # the flows being compiled, outermost first, and their start nodes (ascending)
         self.scopes: list[_Scope] = []
         self.scope_starts: list[int] = []
+        self.unordered: set[int] = set()  # ids of the unordered flows
+        self.warned: set[tuple[int, int]] = set()  # provider pairs already warned about
 
     # -- nodes and edges ------------------------------------------------------------
 
@@ -283,6 +287,8 @@ class _Builder:
             if starts[k] > p:
                 k = bisect_right(starts, p, 0, k) - 1
             scope = scopes[k]
+            if scope.linear and i > 0:
+                self._warn_if_unordered(nodes[i - 1], p, symbol)
             if scope.linear or p == scope.start:
                 return p  # a graph flow's start is its retry controller: everyone sees it
             found = scope.resolve(nodes, i, symbol)
@@ -295,6 +301,28 @@ class _Builder:
             if i < 0 or k == 0:
                 return NO_PROVIDER
             k -= 1
+
+    def _warn_if_unordered(self, q: int, p: int, symbol: str) -> None:
+        """Warn when ``p`` and the provider before it, ``q``, are unordered siblings.
+
+        An atom after an unordered flow whose children both provide ``symbol`` gets the
+        value of the one added last, ``p``, as in TaskFlow; that is accepted, and said.
+        """
+        flows, f = self.flows, self.flow_of[p]
+        while flows[f].start > q:  # up to the innermost flow holding both
+            f = flows[f].parent
+        if f in self.unordered and (q, p) not in self.warned:
+            self.warned.add((q, p))
+            logger("tideflow.compiler").warning(
+                "unordered flow %r has two atoms providing %r, %r and %r; what follows it "
+                "gets the value of %r, the one added last (as in TaskFlow). Give them "
+                "different names (provides= or rebind=) to choose",
+                flows[f].name,
+                symbol,
+                self.names[q],
+                self.names[p],
+                self.names[p],
+            )
 
     def _open(self, scope: _Scope) -> None:
         self.scopes.append(scope)
@@ -425,6 +453,8 @@ class _Builder:
         end = self._node(None, END, f"{flow.name}[end]", flow_id)
         info = FlowInfo(flow.name, parent, start, end)
         self.flows.append(info)
+        if isinstance(flow, UnorderedFlow):
+            self.unordered.add(flow_id)
         # what the flow's first children follow: its start node, or its retry controller,
         # which runs first (everything in the flow depends on it, and sees what it provides)
         head = start

@@ -448,3 +448,32 @@ def test_consumer_of_a_missing_item_fails_and_everything_is_reverted(load, make,
     assert failure.check(tideflow.NotFoundError)
     assert "index 1 of its result" in caplog.text
     assert "'short'" in caplog.text
+
+
+def test_two_unordered_providers_before_a_consumer_are_accepted_with_a_warning(
+    load, make, journal, caplog
+):
+    # as in TaskFlow: the consumer gets the value of the provider added last
+    flow = LinearFlow("f").add(
+        tideflow.UnorderedFlow("both").add(
+            make("first", value=1, provides="x"), make("second", value=2, provides="x")
+        ),
+        make("use", requires=["x"]),
+    )
+    engine = load(flow)
+    engine.run()
+    assert journal.args_of("use") == {"x": 2}
+    warned = [r.getMessage() for r in caplog.records if r.name == "tideflow.compiler"]
+    assert len(warned) == 1
+    assert "unordered flow 'both'" in warned[0]
+    assert "'first' and 'second'" in warned[0]
+
+
+def test_providers_ordered_by_a_linear_flow_are_not_warned_about(load, make, caplog):
+    flow = LinearFlow("f").add(
+        make("first", value=1, provides="x"),
+        tideflow.UnorderedFlow("u").add(make("second", value=2, provides="x")),
+        make("use", requires=["x"]),
+    )
+    load(flow).run()
+    assert not [r for r in caplog.records if r.name == "tideflow.compiler"]
