@@ -242,7 +242,7 @@ class _Builder:
         self.scopes: list[_Scope] = []
         self.scope_starts: list[int] = []
         self.unordered: set[int] = set()  # ids of the unordered flows
-        self.warned: set[tuple[int, int]] = set()  # provider pairs already warned about
+        self.checked: set[tuple[int, int]] = set()  # provider pairs already checked
 
     # -- nodes and edges ------------------------------------------------------------
 
@@ -287,7 +287,7 @@ class _Builder:
             if starts[k] > p:
                 k = bisect_right(starts, p, 0, k) - 1
             scope = scopes[k]
-            if scope.linear and i > 0:
+            if scope.linear and i > 0 and self.unordered:
                 self._warn_if_unordered(nodes[i - 1], p, symbol)
             if scope.linear or p == scope.start:
                 return p  # a graph flow's start is its retry controller: everyone sees it
@@ -308,11 +308,15 @@ class _Builder:
         An atom after an unordered flow whose children both provide ``symbol`` gets the
         value of the one added last, ``p``, as in TaskFlow; that is accepted, and said.
         """
+        # each pair once: the walk up costs the depth between them, and every later
+        # user of the symbol asks about the same pair
+        if (q, p) in self.checked:
+            return
+        self.checked.add((q, p))
         flows, f = self.flows, self.flow_of[p]
         while flows[f].start > q:  # up to the innermost flow holding both
             f = flows[f].parent
-        if f in self.unordered and (q, p) not in self.warned:
-            self.warned.add((q, p))
+        if f in self.unordered:
             logger("tideflow.compiler").warning(
                 "unordered flow %r has two atoms providing %r, %r and %r; what follows it "
                 "gets the value of %r, the one added last (as in TaskFlow). Give them "

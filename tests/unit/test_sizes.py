@@ -186,6 +186,29 @@ def test_scope_is_right_at_the_bottom_of_20000_alternating_linear_and_unordered_
     assert values["x"] == list(range(DEPTH - 1))
 
 
+def test_every_level_reads_the_deepest_provider_through_20000_levels() -> None:
+    # "x" comes from the top and from the bottom; each level's task, after its
+    # subflow, reads the bottom's (the nearest); an unordered flow elsewhere makes
+    # the compiler check each pair of providers for unordered siblings
+    class Echo(Task):
+        def execute(self, x: str) -> str:
+            return x
+
+    class Make(Task):
+        def execute(self) -> str:
+            return self.name
+
+    flow = LinearFlow("bottom").add(Make("deep", provides="x"))
+    for i in range(DEPTH):
+        flow = LinearFlow(f"f{i}").add(flow, Echo(f"use{i}", provides=f"r{i}"))
+    root = LinearFlow("root").add(Make("top", provides="x"), flow, UnorderedFlow("u"))
+    plan = compile_flow(root)
+    deep = plan.index["deep"]
+    assert all(plan.args[plan.index[f"use{i}"]][0].provider == deep for i in range(DEPTH))
+    values = tideflow.run(root)
+    assert all(values[f"r{i}"] == "deep" for i in range(DEPTH))
+
+
 def test_a_deep_nest_of_graph_flows_has_no_recursion() -> None:
     # built from the top down: each graph flow gets its task and its (still empty)
     # subflow; a graph flow links only what is known when it is added, so nothing
