@@ -298,13 +298,12 @@ class GraphFlow(Flow):
         self._children.append(node)
         gives, wants = _names(node)
         providers, requirers = self._providers, self._requirers
+        # each name is looked up once: resolved against what is there, then indexed
+        # (the node's own names are indexed after its lookups, so it never links to itself)
         incoming: dict[int, set[str]] = {}
-        outgoing: dict[int, set[str]] = {}
-        if resolve_requires:
-            for name in wants:
-                found = providers.get(name)
-                if not found:
-                    continue
+        for name in wants:
+            found = providers.get(name)
+            if found is not None and resolve_requires:
                 if len(found) > 1:
                     raise AmbiguousProviderError(
                         f"graph flow {self.name!r}: {_kind(node)} {node.name!r} requires "
@@ -317,27 +316,29 @@ class GraphFlow(Flow):
                     incoming[src] = {name}
                 else:
                     reasons.add(name)
-        if resolve_existing:
-            for name in gives:
-                for other in requirers.get(name, ()):
-                    rivals = [p for p in providers.get(name, ()) if p is not other]
-                    if rivals:
-                        raise AmbiguousProviderError(
-                            f"graph flow {self.name!r}: {_kind(other)} {other.name!r} requires "
-                            f"{name!r}, which both {rivals[0].name!r} and {node.name!r} "
-                            "provide; rename one with provides=/rebind="
-                        )
-                    outgoing.setdefault(id(other), set()).add(name)
+            users = requirers.get(name)
+            if users is None:
+                requirers[name] = [node]
+            else:
+                users.append(node)
+        outgoing: dict[int, set[str]] = {}
         for name in gives:
             found = providers.get(name)
+            if resolve_existing:
+                for other in requirers.get(name, ()):
+                    if other is node:
+                        continue
+                    if found is not None:
+                        rivals = [p for p in found if p is not other]
+                        if rivals:
+                            raise AmbiguousProviderError(
+                                f"graph flow {self.name!r}: {_kind(other)} {other.name!r} "
+                                f"requires {name!r}, which both {rivals[0].name!r} and "
+                                f"{node.name!r} provide; rename one with provides=/rebind="
+                            )
+                    outgoing.setdefault(id(other), set()).add(name)
             if found is None:
                 providers[name] = [node]
-            else:
-                found.append(node)
-        for name in wants:
-            found = requirers.get(name)
-            if found is None:
-                requirers[name] = [node]
             else:
                 found.append(node)
         if incoming and outgoing:
