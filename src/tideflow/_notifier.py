@@ -35,6 +35,16 @@ def _unknown_event(event_type: str, known: Collection[str]) -> str:
     )
 
 
+def _key(callback: Callback, details_filter: DetailsFilter | None) -> object | None:
+    """A registration's key, or None when the callback or filter cannot be hashed."""
+    key = (callback, details_filter)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 class Listener:
     """One registration: a callback with its bound arguments and optional details filter."""
 
@@ -75,7 +85,11 @@ class Notifier:
     RESERVED_KEYS: tuple[str, ...] = ()
 
     def __init__(self, known_events: Callable[[], Collection[str]] | None = None) -> None:
-        self._topics: dict[str, list[Listener]] = {}
+        # event type -> its registrations, in order, keyed by (callback, details filter)
+        # so that checking, adding and removing one costs O(1) however many there are
+        self._topics: dict[str, dict[object, Listener]] = {}
+        #: Event types with a registration whose callback or filter cannot be hashed.
+        self._loose: set[str] = set()
         #: When given, the event names this notifier can ever emit: registering for
         #: another name (a typo such as 'SUCESS') is refused rather than never called.
         self._known = known_events
@@ -117,24 +131,48 @@ class Notifier:
             )
         if self.is_registered(event_type, callback, details_filter=details_filter):
             raise ValueError(f"callback {callback!r} is already registered for {event_type!r}")
-        self._topics.setdefault(str(event_type), []).append(
-            Listener(callback, args or (), kwargs, details_filter)
-        )
+        listener = Listener(callback, args or (), kwargs, details_filter)
+        key = _key(callback, details_filter)
+        topic = str(event_type)
+        if key is None:
+            self._loose.add(topic)  # keyed by itself: found by comparing one by one
+        self._topics.setdefault(topic, {})[listener if key is None else key] = listener
 
     def deregister(
         self, event_type: str, callback: Callback, details_filter: DetailsFilter | None = None
     ) -> bool:
         """Remove one registration; say whether there was one."""
-        listeners = self._topics.get(str(event_type))
+        topic = str(event_type)
+        listeners = self._topics.get(topic)
         if not listeners:
             return False
-        for i, listener in enumerate(listeners):
+        found = self._find(listeners, callback, details_filter, topic in self._loose)
+        if found is None:
+            return False
+        del listeners[found]
+        if not listeners:
+            del self._topics[topic]
+        return True
+
+    @staticmethod
+    def _find(
+        listeners: dict[object, Listener],
+        callback: Callback,
+        details_filter: DetailsFilter | None,
+        loose: bool,
+    ) -> object | None:
+        """The key of ``callback``'s registration among ``listeners``, or None."""
+        key = _key(callback, details_filter)
+        if key is not None:
+            if key in listeners:
+                return key
+            if not loose:
+                return None  # every registration is keyed by value: none is equivalent
+        # an unhashable callback or filter somewhere: compare one by one
+        for k, listener in listeners.items():
             if listener.is_equivalent(callback, details_filter):
-                del listeners[i]
-                if not listeners:
-                    del self._topics[str(event_type)]
-                return True
-        return False
+                return k
+        return None
 
     def deregister_event(self, event_type: str) -> int:
         """Remove every registration for ``event_type``; return how many there were."""
@@ -144,10 +182,11 @@ class Notifier:
         self, event_type: str, callback: Callback, details_filter: DetailsFilter | None = None
     ) -> bool:
         """Say whether ``callback`` is registered for ``event_type``."""
-        return any(
-            listener.is_equivalent(callback, details_filter)
-            for listener in self._topics.get(str(event_type), ())
-        )
+        topic = str(event_type)
+        listeners = self._topics.get(topic)
+        if not listeners:
+            return False
+        return self._find(listeners, callback, details_filter, topic in self._loose) is not None
 
     def wants(self, event_type: str) -> bool:
         """Say whether anyone would receive ``event_type`` (so details are worth building)."""
@@ -174,8 +213,8 @@ class Notifier:
             return
         if details is None:
             details = {}
-        own = self._topics.get(event_type, ())
-        listeners = [*self._topics.get(self.ANY, ()), *own] if include_any else list(own)
+        own = self._topics.get(event_type, {}).values()
+        listeners = [*self._topics.get(self.ANY, {}).values(), *own] if include_any else list(own)
         for listener in listeners:
             try:
                 # each callback gets its own copy: one that edits it cannot change what
@@ -190,18 +229,20 @@ class Notifier:
         """Yield ``(event_type, listeners)`` for every event type with registrations."""
         for event_type, listeners in self._topics.items():
             if listeners:
-                yield event_type, list(listeners)
+                yield event_type, list(listeners.values())
 
     def copy(self) -> Notifier:
         """Return a notifier with the same registrations."""
         clone = type(self).__new__(type(self))
         clone.__dict__.update(self.__dict__)
-        clone._topics = {k: list(v) for k, v in self._topics.items()}
+        clone._topics = {k: dict(v) for k, v in self._topics.items()}
+        clone._loose = set(self._loose)
         return clone
 
     def reset(self) -> None:
         """Forget every registration."""
         self._topics.clear()
+        self._loose.clear()
 
 
 class RestrictedNotifier(Notifier):
