@@ -272,8 +272,9 @@ class RestrictedNotifier(Notifier):
         details_filter: DetailsFilter | None = None,
     ) -> None:
         if not self.can_be_registered(event_type):
+            anything = " or '*'" if self._allow_any else ""
             raise ValueError(
                 f"event {event_type!r} is not one this notifier reports; register for one of "
-                f"{sorted(self._watchable)} or '*' (a task declares its events in TASK_EVENTS)"
+                f"{sorted(self._watchable)}{anything} (a task declares its events in TASK_EVENTS)"
             )
         super().register(event_type, callback, args, kwargs, details_filter)

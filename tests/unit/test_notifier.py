@@ -127,3 +127,10 @@ def test_an_unhashable_callback_is_found_by_comparison() -> None:
     assert notifier.deregister("x", first)
     assert not notifier.is_registered("x", first)
     assert notifier.is_registered("x", second)
+
+
+def test_a_closed_notifier_does_not_suggest_the_any_event_it_refuses() -> None:
+    closed = RestrictedNotifier(["a"], allow_any=False)
+    with pytest.raises(ValueError, match=r"event '\*' is not one this notifier reports") as info:
+        closed.register("*", lambda e, details: None)
+    assert "or '*'" not in str(info.value)
