@@ -26,7 +26,7 @@ from tideflow._compiler import _entry_atoms as entry_atoms
 from tideflow._flow import Flow
 from tideflow._log import logger
 from tideflow._notifier import Notifier
-from tideflow._options import check_options, check_timeout
+from tideflow._options import check_options, check_timeout, short_repr
 from tideflow._retries import TO_REVERT as _RETRY_TO_REVERT
 from tideflow._retries import RetryScopes, attempt_of
 from tideflow._scheduler import Scheduler
@@ -116,14 +116,9 @@ def _check_shape(atom: Atom, result: Any) -> None:
                 atom.name,
                 name,
                 where,
-                _short_repr(result),
+                short_repr(result, 200),
                 where,
             )
-
-
-def _short_repr(value: Any, limit: int = 200) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 _STATE_NAMES: Final = frozenset(state.value for state in (*AtomState, *FlowState))

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from typing import Any, Self, TypeAlias
 
-from tideflow._task import Atom
+from tideflow._task import Atom, never_initialised
 from tideflow.errors import (
     AmbiguousProviderError,
     AtomReusedError,
@@ -73,11 +73,7 @@ class DeciderDepth:
 def _check_node(flow: Flow, item: object) -> Node:
     if isinstance(item, (Atom, Flow)):  # a tuple: faster than Atom | Flow
         if not hasattr(item, "name"):
-            raise TypeError(
-                f"flow {flow.name!r}: {type(item).__qualname__} was never initialised: its "
-                "__init__ must call super().__init__(...) (which sets its name, "
-                "requirements and provided names)"
-            )
+            raise TypeError(f"flow {flow.name!r}: {never_initialised(item)}")
         return item
     if callable(item) and hasattr(item, "func") and hasattr(item, "defaults"):
         raise InvalidArgumentError(

@@ -9,7 +9,7 @@ from typing import Any
 from tideflow._engine import ENGINE_KINDS, Engine
 from tideflow._flow import Flow, LinearFlow
 from tideflow._options import closest, describe, executor_from_name
-from tideflow._task import Atom, callable_name
+from tideflow._task import Atom, callable_name, never_initialised
 from tideflow.errors import NotFoundError
 from tideflow.executors import SubmitExecutor
 from tideflow.persistence.models import FlowDetail, LogBook
@@ -31,10 +31,7 @@ def _as_flow(flow: Flow | Atom) -> Flow:
         return flow
     if isinstance(flow, Atom):
         if not hasattr(flow, "name"):
-            raise TypeError(
-                f"{type(flow).__qualname__} was never initialised: its __init__ must call "
-                "super().__init__(...) (which sets its name, requirements and provided names)"
-            )
+            raise TypeError(never_initialised(flow))
         return LinearFlow(flow.name).add(flow)
     raise TypeError(f"load() takes a flow (or a single atom), got {describe(flow)}")
 

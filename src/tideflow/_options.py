@@ -24,6 +24,7 @@ __all__ = [
     "closest",
     "describe",
     "executor_from_name",
+    "short_repr",
 ]
 
 #: Executor names ``load(executor=...)`` understands, and what each means today.
@@ -42,12 +43,15 @@ _LATER: Final = {
 }
 
 
+def short_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters for a message or a log line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def describe(value: object) -> str:
     """``value`` as an error message shows it: its repr (shortened) and its type."""
-    text = repr(value)
-    if len(text) > 80:
-        text = text[:77] + "..."
-    return f"{text} ({type(value).__name__})"
+    return f"{short_repr(value)} ({type(value).__name__})"
 
 
 def closest(word: str, choices: Collection[str]) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tideflow._compiler import TASK, Binding, Plan
-from tideflow._options import check_store_keys
+from tideflow._options import check_store_keys, short_repr
 from tideflow.errors import MissingRequirementError, NotFoundError, TideflowError
 from tideflow.failure import Failure
 from tideflow.persistence.models import AtomDetail, FlowDetail, RetryDetail, TaskDetail
@@ -24,11 +24,6 @@ __all__ = ["Storage"]
 #: States whose execute result may be read (TaskFlow's rule).
 _READABLE = frozenset({AtomState.SUCCESS, AtomState.FAILURE, AtomState.REVERTING})
 _MISSING = object()
-
-
-def _short(value: Any, limit: int = 120) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class Storage:
@@ -410,7 +405,7 @@ class Storage:
             else:
                 index = atom.save_as[name]
                 reasons.append(
-                    f"{detail.name!r} returned {_short(detail.results)}, which has no "
+                    f"{detail.name!r} returned {short_repr(detail.results, 120)}, which has no "
                     f"{'index' if isinstance(index, int) else 'key'} {index!r}"
                 )
         return "; ".join(reasons) or "its providers have not produced it yet"

@@ -194,6 +194,14 @@ def _refuse_one(atom: Atom) -> None:
         )
 
 
+def never_initialised(obj: object) -> str:
+    """The message for an atom whose ``__init__`` did not call ``super().__init__()``."""
+    return (
+        f"{type(obj).__qualname__} was never initialised: its __init__ must call "
+        "super().__init__(...) (which sets its name, requirements and provided names)"
+    )
+
+
 class ArgMapping:
     """How one callable's parameters are filled: parameter name -> symbol name."""
 
