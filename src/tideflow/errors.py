@@ -17,6 +17,10 @@ Every error tideflow raises on purpose derives from :class:`TideflowError`::
     ├── NotFoundError              a named atom, result, record or plugin does not exist
     │   └── NotInFlowError         link() or set_target() named something not in the flow
     ├── StoreError                 the store could not read or write a record
+    │   ├── StoreVersionError      the store was written by a newer tideflow, or is no store
+    │   ├── RunOwnedError          another engine owns the run (or took it over)
+    │   └── UnstorableValueError   a value the store's codec cannot keep (also a TypeError)
+    ├── FlowChangedError           a recorded run does not match the flow loaded to resume it
     ├── RecordFormatError          a record does not have the shape it must (a ValueError)
     └── InternalError              an invariant of tideflow itself broke: please report it
 
@@ -47,6 +51,7 @@ __all__ = [
     "DependencyError",
     "DuplicateAtomError",
     "ExecutionError",
+    "FlowChangedError",
     "InternalError",
     "InvalidArgumentError",
     "InvalidStateError",
@@ -54,8 +59,11 @@ __all__ = [
     "NotFoundError",
     "NotInFlowError",
     "RecordFormatError",
+    "RunOwnedError",
     "StoreError",
+    "StoreVersionError",
     "TideflowError",
+    "UnstorableValueError",
 ]
 
 
@@ -188,7 +196,47 @@ class NotInFlowError(NotFoundError, ValueError):
 
 
 class StoreError(TideflowError):
-    """The store could not read or write a record."""
+    """The store could not read or write a record.
+
+    What was committed before the error stays committed: a run stopped by a store
+    error can be resumed from its record once the store is back.
+    """
+
+
+class StoreVersionError(StoreError):
+    """The store's schema is newer than this tideflow, or the file or database is no store.
+
+    Nothing was changed: upgrade tideflow, or point at the right store.
+    """
+
+
+class RunOwnedError(StoreError):
+    """Another engine owns the run: it is running it now, or took it over from this one."""
+
+
+class UnstorableValueError(StoreError, TypeError):
+    """A value the store's codec cannot keep (a TypeError too, as ``json.dumps`` raises).
+
+    ``atom`` names the atom whose result (or the store key whose value) it was, when known.
+    """
+
+    def __init__(
+        self, message: str, *, atom: str | None = None, cause: BaseException | None = None
+    ) -> None:
+        super().__init__(message, cause)
+        self.atom = atom
+
+
+class FlowChangedError(TideflowError):
+    """A recorded run does not match the flow given to resume it (atoms added, removed,
+    renamed or of another major version), and it has already made progress.
+
+    ``differences`` lists each difference as a line of text.
+    """
+
+    def __init__(self, message: str, differences: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.differences = list(differences)
 
 
 class RecordFormatError(TideflowError, ValueError):

@@ -1,11 +1,22 @@
 """Stores for run records, chosen by URL, and the record model they keep.
 
-``fetch("memory://")`` (or ``fetch({"connection": "memory://"})``) returns a store.
-Durable stores (SQLite, SQL servers, a directory) plug into this same registry.
+``connect(url)`` (also ``fetch(url)`` or ``fetch({"connection": url})``) opens a store:
+
+- ``memory://``: this process only (the default when no store is given);
+- ``sqlite:///path/runs.db``: a file, through the standard library (WAL mode);
+- ``postgresql://...``, ``mysql+pymysql://...`` (MariaDB), and any SQLAlchemy URL
+  (``sqlite+pysqlite:///path`` for SQLite through SQLAlchemy): through SQLAlchemy Core,
+  with the ``tideflow[postgres]`` / ``tideflow[mysql]`` extras;
+- ``file:///dir`` or ``dir:///dir``: one JSON document per record in a directory.
+
+The contract every store keeps is in :mod:`tideflow.persistence.base`; values are
+encoded by :mod:`tideflow.persistence.codec` (JSON unless ``codec='pickle'``).
+Third-party stores register under the ``tideflow.stores`` entry point group.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,11 +33,23 @@ __all__ = [
     "MemoryConnection",
     "RetryDetail",
     "TaskDetail",
+    "connect",
     "fetch",
     "register_backend",
 ]
 
 _REGISTRY: dict[str, Callable[[dict[str, Any]], Any]] = {"memory": MemoryBackend}
+
+#: Stores of tideflow itself, imported when first asked for (their drivers are extras).
+_BUILTIN: dict[str, str] = {
+    "sqlite": "tideflow.persistence.sqlite:SqliteBackend.from_config",
+    "file": "tideflow.persistence.directory:DirBackend.from_config",
+    "dir": "tideflow.persistence.directory:DirBackend.from_config",
+    "postgresql": "tideflow.persistence.sql:SqlBackend.from_config",
+    "postgres": "tideflow.persistence.sql:SqlBackend.from_config",
+    "mysql": "tideflow.persistence.sql:SqlBackend.from_config",
+    "mariadb": "tideflow.persistence.sql:SqlBackend.from_config",
+}
 
 
 def register_backend(scheme: str, factory: Callable[[dict[str, Any]], Any]) -> None:
@@ -47,13 +70,42 @@ def fetch(conf: str | Mapping[str, Any], **kwargs: Any) -> Any:
     config.update(kwargs)
     url = str(config["connection"])
     scheme = url.split("://", 1)[0] if "://" in url else url
-    factory = _REGISTRY.get(scheme) or _from_entry_points(scheme)
+    factory = _REGISTRY.get(scheme) or _builtin(scheme) or _from_entry_points(scheme)
     if factory is None:
+        known = sorted({*_REGISTRY, *_BUILTIN})
         raise NotFoundError(
-            f"no store for {url!r}: known schemes are {sorted(_REGISTRY)}; other packages "
-            f"add theirs under the {ENTRY_POINT_GROUP!r} entry point group"
+            f"no store for {url!r}: known schemes are {known} (a SQLAlchemy URL such as "
+            f"'postgresql+psycopg://...' also works); other packages add theirs under the "
+            f"{ENTRY_POINT_GROUP!r} entry point group"
         )
     return factory(config)
+
+
+def connect(url: str, **options: Any) -> Any:
+    """Open the store ``url`` names, with that store's keyword options.
+
+    ``codec='pickle'`` (every durable store) keeps values JSON cannot, at the price of
+    trusting whoever writes the store; ``synchronous='FULL'`` (SQLite) survives power
+    loss. See each store's class for its options.
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"connect() takes a store URL such as 'sqlite:///runs.db', got {url!r}")
+    return fetch(url, **options)
+
+
+def _builtin(scheme: str) -> Callable[[dict[str, Any]], Any] | None:
+    """The factory of one of tideflow's own stores for ``scheme`` (``base+driver`` too)."""
+    target = _BUILTIN.get(scheme) or _BUILTIN.get(scheme.partition("+")[0])
+    if target is None:
+        return None
+    if scheme.startswith("sqlite+"):  # SQLite through SQLAlchemy
+        target = _BUILTIN["postgresql"]
+    module_name, _, attr = target.partition(":")
+    found: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        found = getattr(found, part)
+    factory: Callable[[dict[str, Any]], Any] = found
+    return factory
 
 
 #: Third-party stores register a factory ``(config: dict) -> store`` under this group,

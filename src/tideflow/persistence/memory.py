@@ -8,9 +8,11 @@ stores copy records out at each commit instead.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
-from tideflow.errors import NotFoundError
+from tideflow.errors import NotFoundError, RunOwnedError
+from tideflow.persistence._records import describe_owner
 from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook
 
 __all__ = ["MemoryBackend", "MemoryConnection"]
@@ -25,6 +27,7 @@ class MemoryBackend:
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         self._conf = dict(conf or {"connection": "memory://"})
         self._books: dict[str, LogBook] = {}
+        self._owners: dict[str, str] = {}  # flow record uuid -> owner token
         self._lock = threading.RLock()
 
     def get_connection(self) -> MemoryConnection:
@@ -60,6 +63,7 @@ class MemoryConnection:
         """Forget every log book."""
         with self.backend._lock:
             self.backend._books.clear()
+            self.backend._owners.clear()
 
     def save_logbook(self, book: LogBook) -> LogBook:
         """Store ``book`` (and the flow records in it)."""
@@ -86,7 +90,7 @@ class MemoryConnection:
             if self.backend._books.pop(book_uuid, None) is None:
                 raise NotFoundError(f"no log book with uuid {book_uuid!r} in this memory store")
 
-    def get_flows_for_book(self, book_uuid: str) -> list[FlowDetail]:
+    def get_flows_for_book(self, book_uuid: str, lazy: bool = False) -> list[FlowDetail]:
         """The flow records of one log book."""
         return list(self.get_logbook(book_uuid))
 
@@ -118,3 +122,54 @@ class MemoryConnection:
     def update_atom_details(self, atom_detail: AtomDetail) -> AtomDetail:
         """Nothing to copy: the store holds the same object."""
         return atom_detail
+
+    def iter_runs(self, state: str | None = None, limit: int | None = None) -> list[FlowDetail]:
+        """Flow records, latest log book first, optionally only those in ``state``."""
+        books = sorted(
+            self.backend._books.values(),
+            key=lambda b: b.updated_at or b.created_at,
+            reverse=True,
+        )
+        found: list[FlowDetail] = []
+        for book in books:
+            for flow_detail in book:
+                if state is None or str(flow_detail.state) == state:
+                    found.append(flow_detail)
+                    if limit is not None and len(found) >= limit:
+                        return found
+        return found
+
+    def save_round(
+        self,
+        flow_detail: FlowDetail,
+        atom_details: Sequence[AtomDetail],
+        owner: str | None = None,
+    ) -> None:
+        """Nothing to copy; with ``owner``, check it still owns the run."""
+        if owner is not None:
+            self._check_owner(flow_detail.uuid, owner)
+
+    def _check_owner(self, fd_uuid: str, owner: str) -> None:
+        current = self.backend._owners.get(fd_uuid)
+        if current != owner:
+            raise RunOwnedError(
+                f"flow record {fd_uuid} is no longer run by this engine"
+                + (f": {describe_owner(current)} took it over" if current else "")
+            )
+
+    def claim_run(self, fd_uuid: str, owner: str) -> None:
+        """Make ``owner`` the engine running ``fd_uuid`` (RunOwnedError if another is)."""
+        with self.backend._lock:
+            current = self.backend._owners.get(fd_uuid)
+            if current is not None and current != owner:
+                raise RunOwnedError(
+                    f"flow record {fd_uuid} is being run by another engine in this process "
+                    f"({describe_owner(current)}); wait for it to finish or suspend it"
+                )
+            self.backend._owners[fd_uuid] = owner
+
+    def release_run(self, fd_uuid: str, owner: str) -> None:
+        """Stop owning ``fd_uuid``."""
+        with self.backend._lock:
+            if self.backend._owners.get(fd_uuid) == owner:
+                del self.backend._owners[fd_uuid]

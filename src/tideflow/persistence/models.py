@@ -51,6 +51,8 @@ class AtomDetail:
     version: tuple[int, ...] | None = (1, 0)  # the recorded atom's version
     _uuid: str | None = None
     _meta: dict[str, Any] | None = None
+    #: Where the record sits in its flow record (the order atoms were first added).
+    position: int = 0
 
     #: Which kind of atom this records ("task" or "retry").
     kind: ClassVar[str] = "atom"
@@ -195,7 +197,12 @@ class FlowDetail:
 
     def add(self, atom_detail: AtomDetail) -> None:
         """Add (or replace) an atom's record (atom names are unique within a flow)."""
-        self._atoms[atom_detail.name] = atom_detail
+        atoms = self._atoms
+        old = atoms.get(atom_detail.name)
+        position = old.position if old is not None else len(atoms)
+        if position:
+            atom_detail.position = position
+        atoms[atom_detail.name] = atom_detail
 
     def find(self, uuid: str) -> AtomDetail | None:
         """The atom record with ``uuid``, or None."""
