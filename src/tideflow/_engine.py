@@ -32,7 +32,13 @@ from tideflow._retries import RetryScopes, attempt_of
 from tideflow._scheduler import Scheduler
 from tideflow._storage import Storage
 from tideflow._task import REVERT_FLOW_FAILURES, REVERT_RESULT, Atom, refuse_undrivable
-from tideflow.errors import ExecutionError, InternalError, InvalidStateError, TideflowError
+from tideflow.errors import (
+    ExecutionError,
+    InternalError,
+    InvalidStateError,
+    StoreError,
+    TideflowError,
+)
 from tideflow.events import AtomEvent, Event, FlowEvent
 from tideflow.executors import (
     Dispatcher,
@@ -490,11 +496,16 @@ class Engine:
             raise ExecutionError(
                 f"engine for flow {self._flow.name!r} is already running; wait for it to finish"
             )
+        claimed = False
         try:
             self.validate()
+            self.storage.claim()  # one engine at a time per flow record, in any process
+            claimed = True
             yield from self._drive(timeout, phases)
         finally:
             self._thread_id = None
+            if claimed:
+                self.storage.release()
             self._lock.release()
 
     def _begin(self) -> bool:
@@ -634,11 +645,17 @@ class Engine:
                     self._drain_events()
                 settled: list[int] = []
                 quiet = not self.atom_notifier._topics and not self._subscribers and not track
-                for node, reverted, ok, value in outcomes:
+                for node, reverted, succeeded, result in outcomes:
+                    ok, value = succeeded, result
                     atom = atoms[node]
                     detail = details[node]
                     atom._event_sink = None
                     completed += 1
+                    if track and ok and value is not None:
+                        # a result the store cannot keep fails its atom here, not the run
+                        unstorable = storage.unstorable(detail, value, reverted)
+                        if unstorable is not None:
+                            ok, value = False, Failure.from_exception(unstorable)
                     if reverted:
                         if ok:
                             if value is not None:
@@ -715,6 +732,11 @@ class Engine:
             self._flow_state(_F.SUSPENDING)
             self._flow_state(_F.SUSPENDED)
             storage.commit()
+            dispatcher.close()
+            raise
+        except StoreError:
+            # The store cannot take writes: stop here. What it committed is the record a
+            # resumed run starts from; atoms running now run again then (at least once).
             dispatcher.close()
             raise
         except BaseException as exc:

@@ -15,10 +15,12 @@ from tideflow.executors import SubmitExecutor
 from tideflow.persistence.models import FlowDetail, LogBook
 
 __all__ = [
+    "connect",
     "flow_from_detail",
     "load",
     "load_from_detail",
     "load_from_factory",
+    "resume",
     "run",
     "save_factory_details",
 ]
@@ -59,12 +61,42 @@ def _engine_kind(engine: object) -> str:
 
 
 def _as_backend(backend: Any) -> Any:
-    """A store object for ``backend``: URLs such as 'memory://' are opened here."""
+    """A store object for ``backend``: URLs such as 'sqlite:///runs.db' are opened here."""
     if isinstance(backend, str):
-        from tideflow import persistence  # noqa: PLC0415  # the registry, when asked for
-
-        return persistence.fetch(backend)
+        return connect(backend)
     return backend
+
+
+def connect(url: str, **options: Any) -> Any:
+    """Open the store at ``url``: ``'sqlite:///runs.db'``, ``'postgresql://...'``, ...
+
+    Pass the result as ``backend=`` to :func:`load`, :func:`run` or :func:`resume`, or
+    a URL there directly. Options are the store's (``codec='pickle'``,
+    ``synchronous='FULL'`` for SQLite, ...): see :mod:`tideflow.persistence`.
+    """
+    from tideflow import persistence  # noqa: PLC0415  # the registry, when asked for
+
+    return persistence.connect(url, **options)
+
+
+def resume(
+    run_id: str, backend: Any, store: Mapping[str, Any] | None = None, **options: Any
+) -> dict[str, Any]:
+    """Finish the run recorded as flow record ``run_id`` in ``backend``; return its values.
+
+    The flow is rebuilt from the factory recorded by :func:`load_from_factory`. Atoms
+    recorded SUCCESS are not run again; atoms caught running run again; a run caught
+    reverting goes on reverting; a finished run just reports its values.
+    """
+    store_backend = _as_backend(backend)
+    conn = store_backend.get_connection()
+    try:
+        flow_detail = conn.get_flow_details(run_id)
+    finally:
+        conn.close()
+    engine = load_from_detail(flow_detail, store, backend=store_backend, **options)
+    engine.run()
+    return engine.storage.fetch_all()
 
 
 def load(

@@ -12,10 +12,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tideflow._compiler import TASK, Binding, Plan
+from tideflow._log import logger
 from tideflow._options import check_store_keys, short_repr
-from tideflow.errors import MissingRequirementError, NotFoundError, TideflowError
+from tideflow.errors import (
+    FlowChangedError,
+    MissingRequirementError,
+    NotFoundError,
+    StoreError,
+    TideflowError,
+    UnstorableValueError,
+)
 from tideflow.failure import Failure
-from tideflow.persistence.models import AtomDetail, FlowDetail, RetryDetail, TaskDetail
+from tideflow.persistence._records import new_owner
+from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook, RetryDetail, TaskDetail
 from tideflow.retry import History
 from tideflow.states import AtomState, FlowState, Intention
 
@@ -41,6 +50,10 @@ class Storage:
         self._prepare = prepare
         self._backend = backend
         self._shared = backend is None or bool(getattr(backend, "shares_records", False))
+        #: The store's codec, to check a value can be stored before the run relies on it.
+        self._codec = None if self._shared else getattr(backend, "codec", None)
+        #: This engine's owner token while it runs the flow record (claim()/release()).
+        self._owner: str | None = None
         self._dirty: dict[str, AtomDetail] = {}
         self._flow_dirty = False
         self._transient: dict[str, Any] = {}
@@ -105,12 +118,17 @@ class Storage:
         atoms = plan.atoms
         kinds = plan.kinds
         shared = self._shared
+        if by_name:
+            check_same_flow(self._flow_detail, plan)
         for node in plan.atom_nodes:
             atom = atoms[node]
             assert atom is not None
             detail = by_name.get(atom.name)
             if detail is not None:
                 self.all_new = False
+                if atom.version is not None and detail.version != atom.version:
+                    detail.version = atom.version  # a compatible (minor) change: adopted
+                    self.changed(detail)
             else:
                 detail = (TaskDetail if kinds[node] == TASK else RetryDetail)(atom.name)
                 if atom.version != (1, 0):
@@ -160,23 +178,105 @@ class Storage:
             self._dirty[detail.name] = detail
 
     def commit(self) -> None:
-        """Write every change since the last commit to the store, together."""
+        """Write every change since the last commit to the store, together.
+
+        A store with ``save_round`` writes them in one transaction, fenced by this
+        engine's claim; others get TaskFlow's ``update_*`` calls one record at a time.
+        Anything the store raises reaches the caller as a StoreError; what was not
+        written stays pending for the next commit.
+        """
         if self._shared or (not self._dirty and not self._flow_dirty):
             self._flow_dirty = False
             return
-        assert self._backend is not None
-        conn = self._backend.get_connection()
+        backend = self._backend
+        assert backend is not None
         try:
-            if hasattr(conn, "save_atom_details"):
-                conn.save_atom_details(self._flow_detail, list(self._dirty.values()))
-            else:
-                conn.update_flow_details(self._flow_detail)
-                for detail in self._dirty.values():
-                    conn.update_atom_details(detail)
-        finally:
-            conn.close()
+            conn = backend.get_connection()
+            try:
+                save_round = getattr(conn, "save_round", None)
+                if save_round is not None:
+                    save_round(self._flow_detail, list(self._dirty.values()), owner=self._owner)
+                else:
+                    conn.update_flow_details(self._flow_detail)
+                    for detail in self._dirty.values():
+                        conn.update_atom_details(detail)
+            finally:
+                conn.close()
+        except TideflowError:
+            raise
+        except Exception as exc:
+            raise StoreError(
+                f"the store {backend!r} could not record flow {self.flow_name!r} "
+                f"({type(exc).__name__}: {exc}); what it recorded before is kept, and the run "
+                "can be resumed from it",
+                cause=exc,
+            ) from exc
         self._dirty.clear()
         self._flow_dirty = False
+
+    def unstorable(self, detail: AtomDetail, value: Any, reverted: bool) -> Exception | None:
+        """The error a result would meet in the store (None if it can be stored).
+
+        Checked as the result arrives, so that an atom whose result cannot be recorded
+        fails there and then (and is reverted) instead of the run failing at commit.
+        """
+        codec = self._codec
+        if codec is None:
+            return None
+        what = "revert result" if reverted else "result"
+        try:
+            codec.dumps(value, f"the {what} of atom {detail.name!r}")
+        except UnstorableValueError as exc:
+            exc.atom = detail.name
+            return exc
+        return None
+
+    # -- owning the run -------------------------------------------------------------
+
+    def claim(self) -> None:
+        """Make this engine the one running the flow record (RunOwnedError if another is).
+
+        A flow record the store has never seen is saved first (in a log book of its own).
+        """
+        backend = self._backend
+        if backend is None:
+            return
+        owner = new_owner()
+        conn = backend.get_connection()
+        try:
+            claim_run = getattr(conn, "claim_run", None)
+            if claim_run is None:
+                return
+            try:
+                claim_run(self.flow_uuid, owner)
+            except NotFoundError:
+                book = LogBook("tmp")
+                book.add(self._flow_detail)
+                conn.save_logbook(book)
+                claim_run(self.flow_uuid, owner)
+        finally:
+            conn.close()
+        self._owner = owner
+
+    def release(self) -> None:
+        """Stop owning the flow record (a store error here is logged, not raised)."""
+        owner, self._owner = self._owner, None
+        if owner is None or self._backend is None:
+            return
+        try:
+            conn = self._backend.get_connection()
+            try:
+                conn.release_run(self.flow_uuid, owner)
+            finally:
+                conn.close()
+        except Exception as exc:  # the run's outcome matters more than the release
+            logger("tideflow.storage").warning(
+                "could not release flow record %s (%s: %s); the next engine takes it over "
+                "once this process has exited",
+                self.flow_uuid,
+                type(exc).__name__,
+                exc,
+            )
 
     def update_atom_metadata(self, atom_name: str, update: Mapping[str, Any]) -> None:
         """Merge ``update`` into an atom record's metadata (written at the next commit)."""
@@ -322,6 +422,10 @@ class Storage:
         if transient:
             self._transient.update(pairs)
             return
+        codec = self._codec
+        if codec is not None:
+            for key, value in pairs.items():
+                codec.dumps(value, f"store value {key!r}")
         self._flow_detail.injected.update(pairs)
         self._flow_dirty = True
 
@@ -543,3 +647,51 @@ class Storage:
     def injected_atom_args(self, atom_name: str) -> Mapping[str, Any]:
         """Values given to one atom with :meth:`inject_atom_args`."""
         return self._atom_args.get(atom_name, {})
+
+
+def check_same_flow(flow_detail: FlowDetail, plan: Plan) -> None:
+    """Refuse to resume a run with a flow that is not the one it recorded.
+
+    The rule: a record that has made no progress (flow and atoms all PENDING) adopts
+    the flow as it is now. A record with progress must match: the same atom names, and
+    for each atom the same major version (a minor bump is compatible and adopted).
+    Anything else is a FlowChangedError listing every difference; the record is left
+    as it was.
+    """
+    recorded = {d.name: d for d in flow_detail}
+    progressed = flow_detail.state is not FlowState.PENDING or any(
+        d.state is not AtomState.PENDING for d in recorded.values()
+    )
+    if not progressed:
+        return
+    atoms = plan.atoms
+    now = {a.name: a for a in (atoms[n] for n in plan.atom_nodes) if a is not None}
+    differences = [f"atom {name!r} was added" for name in now if name not in recorded]
+    differences += [f"atom {name!r} was removed" for name in recorded if name not in now]
+    for name, atom in now.items():
+        detail = recorded.get(name)
+        if detail is None or detail.version is None or atom.version is None:
+            continue
+        if _major(detail.version) != _major(atom.version):
+            differences.append(
+                f"atom {name!r} changed version {_dotted(detail.version)} -> "
+                f"{_dotted(atom.version)} (another major version)"
+            )
+    if differences:
+        raise FlowChangedError(
+            f"flow record {flow_detail.name!r} ({flow_detail.uuid}) was recorded for another "
+            f"version of the flow, and its run has made progress ({flow_detail.state}): "
+            + "; ".join(differences)
+            + ". Resume it with the flow it was recorded for, or run the new flow in a new "
+            "flow record (load it without flow_detail=).",
+            differences,
+        )
+
+
+def _major(version: Any) -> str:
+    """The major part of a version given as a tuple (1, 0) or a string '1.0'."""
+    return str(version).split(".")[0] if isinstance(version, str) else str(next(iter(version)))
+
+
+def _dotted(version: Any) -> str:
+    return version if isinstance(version, str) else ".".join(map(str, version))
