@@ -241,7 +241,8 @@ class Engine:
         return self._storage
 
     def _make_storage(self) -> Storage:
-        if self._backend is None:
+        private = self._backend is None
+        if private:
             # as in TaskFlow, a run without a store still has one: in memory, so its
             # records can be inspected the same way (it shares them: no copying)
             self._backend = MemoryBackend()
@@ -261,6 +262,8 @@ class Engine:
         # weakly: storage must not keep its engine alive (no cycle, no collection per run)
         prepare = weakref.WeakMethod(self._prepare_quietly)
         storage = Storage(flow_detail, self._backend, prepare=lambda: _call_alive(prepare))
+        if private:
+            storage.private = True  # no other engine can reach this store: nothing to claim
         if self._initial_store:
             storage.inject(self._initial_store)
         return storage

@@ -23,7 +23,7 @@ from tideflow.errors import (
     UnstorableValueError,
 )
 from tideflow.failure import Failure
-from tideflow.persistence._records import new_owner
+from tideflow.persistence._owners import new_owner
 from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook, RetryDetail, TaskDetail
 from tideflow.retry import History
 from tideflow.states import AtomState, FlowState, Intention
@@ -54,6 +54,8 @@ class Storage:
         self._codec = None if self._shared else getattr(backend, "codec", None)
         #: This engine's owner token while it runs the flow record (claim()/release()).
         self._owner: str | None = None
+        #: True when the store is the engine's own (made for it, seen by no other engine).
+        self.private = False
         self._dirty: dict[str, AtomDetail] = {}
         self._flow_dirty = False
         self._transient: dict[str, Any] = {}
@@ -239,7 +241,7 @@ class Storage:
         A flow record the store has never seen is saved first (in a log book of its own).
         """
         backend = self._backend
-        if backend is None:
+        if backend is None or self.private:
             return
         owner = new_owner()
         conn = backend.get_connection()

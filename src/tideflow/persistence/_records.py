@@ -5,20 +5,19 @@ store, so a row means the same thing whichever store holds it. Values (results,
 metadata, store values, retry history) are text made by the store's codec; failures
 are JSON of :meth:`Failure.to_dict`, with arguments the codec cannot keep written as
 their ``repr`` (a failure is always storable). Owner tokens say which engine runs a
-flow record now (``host:pid:random``).
+flow record now (``host:pid:number``).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import time
 from collections.abc import Mapping
 from typing import Any, Final
 
 from tideflow.errors import RecordFormatError, UnstorableValueError
 from tideflow.failure import Failure
+from tideflow.persistence._owners import describe_owner, new_owner, owner_is_stale
 from tideflow.persistence.codec import Codec, JsonCodec
 from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook, RetryDetail, TaskDetail
 from tideflow.states import AtomState, FlowState, Intention
@@ -282,50 +281,3 @@ def _state(kind: Any, value: str, where: str) -> Any:
             f"{where}: {value!r} is not a {kind.__name__} (the record may come from another "
             "program or be damaged)"
         ) from None
-
-
-# -- owners -----------------------------------------------------------------------------
-
-_HOST: Final = socket.gethostname()
-
-
-def new_owner() -> str:
-    """A token naming this engine: ``host:pid:random``."""
-    return f"{_HOST}:{os.getpid()}:{os.urandom(6).hex()}"
-
-
-def owner_is_stale(owner: str) -> bool:
-    """Say whether ``owner`` was an engine of a process on this host that has died.
-
-    An owner on another host cannot be checked from here; it is never stale by this
-    test (job boards add leases for that case).
-    """
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != _HOST or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, someone else's
-    return _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    """A killed child not yet reaped still answers kill(0): it is dead all the same."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rpartition(")")[2].split()[0] == "Z"
-    except OSError:
-        return False
-
-
-def describe_owner(owner: str) -> str:
-    """``owner`` in words: the host and process id that hold the run."""
-    host, _, rest = owner.partition(":")
-    return f"process {rest.partition(':')[0]} on host {host}"
