@@ -230,6 +230,7 @@ def load_from_factory(
     save_factory_details(flow_detail, flow_factory, factory_args, factory_kwargs)
     book = book if book is not None else LogBook("tmp")
     book.add(flow_detail)
+    backend = _as_backend(backend)
     if backend is not None:
         conn = backend.get_connection()
         try:
