@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-SIDES = ("tideflow", "taskflow")
+SIDES = ("tideflow", "taskflow", "dbos")
 TINY_CAP = 10
 
 
@@ -13,10 +13,11 @@ TINY_CAP = 10
 class Spec:
     """One workload: its label, what it reports, and the sizes each side runs.
 
-    ``tideflow`` and ``taskflow`` are the full-mode sizes. Quick mode caps
-    TaskFlow's sizes at ``quick_cap`` (its engine is quadratic) and tiny mode
-    caps every size at ``TINY_CAP``. tideflow also runs every size TaskFlow
-    runs, so each ratio compares equal N.
+    ``tideflow``, ``taskflow`` and ``dbos`` are the full-mode sizes (DBOS runs only
+    the durable workloads). Quick mode caps TaskFlow's and DBOS's sizes at
+    ``quick_cap`` (TaskFlow's engine is quadratic; both write slowly) and tiny mode
+    caps every size at ``TINY_CAP``. tideflow also runs every size TaskFlow runs, so
+    each TaskFlow/tideflow ratio compares equal N; DBOS is compared per step.
     """
 
     name: str
@@ -28,8 +29,10 @@ class Spec:
     once: bool = False  # one measurement per N (deterministic metrics)
     compare: bool = True  # False for the floor: the same loop on both sides, a reference only
     #: "engine": a flow's load + compile + run (the targets judge these); "calls": one
-    #: public call a user makes around each run, timed alone (N = values or nodes)
+    #: public call a user makes around each run, timed alone (N = values or nodes);
+    #: "durable": a run recorded in a store, compared per task (see ``STORES``)
     group: str = "engine"
+    dbos: tuple[int, ...] = ()
 
     def sizes(self, mode: str, side: str) -> tuple[int, ...]:
         """Return the sizes this side runs in ``mode``."""
@@ -37,6 +40,8 @@ class Spec:
         theirs = {n if cap is None else min(n, cap) for n in self.taskflow}
         if side == "taskflow":
             return tuple(sorted(theirs))
+        if side == "dbos":
+            return tuple(sorted({n if cap is None else min(n, cap) for n in self.dbos}))
         ours = {min(n, TINY_CAP) if mode == "tiny" else n for n in self.tideflow}
         return tuple(sorted(ours | theirs))
 
@@ -54,7 +59,6 @@ SPECS = [
     Spec("unordered_threads", "unordered 8 threads", (1000,), (1000,)),
     Spec("parallel_sleep", "50ms sleeps/8 wkrs", (32,), (32,)),
     Spec("asyncio_sleep", "asyncio 10ms sleeps", (1000,), (1000,)),
-    Spec("durable_sqlite", "durable SQLite", (100, 1000), (100, 1000), 100),
     # calls users make per run, each timed alone
     Spec(
         "fetch_all",
@@ -73,7 +77,24 @@ SPECS = [
         1000,
         group="calls",
     ),
+    # durable runs: a linear flow of N no-op tasks (DBOS: one workflow of N no-op steps)
+    # whose every state change is recorded in a fresh SQLite file; STORES says how each
+    # side is set up. TaskFlow takes about a minute for 1,000 tasks: it runs 100.
+    Spec("durable_linear", "durable, defaults", (1000,), (100,), 50, group="durable", dbos=(1000,)),
+    Spec("durable_full", "durable, FULL", (1000,), (), group="durable"),
+    Spec("durable_wal", "durable, WAL", (), (), 50, group="durable", dbos=(1000,)),
+    Spec("durable_memory", "durable, in memory", (1000,), (), group="durable"),
 ]
+
+#: How each side records a durable workload: (workload, side) -> the store it uses.
+STORES = {
+    ("durable_linear", "tideflow"): "SQLite WAL, synchronous=NORMAL (default)",
+    ("durable_full", "tideflow"): "SQLite WAL, synchronous=FULL",
+    ("durable_memory", "tideflow"): "memory:// (the same run, not durable)",
+    ("durable_linear", "taskflow"): "SQLAlchemy on SQLite (its defaults)",
+    ("durable_linear", "dbos"): "SQLite, its default journal (delete)",
+    ("durable_wal", "dbos"): "SQLite, journal_mode=WAL",
+}
 
 
 @dataclass(frozen=True)
@@ -129,7 +150,7 @@ def per_task_us(spec: Spec, cell: Cell | None, n: int) -> float | None:
 
 def ratio(spec: Spec, cells: dict[str, Cell]) -> float | None:
     """Return TaskFlow / tideflow at this N, when both sides measured it."""
-    if not spec.compare or not all(side in cells for side in SIDES):
+    if not spec.compare or not all(side in cells for side in ("tideflow", "taskflow")):
         return None
     ours, theirs = headline(spec, cells["tideflow"]), headline(spec, cells["taskflow"])
     return theirs / ours if ours and theirs else None

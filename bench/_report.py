@@ -7,8 +7,18 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from bench._model import Cell, Mode, Results, Spec, headline, per_task_us, ratio
-from bench._targets import Verdict
+from bench._model import (
+    SIDES,
+    STORES,
+    Cell,
+    Mode,
+    Results,
+    Spec,
+    headline,
+    per_task_us,
+    ratio,
+)
+from bench._targets import Verdict, per_task
 
 
 def fmt_seconds(value: float) -> str:
@@ -74,6 +84,40 @@ def table_rows(specs: list[Spec], results: Results, group: str = "engine") -> li
     return rows
 
 
+#: Column headers of the durable table: one row per (workload, side, N).
+DURABLE_COLUMNS = "side|store|N|total|µs/task|/ tideflow WAL|procs"
+SIDE_LABELS = {"tideflow": "tideflow", "taskflow": "TaskFlow", "dbos": "DBOS"}
+
+
+def durable_rows(specs: list[Spec], results: Results) -> list[list[str]]:
+    """Build the durable table: each side's store, its per-task cost, and that cost
+    over tideflow's in WAL mode (the headline row, at its largest N)."""
+    rows = [DURABLE_COLUMNS.split("|")]
+    wal = per_task(results, "durable_linear", "tideflow")
+    for side in SIDES:
+        for spec in specs:
+            if spec.group != "durable":
+                continue
+            for n, cells in results[spec.name].items():
+                cell = cells.get(side)
+                if cell is None:
+                    continue
+                us = per_task_us(spec, cell, n)
+                relative = "" if us is None or wal is None else f"{us / wal[1]:,.3g}x"
+                rows.append(
+                    [
+                        SIDE_LABELS[side],
+                        STORES.get((spec.name, side), spec.label),
+                        f"{n:,}",
+                        fmt_value(spec, cell),
+                        fmt_us(us),
+                        relative,
+                        str(len(cell.samples)),
+                    ]
+                )
+    return rows
+
+
 def render(rows: list[list[str]], left: int = 2) -> str:
     """Render rows as an aligned text table (the first ``left`` columns left-aligned)."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -104,9 +148,10 @@ def to_json(
 ) -> dict[str, Any]:
     """Assemble the JSON document: metadata, every cell, and the verdicts.
 
-    Engine workloads are under ``workloads``, per-run calls under ``calls``.
+    Engine workloads are under ``workloads``, per-run calls under ``calls``, durable
+    runs (with a DBOS side) under ``durable``.
     """
-    groups: dict[str, dict[str, Any]] = {"engine": {}, "calls": {}}
+    groups: dict[str, dict[str, Any]] = {"engine": {}, "calls": {}, "durable": {}}
     for spec in specs:
         sizes: dict[str, Any] = {}
         for n, cells in results[spec.name].items():
@@ -127,6 +172,7 @@ def to_json(
         "meta": meta,
         "workloads": groups["engine"],
         "calls": groups["calls"],
+        "durable": groups["durable"],
         "targets": [asdict(v) for v in verdicts],
     }
 
@@ -140,11 +186,20 @@ def report(
 ) -> None:
     """Print the header, the comparison table, the notes and the targets."""
     print(f"\n{describe(mode, versions)}")
-    print(render(table_rows(specs, results)))
+    engine = table_rows(specs, results)
+    if len(engine) > 1:
+        print(render(engine))
     calls = table_rows(specs, results, "calls")
     if len(calls) > 1:
         print("\ncalls users make per run, each timed alone (N = values or graph nodes)")
         print(render(calls))
+    durable = durable_rows(specs, results)
+    if len(durable) > 1:
+        print(
+            "\ndurable runs: N no-op tasks in a linear flow (DBOS: N no-op steps in one "
+            "workflow),\neach state change recorded in a fresh SQLite file (schema untimed)"
+        )
+        print(render(durable, 2))
     for line in notes(results):
         print(f"  note: {line}")
     print("\ntargets")
@@ -154,8 +209,9 @@ def report(
 
 def describe(mode: Mode, versions: dict[str, Any]) -> str:
     """Return the lines above the table: versions, machine, mode."""
+    dbos = "" if versions.get("dbos") == "unused" else f" and DBOS {versions.get('dbos')}"
     head = (
-        f"tideflow {versions['tideflow']} vs TaskFlow {versions['taskflow']}, "
+        f"tideflow {versions['tideflow']} vs TaskFlow {versions['taskflow']}{dbos}, "
         f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, mode {mode.name}: "
         f"median of up to {mode.reps} processes per cell (procs = tideflow/TaskFlow)"
     )

@@ -19,8 +19,8 @@ import sys
 import time
 from types import ModuleType
 
-IMPORTS = {"tideflow": "tideflow", "taskflow": "taskflow.engines"}
-SIDES = {"tideflow": "side_tideflow", "taskflow": "side_taskflow"}
+IMPORTS = {"tideflow": "tideflow", "taskflow": "taskflow.engines", "dbos": "dbos"}
+SIDES = {"tideflow": "side_tideflow", "taskflow": "side_taskflow", "dbos": "side_dbos"}
 WARM_UP_N = 2
 
 

@@ -1,11 +1,13 @@
-"""Run every workload for tideflow and TaskFlow 6.5 side by side; print and save.
+"""Run every workload for tideflow and TaskFlow 6.5 (and DBOS) side by side; print and save.
 
 Method (also saved in the JSON):
 
 * Every measurement is one fresh process (``bench/_worker.py``) that imports only
-  the side it measures: tideflow from this interpreter, TaskFlow from its own
-  virtual environment (``bench/.venv-taskflow``, created on first use, or the
-  interpreter named by ``BENCH_TASKFLOW_PYTHON``).
+  the side it measures: tideflow from this interpreter, each peer from its own
+  virtual environment (``bench/.venv-taskflow``, ``bench/.venv-dbos``: created on
+  first use, remade when its pinned requirements change; or the interpreter
+  named by ``BENCH_TASKFLOW_PYTHON`` / ``BENCH_DBOS_PYTHON``). A peer whose venv
+  cannot be made is skipped with a warning.
 * The worker first runs the workload once at N=2, untimed, so one-off costs
   (TaskFlow's plugin scan on the first ``load``, lazy imports) are not charged
   to the engine; import time is a workload of its own. It then runs the
@@ -19,11 +21,22 @@ Method (also saved in the JSON):
   of N value-providing tasks (which returns ``fetch_all()``), and building the
   seeded random graph of N nodes (its tasks, then ``add()``). Per-item figures
   are per value or node. They are kept under ``calls`` in the JSON.
+* A third table, durable runs: a linear flow of N no-op tasks whose every state
+  change is recorded in a fresh SQLite file (schema created untimed), per task:
+  tideflow's SQLite store (WAL with synchronous=NORMAL, its default, and FULL)
+  and the same run in memory; TaskFlow's SQLAlchemy backend on SQLite at N=100
+  (1,000 tasks take about a minute there); DBOS Transact (pinned in ``VENVS``),
+  one workflow of N no-op steps, its SQLite system database in its default
+  journal mode and in WAL mode (DBOS is launched untimed, in the warm-up). The
+  durable targets compare per task, each side at the largest N it ran. Kept
+  under ``durable`` in the JSON. ``--only durable`` runs just these.
 * Sides alternate and rounds interleave all workloads; the table shows the
-  median over processes. Ratios are TaskFlow / tideflow at the same N only.
-* Modes: full (about 15 minutes on 2 cores, mostly TaskFlow: one durable
-  SQLite run of 1,000 tasks takes ~110 s there), ``--quick`` (about a minute;
-  TaskFlow capped near N=200), ``--tiny`` (N=10, for the test).
+  median over processes. Ratios are TaskFlow / tideflow at the same N only,
+  except the durable targets (per task).
+* Modes: full (about 20 minutes on 2 cores, mostly the peers: DBOS spends 2-20 ms
+  per step on SQLite here, TaskFlow about 50 ms per durable task), ``--quick``
+  (about two minutes; TaskFlow capped near N=200, its and DBOS's durable runs at
+  N=50), ``--tiny`` (N=10, for the test).
 """
 
 from __future__ import annotations
@@ -34,6 +47,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,32 +65,61 @@ from bench._targets import judge
 
 BENCH = Path(__file__).resolve().parent
 WORKER = BENCH / "_worker.py"
-VENV = BENCH / ".venv-taskflow"
 INNER_RUNS = 5  # runs of a workload inside one process, within the mode's inner budget
-REQUIREMENTS = ["taskflow==6.5.*", "SQLAlchemy", "alembic"]
 
 
-# -- the TaskFlow environment ---------------------------------------------------------
+@dataclass(frozen=True)
+class Venv:
+    """A peer library's own virtual environment, created by the runner on first use."""
+
+    label: str
+    path: Path
+    requirements: tuple[str, ...]
+    override: str  # an environment variable naming an interpreter to use instead
 
 
-def taskflow_python() -> str | None:
-    """Return the interpreter that has TaskFlow, creating its venv if needed."""
-    override = os.environ.get("BENCH_TASKFLOW_PYTHON")
+VENVS = {
+    "taskflow": Venv(
+        "TaskFlow",
+        BENCH / ".venv-taskflow",
+        ("taskflow==6.5.*", "SQLAlchemy", "alembic"),
+        "BENCH_TASKFLOW_PYTHON",
+    ),
+    # DBOS Transact, pinned: its durable workloads compare per step on SQLite
+    "dbos": Venv("DBOS", BENCH / ".venv-dbos", ("dbos==3.4.0",), "BENCH_DBOS_PYTHON"),
+}
+
+
+# -- the peers' environments ----------------------------------------------------------
+
+
+def side_python(side: str) -> str | None:
+    """Return the interpreter that has ``side``'s library, creating its venv if needed.
+
+    A venv is ready when its marker file lists exactly the current requirements; if
+    creating it fails, that side is skipped with a warning (``None``).
+    """
+    venv = VENVS[side]
+    override = os.environ.get(venv.override)
     if override:
         return override
-    python = VENV / "bin" / "python"
-    marker = VENV / ".bench-ready"
-    if marker.exists() and marker.read_text() == " ".join(REQUIREMENTS) and python.exists():
+    python = venv.path / "bin" / "python"
+    marker = venv.path / ".bench-ready"
+    wanted = " ".join(venv.requirements)
+    if marker.exists() and marker.read_text() == wanted and python.exists():
         return str(python)
-    print(f"creating {VENV} with {' '.join(REQUIREMENTS)} (first run only) ...", flush=True)
+    print(f"creating {venv.path} with {wanted} (first run only) ...", flush=True)
     try:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv.path)], check=True)
         pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        subprocess.run([*pip, *REQUIREMENTS], check=True)
+        subprocess.run([*pip, *venv.requirements], check=True)
     except (OSError, subprocess.CalledProcessError) as exc:
-        print(f"WARNING: could not create {VENV} ({exc}); TaskFlow side skipped", flush=True)
+        print(
+            f"WARNING: could not create {venv.path} ({exc}); {venv.label} side skipped",
+            flush=True,
+        )
         return None
-    marker.write_text(" ".join(REQUIREMENTS))
+    marker.write_text(wanted)
     return str(python)
 
 
@@ -90,8 +133,8 @@ def call_worker(python: str, args: list[str], timeout: float) -> tuple[dict[str,
     # install; the warm-up writes ours): a machine-wide "don't write bytecode" would
     # charge only tideflow's editable install for compiling its sources each time.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    if args[1] == "taskflow":
-        env.pop("PYTHONPATH", None)  # the TaskFlow side sees only its own venv
+    if args[1] != "tideflow":
+        env.pop("PYTHONPATH", None)  # a peer's side sees only its own venv
     start = time.perf_counter()
     try:
         proc = subprocess.run(
@@ -118,7 +161,7 @@ def call_worker(python: str, args: list[str], timeout: float) -> tuple[dict[str,
 def probe(python: str | None, side: str) -> dict[str, Any]:
     """Ask a side which workloads it implements (and its version)."""
     if python is None:
-        return {"status": "missing", "error": "no TaskFlow environment"}
+        return {"status": "missing", "error": f"no {VENVS[side].label} environment"}
     result, _ = call_worker(python, ["probe", side], 120.0)
     return result
 
@@ -201,8 +244,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--json", type=Path, default=BENCH / "results" / "latest.json", help="where to write JSON"
     )
-    parser.add_argument("--only", default="", help="comma-separated workload names")
-    parser.add_argument("--no-taskflow", action="store_true", help="measure tideflow only")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated workload names or groups (engine, calls, durable)",
+    )
+    parser.add_argument("--no-taskflow", action="store_true", help="skip the TaskFlow side")
+    parser.add_argument("--no-dbos", action="store_true", help="skip the DBOS side")
     return parser.parse_args(argv)
 
 
@@ -211,13 +259,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     mode = MODES["tiny" if args.tiny else "quick" if args.quick else "full"]
     only = {name for name in args.only.split(",") if name}
-    specs = [spec for spec in SPECS if not only or spec.name in only]
+    specs = [spec for spec in SPECS if not only or {spec.name, spec.group} & only]
     started = time.perf_counter()
-    tf_python = None if args.no_taskflow else taskflow_python()
-    pythons = {"tideflow": sys.executable, "taskflow": tf_python}
-    probes = {side: probe(pythons[side], side) for side in SIDES}
+    skipped = {"taskflow": args.no_taskflow, "dbos": args.no_dbos}
+    # a peer's venv is made (and probed) only when a chosen workload runs on that side
+    used = {side for spec in specs for side in SIDES if spec.sizes(mode.name, side)}
+    pythons: dict[str, str | None] = {"tideflow": sys.executable}
+    for side in VENVS:
+        pythons[side] = side_python(side) if side in used and not skipped[side] else None
+    used.add("tideflow")  # its version heads the report whatever runs
+    probes = {
+        side: probe(pythons[side], side) if side in used else {"status": "unused"} for side in SIDES
+    }
     for side in SIDES:
-        if probes[side].get("status") != "ok":
+        if side in used and probes[side].get("status") != "ok":
             print(f"WARNING: {side} side unavailable: {probes[side].get('error', '')}", flush=True)
     results = plan(specs, mode.name, probes)
     measure_all(results, mode, pythons)

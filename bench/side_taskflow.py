@@ -144,7 +144,7 @@ def _parallel(flow: Any) -> Engine:
     return engines.load(flow, engine="parallel", max_workers=_common.SLEEP_WORKERS)  # type: ignore[no-any-return]
 
 
-def durable_sqlite(n: int) -> Timings:
+def durable_linear(n: int) -> Timings:
     """Run a linear flow of ``n`` tasks recorded in a fresh SQLite database (schema untimed)."""
     try:
         from taskflow.persistence import backends
@@ -183,6 +183,6 @@ WORKLOADS: dict[str, Workload | str | None] = {
     "unordered_threads": lambda n: _common.build_then_time(lambda: _unordered(n), _parallel),
     "parallel_sleep": lambda n: _common.build_then_time(lambda: _unordered(n, Sleep), _parallel),
     "asyncio_sleep": "TaskFlow has no asyncio engine",
-    "durable_sqlite": durable_sqlite,
+    "durable_linear": durable_linear,
 }
 """Workload name -> measurement, or a string saying why it does not apply."""

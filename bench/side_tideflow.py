@@ -7,14 +7,20 @@ the capability (threads, asyncio, durable stores) fills its entry in.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sqlite3
+import tempfile
 import time
+from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
 import _common
-from _common import Engine, Workload
+from _common import Engine, Timings, Workload
 
 import tideflow
+from tideflow.persistence import connect
 
 
 def version() -> str:
@@ -142,6 +148,81 @@ def _parallel(flow: tideflow.Flow) -> Engine:
     return engine
 
 
+SQLITE_FILE = "runs.db"
+
+
+def durable_run(n: int, store: Any) -> tuple[Timings, str]:
+    """Time a linear flow of ``n`` no-op tasks recorded in ``store``; return its run's uuid.
+
+    The timed part is ``load() + compile() + run()``, as for every engine workload.
+    """
+    engines: list[Any] = []
+
+    def load(flow: tideflow.Flow) -> Engine:
+        engines.append(tideflow.load(flow, backend=store))
+        engine: Engine = engines[-1]
+        return engine
+
+    timings = _common.build_then_time(lambda: _linear(n, False), load)
+    return timings, engines[0].storage.flow_uuid
+
+
+def succeeded(store: Any, flow_uuid: str) -> int:
+    """Count the atoms of run ``flow_uuid`` that ``store`` holds as SUCCESS."""
+    with store.get_connection() as conn:
+        return sum(atom.state == "SUCCESS" for atom in conn.get_atoms_for_flow(flow_uuid))
+
+
+def durable(
+    url: Callable[[str], str], check: Callable[[str], None] | None = None, **options: Any
+) -> Workload:
+    """Return the workload: a durable run in a fresh store (``url(tmp_dir)``, ``options``).
+
+    The store's schema is created untimed (as on the TaskFlow side). After the run,
+    the store must hold every atom as SUCCESS, so a store that records nothing
+    cannot pass for a fast one; ``check(tmp_dir)`` then inspects the closed store.
+    """
+
+    def measure(n: int) -> Timings:
+        with tempfile.TemporaryDirectory(prefix="bench-tideflow-") as tmp:
+            store = connect(url(tmp), **options)
+            try:
+                with store.get_connection() as conn:
+                    conn.upgrade()
+                timings, flow_uuid = durable_run(n, store)
+                if (done := succeeded(store, flow_uuid)) != n:
+                    raise AssertionError(f"the store holds {done} SUCCESS atoms, not {n}")
+            finally:
+                store.close()
+            if check is not None:
+                check(tmp)
+        return timings
+
+    return measure
+
+
+def sqlite_url(tmp: str) -> str:
+    """The SQLite store's URL for a file in ``tmp``."""
+    return f"sqlite:///{os.path.join(tmp, SQLITE_FILE)}"
+
+
+def wal_check(tmp: str) -> None:
+    """Fail unless the SQLite store in ``tmp`` was left in WAL mode (what is measured)."""
+    with contextlib.closing(sqlite3.connect(os.path.join(tmp, SQLITE_FILE))) as conn:
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    if mode != "wal":
+        raise AssertionError(f"the SQLite store is in journal mode {mode!r}, not WAL")
+
+
+def _sqlite(**options: Any) -> Workload | None:
+    """The durable workload on the SQLite store, or ``None`` until that store exists."""
+    try:
+        import tideflow.persistence.sqlite  # noqa: F401  # only: is it there?
+    except ImportError:
+        return None
+    return durable(sqlite_url, wal_check, **options)
+
+
 WORKLOADS: dict[str, Workload | str | None] = {
     **_common.serial_workloads(
         _common.Side(
@@ -160,6 +241,10 @@ WORKLOADS: dict[str, Workload | str | None] = {
     "unordered_threads": lambda n: _common.build_then_time(lambda: _unordered(n), _parallel),
     "parallel_sleep": lambda n: _common.build_then_time(lambda: _unordered(n, Sleep), _parallel),
     "asyncio_sleep": None,  # asyncio engine: N concurrent 10 ms asyncio.sleep tasks
-    "durable_sqlite": None,  # SQLite store: linear flow of N tasks recorded in a fresh database
+    # a linear flow of N no-op tasks recorded in a fresh SQLite file (schema untimed)
+    "durable_linear": _sqlite(),  # WAL, synchronous=NORMAL: the store's default
+    "durable_full": _sqlite(synchronous="FULL"),
+    "durable_wal": "DBOS only: tideflow's durable_linear is already in WAL mode",
+    "durable_memory": durable(lambda _tmp: "memory://"),  # the same run, in memory
 }
 """Workload name -> measurement; ``None`` means "not available yet"."""

@@ -1,11 +1,15 @@
-"""The benchmark runner's tiny mode runs end to end and writes its JSON; no time is asserted."""
+"""The benchmark runner's plumbing: tiny mode end to end, the durable workloads' sides,
+the sizes each side runs, the durable targets, and the peers' venvs. No time is asserted."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -22,14 +26,14 @@ WORKLOADS = {
     "unordered_threads",
     "parallel_sleep",
     "asyncio_sleep",
-    "durable_sqlite",
 }
+DURABLE = {"durable_linear", "durable_full", "durable_wal", "durable_memory"}
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # the first run creates TaskFlow's venv (pip install, about a minute)
+@pytest.mark.timeout(900)  # the first run creates TaskFlow's and DBOS's venvs (pip install)
 def test_tiny_mode_prints_the_table_and_writes_json(tmp_path: Path) -> None:
-    """Run ``python -m bench --tiny`` (TaskFlow's venv is created on first use)."""
+    """Run ``python -m bench --tiny`` (the peers' venvs are created on first use)."""
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--tiny", "--json", str(out)],
@@ -44,8 +48,244 @@ def test_tiny_mode_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     assert "targets" in proc.stdout
     data = json.loads(out.read_text())
     assert set(data["workloads"]) == WORKLOADS
+    assert set(data["durable"]) == DURABLE
     assert {"target", "value", "status", "note"} <= set(data["targets"][0])
     linear = data["workloads"]["linear"]["sizes"]["10"]
     assert linear["tideflow"]["status"] == "ok", linear["tideflow"]
     taskflow_ok = linear["taskflow"]["status"] == "ok"
     assert taskflow_ok or "WARNING: taskflow side unavailable" in proc.stdout, linear["taskflow"]
+    # the durable table: tideflow in memory always runs; DBOS in both journal modes
+    assert "durable runs" in proc.stdout
+    memory = data["durable"]["durable_memory"]["sizes"]["10"]["tideflow"]
+    assert memory["status"] == "ok", memory
+    assert memory["per_task_us"] > 0
+    for name in ("durable_linear", "durable_wal"):
+        dbos = data["durable"][name]["sizes"]["10"]["dbos"]
+        dbos_ok = dbos["status"] == "ok"
+        assert dbos_ok or "WARNING: dbos side unavailable" in proc.stdout, dbos
+    targets = {verdict["target"]: verdict for verdict in data["targets"]}
+    assert any("DBOS" in target for target in targets)
+
+
+# -- the sides' modules, imported as the worker does (bench/ on sys.path) -----------
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> dict[str, ModuleType]:
+    """The runner's modules, and the tideflow side as a worker imports it."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    names = ("bench._model", "bench._targets", "bench._report", "bench.run", "side_tideflow")
+    return {name.rpartition(".")[2]: importlib.import_module(name) for name in names}
+
+
+def test_durable_run_on_sqlite_leaves_every_atom_success(
+    bench: dict[str, ModuleType], tmp_path: Path
+) -> None:
+    """The tideflow side's durable run records 1,000 SUCCESS atoms in a WAL SQLite file."""
+    pytest.importorskip("tideflow.persistence.sqlite", reason="the SQLite store has not landed")
+    from tideflow.persistence import connect
+
+    side = bench["side_tideflow"]
+    store = connect(side.sqlite_url(str(tmp_path)))
+    try:
+        timings, flow_uuid = side.durable_run(1000, store)
+    finally:
+        store.close()
+    assert timings["total"] > 0
+    side.wal_check(str(tmp_path))  # raises unless the file is in WAL mode
+    reopened = connect(side.sqlite_url(str(tmp_path)))
+    try:
+        with reopened.get_connection() as conn:
+            atoms = list(conn.get_atoms_for_flow(flow_uuid))
+    finally:
+        reopened.close()
+    assert len(atoms) == 1000
+    assert {atom.state for atom in atoms} == {"SUCCESS"}
+    assert [atom.name for atom in atoms] == [f"t{i}" for i in range(1000)]
+
+
+def test_durable_run_in_memory_leaves_every_atom_success(bench: dict[str, ModuleType]) -> None:
+    """The same run on a memory store: the comparison the 'at most 20x memory' target uses."""
+    from tideflow.persistence import connect
+
+    side = bench["side_tideflow"]
+    store = connect("memory://")
+    _, flow_uuid = side.durable_run(1000, store)
+    assert side.succeeded(store, flow_uuid) == 1000
+    assert bench["side_tideflow"].WORKLOADS["durable_memory"](10)["total"] > 0
+
+
+class _Forgetful:
+    """A memory store whose connection reports no atoms for any run."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        from tideflow.persistence import MemoryBackend
+
+        self._inner = MemoryBackend(config)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def get_connection(self) -> Any:
+        conn = self._inner.get_connection()
+        conn.get_atoms_for_flow = lambda _uuid: []
+        return conn
+
+
+def test_durable_workload_refuses_a_store_that_recorded_nothing(
+    bench: dict[str, ModuleType],
+) -> None:
+    """A store that loses the atoms cannot pass for a fast one: the workload fails."""
+    from tideflow.persistence import register_backend
+
+    register_backend("bench-forgetful", _Forgetful)
+    workload = bench["side_tideflow"].durable(lambda _tmp: "bench-forgetful://")
+    with pytest.raises(AssertionError, match="0 SUCCESS atoms, not 5"):
+        workload(5)
+
+
+def test_wal_check_refuses_a_file_in_another_journal_mode(
+    bench: dict[str, ModuleType], tmp_path: Path
+) -> None:
+    """The WAL workload checks what it measured: a rollback-journal file is refused."""
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / bench["side_tideflow"].SQLITE_FILE)
+    conn.execute("CREATE TABLE t (x)")
+    conn.close()
+    with pytest.raises(AssertionError, match="'delete', not WAL"):
+        bench["side_tideflow"].wal_check(str(tmp_path))
+
+
+# -- sizes, targets, report ---------------------------------------------------------
+
+
+def test_durable_sizes_per_mode(bench: dict[str, ModuleType]) -> None:
+    """Full mode: TaskFlow at 100 (tideflow there too), DBOS and tideflow at 1,000;
+    quick mode runs the peers smaller; tideflow-only rows never run a peer."""
+    specs = {spec.name: spec for spec in bench["_model"].SPECS}
+    linear = specs["durable_linear"]
+    assert linear.sizes("full", "tideflow") == (100, 1000)
+    assert linear.sizes("full", "taskflow") == (100,)
+    assert linear.sizes("full", "dbos") == (1000,)
+    assert linear.sizes("quick", "taskflow") == (50,)
+    assert linear.sizes("quick", "dbos") == (50,)
+    assert linear.sizes("tiny", "dbos") == (10,)
+    assert specs["durable_wal"].sizes("full", "tideflow") == ()
+    assert specs["durable_full"].sizes("full", "dbos") == ()
+    assert specs["linear"].sizes("full", "dbos") == ()
+
+
+def _results(bench: dict[str, ModuleType], totals: dict[tuple[str, str, int], float]) -> Any:
+    """Results holding one sample of ``total`` per (workload, side, N)."""
+    cell = bench["_model"].Cell
+    results: dict[str, dict[int, dict[str, Any]]] = {}
+    for (name, side, n), total in totals.items():
+        results.setdefault(name, {}).setdefault(n, {})[side] = cell(samples=[{"total": total}])
+    return results
+
+
+def test_durable_targets_are_per_task_ratios(bench: dict[str, ModuleType]) -> None:
+    """Each durable target is judged per task, each side at the largest N it ran."""
+    results = _results(
+        bench,
+        {
+            ("durable_linear", "tideflow", 1000): 0.050,  # 50 µs/task
+            ("durable_linear", "taskflow", 100): 5.0,  # 50,000 µs/task: 1,000x
+            ("durable_linear", "dbos", 1000): 10.0,  # 10 ms/step: 200x
+            ("durable_wal", "dbos", 1000): 2.0,  # 2 ms/step: 40x
+            ("durable_memory", "tideflow", 1000): 0.005,  # 5 µs/task: WAL is 10x
+            ("durable_full", "tideflow", 1000): 1.5,  # 1.5 ms: ahead of 2 ms
+        },
+    )
+    verdicts = bench["_targets"].durable(results)
+    assert [v.status for v in verdicts] == ["PASS"] * 5
+    assert verdicts[0].value == "50 µs/task"
+    assert verdicts[1].value == "1,000x"
+    assert verdicts[1].note == "TaskFlow at N=100"
+    assert verdicts[2].value == "40x vs WAL, 200x vs default journal"
+    assert verdicts[3].value == "10.0x"
+    assert verdicts[4].value == "1.33x vs WAL, 6.67x vs default journal"
+
+
+def test_durable_targets_miss_and_missing_sides(bench: dict[str, ModuleType]) -> None:
+    """A slow store misses; a side that did not run is 'no data', not a pass."""
+    results = _results(
+        bench,
+        {
+            ("durable_linear", "tideflow", 1000): 0.5,  # 500 µs/task
+            ("durable_wal", "dbos", 1000): 2.0,  # 4x only
+            ("durable_memory", "tideflow", 1000): 0.005,  # 100x memory
+            ("durable_full", "tideflow", 1000): 3.0,  # behind DBOS in WAL mode
+        },
+    )
+    verdicts = bench["_targets"].durable(results)
+    assert [v.status for v in verdicts] == ["MISS", "no data", "MISS", "MISS", "MISS"]
+    assert "TaskFlow" in verdicts[1].note
+    assert bench["_targets"].durable({})[0].status == "no data"
+
+
+def test_durable_table_lists_each_side_store(bench: dict[str, ModuleType]) -> None:
+    """The durable table names each side's store and relates its cost to tideflow WAL."""
+    results = _results(
+        bench,
+        {
+            ("durable_linear", "tideflow", 1000): 0.050,
+            ("durable_linear", "dbos", 1000): 10.0,
+            ("durable_wal", "dbos", 1000): 2.0,
+        },
+    )
+    specs = [s for s in bench["_model"].SPECS if s.name in results]
+    rows = bench["_report"].durable_rows(specs, results)
+    by_store = {row[1]: row for row in rows[1:]}
+    assert by_store["SQLite WAL, synchronous=NORMAL (default)"][4:6] == ["50", "1x"]
+    assert by_store["SQLite, journal_mode=WAL"][0] == "DBOS"
+    assert by_store["SQLite, journal_mode=WAL"][4:6] == ["2,000", "40x"]
+    assert by_store["SQLite, its default journal (delete)"][5] == "200x"
+
+
+# -- the peers' venvs ---------------------------------------------------------------
+
+
+def test_a_ready_venv_is_used_as_is(
+    bench: dict[str, ModuleType], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A venv whose marker lists exactly the requirements is reused; nothing runs."""
+    run = bench["run"]
+    venv = run.Venv("DBOS", tmp_path / "venv", ("dbos==3.4.0",), "BENCH_TEST_UNSET")
+    (venv.path / "bin").mkdir(parents=True)
+    (venv.path / "bin" / "python").touch()
+    (venv.path / ".bench-ready").write_text("dbos==3.4.0")
+    monkeypatch.setitem(run.VENVS, "dbos", venv)
+    monkeypatch.delenv("BENCH_TEST_UNSET", raising=False)
+    monkeypatch.setattr(run.subprocess, "run", pytest.fail)
+    assert run.side_python("dbos") == str(venv.path / "bin" / "python")
+
+
+def test_a_venv_that_cannot_be_made_skips_its_side(
+    bench: dict[str, ModuleType],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A stale marker means reinstall; a failed install warns and skips that side."""
+    run = bench["run"]
+    venv = run.Venv("DBOS", tmp_path / "venv", ("dbos==3.4.0",), "BENCH_TEST_UNSET")
+    (venv.path / "bin").mkdir(parents=True)
+    (venv.path / "bin" / "python").touch()
+    (venv.path / ".bench-ready").write_text("dbos==3.3.0")
+    monkeypatch.setitem(run.VENVS, "dbos", venv)
+    monkeypatch.delenv("BENCH_TEST_UNSET", raising=False)
+    calls: list[list[str]] = []
+
+    def failing(args: list[str], **_kwargs: Any) -> None:
+        calls.append(args)
+        raise subprocess.CalledProcessError(1, args)
+
+    monkeypatch.setattr(run.subprocess, "run", failing)
+    assert run.side_python("dbos") is None
+    assert calls[0][1:3] == ["-m", "venv"]
+    out = capsys.readouterr().out
+    assert "WARNING: could not create" in out
+    assert "DBOS side skipped" in out
