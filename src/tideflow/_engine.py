@@ -625,6 +625,10 @@ class Engine:
                             self._start_execute(dispatcher, storage, args[node], node, atom, detail)
                             if failures:
                                 break  # its arguments could not be bound: start no more
+                        if ran is not None and track:
+                            # serial on a durable store: one atom per round, so each
+                            # outcome is committed before the next atom starts
+                            break
                 now = clock()
                 scheduling += now - mark
                 mark = now
