@@ -1,0 +1,678 @@
+"""The SQL store through SQLAlchemy Core: SQLite always, PostgreSQL and MariaDB when enabled.
+
+Set TIDEFLOW_TEST_POSTGRES_URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)
+and TIDEFLOW_TEST_MYSQL_URL (e.g. mysql+pymysql://root@127.0.0.1:3306/test) to run the
+server tests. Each test module run creates a database of its own beside the one named
+(dropped at the end), so these tests never touch other tests' records and may run
+while other suites use the named database.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+sa = pytest.importorskip("sqlalchemy")
+
+from tideflow import persistence  # noqa: E402
+from tideflow.errors import (  # noqa: E402
+    NotFoundError,
+    RunOwnedError,
+    StoreError,
+    StoreVersionError,
+    UnstorableValueError,
+)
+from tideflow.failure import Failure  # noqa: E402
+from tideflow.persistence import sql  # noqa: E402
+from tideflow.persistence._records import SCHEMA_VERSION, new_owner  # noqa: E402
+from tideflow.persistence.models import (  # noqa: E402
+    AtomDetail,
+    FlowDetail,
+    LogBook,
+    RetryDetail,
+    TaskDetail,
+)
+from tideflow.persistence.sql import SqlBackend  # noqa: E402
+from tideflow.states import AtomState, FlowState, Intention  # noqa: E402
+
+ENV = {"postgresql": "TIDEFLOW_TEST_POSTGRES_URL", "mysql": "TIDEFLOW_TEST_MYSQL_URL"}
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+# -- where the records go ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "mysql"])
+def kind(request):
+    name = request.param
+    if name != "sqlite" and not os.environ.get(ENV[name]):
+        pytest.skip(f"{name} tests need {ENV[name]} set to a database URL (see module doc)")
+    return name
+
+
+@pytest.fixture(scope="module")
+def server_url(kind):
+    """A database of this module's own on the server (None for SQLite)."""
+    if kind == "sqlite":
+        yield None
+        return
+    given = sa.make_url(os.environ[ENV[kind]])
+    name = f"tideflow_sqltest_{os.getpid()}_{os.urandom(3).hex()}"
+    admin = sa.create_engine(given, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    try:
+        yield given.set(database=name).render_as_string(hide_password=False)
+    finally:
+        drop = f"DROP DATABASE {name}" + (" WITH (FORCE)" if kind == "postgresql" else "")
+        with admin.connect() as conn:
+            conn.execute(sa.text(drop))
+        admin.dispose()
+
+
+@pytest.fixture
+def url(kind, server_url, tmp_path):
+    return server_url or f"sqlite+pysqlite:///{tmp_path / 'runs.db'}"
+
+
+@pytest.fixture
+def backend(url):
+    store = SqlBackend(url, pool_size=2)
+    with store.get_connection() as conn:
+        conn.clear_all()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def conn(backend):
+    with backend.get_connection() as connection:
+        yield connection
+
+
+def admin_engine(url):
+    return sa.create_engine(url, isolation_level="AUTOCOMMIT")
+
+
+def failure_of(exc):
+    try:
+        raise exc
+    except Exception as caught:
+        return Failure.from_exception(caught)
+
+
+def full_book():
+    """A log book with one flow holding every kind of record and value."""
+    book = LogBook("book", "b-1")
+    book.meta = {"owner": "tests", "n": 1}
+    flow = FlowDetail("flow", "f-1")
+    flow.state = FlowState.RUNNING
+    flow.meta = {"progress": 0.5}
+    flow.injected = {"when": datetime.datetime(2024, 5, 1, 12, 30), "pair": (1, 2), "k": {3: "x"}}
+    done = TaskDetail("done", "a-1")
+    done.put(AtomState.SUCCESS, {"total": Decimal("1.50"), "raw": b"\x00\xff", "t": (1, [2])})
+    done.meta = {"progress": 1.0}
+    done.version = (2, 1)
+    failed = TaskDetail("failed", "a-2")
+    failed.put(AtomState.FAILURE, failure_of(ValueError("bad", 3)))
+    failed.intention = Intention.REVERT
+    failed.revert_results = ["undone"]
+    failed.revert_failure = failure_of(RuntimeError("revert broke"))
+    retry = RetryDetail("retry", "a-3")
+    retry.state = AtomState.RUNNING
+    retry.results = 2
+    retry.history = [(1, {"failed": failure_of(KeyError("k"))})]
+    retry.decision = "RETRY"
+    retry.version = None
+    for atom in (retry, done, failed):
+        flow.add(atom)
+    book.add(flow)
+    return book
+
+
+def stored(conn, fd_uuid):
+    """The flow record as stored, as data."""
+    return conn.get_flow_details(fd_uuid).to_dict()
+
+
+# -- records ----------------------------------------------------------------------------
+
+
+def test_every_record_kind_round_trips(conn):
+    book = full_book()
+    flow = book.find("f-1")
+    expected = flow.to_dict()
+    saved = conn.save_logbook(book)
+    assert saved is not book
+    assert (saved.uuid, saved.name, saved.meta) == ("b-1", "book", book.meta)
+    assert (saved.created_at, saved.updated_at) == (book.created_at, book.updated_at)
+    for loaded in (saved.find("f-1"), conn.get_flow_details("f-1")):
+        assert loaded.to_dict() == expected
+        assert [a.name for a in loaded] == ["retry", "done", "failed"]
+        assert [type(a) for a in loaded] == [RetryDetail, TaskDetail, TaskDetail]
+    atom = conn.get_atom_details("a-1")
+    assert atom.results == {"total": Decimal("1.50"), "raw": b"\x00\xff", "t": (1, [2])}
+    assert atom.version == (2, 1)
+    assert conn.get_atom_details("a-3").history[0][1]["failed"].check(KeyError)
+    assert [a.to_dict() for a in conn.get_atoms_for_flow("f-1")] == expected["atoms"]
+    again = conn.get_logbook("b-1")
+    assert again.updated_at == book.updated_at
+    assert [b.uuid for b in conn.get_logbooks()] == ["b-1"]
+
+
+def test_reads_are_copies_and_lazy_reads_hold_no_atoms(conn):
+    conn.save_logbook(full_book())
+    first = conn.get_flow_details("f-1")
+    first.find_by_name("done").results = "changed"
+    assert conn.get_atom_details("a-1").results != "changed"
+    assert len(conn.get_flow_details("f-1", lazy=True)) == 0
+    assert [len(f) for f in conn.get_logbook("b-1", lazy=True)] == [0]
+    assert [len(f) for f in conn.get_flows_for_book("b-1")] == [3]
+
+
+def test_updates_write_existing_records_and_refuse_unknown_ones(conn):
+    book = full_book()
+    conn.save_logbook(book)
+    flow = book.find("f-1")
+    flow.state = FlowState.SUCCESS
+    flow.add(TaskDetail("late", "a-4"))
+    assert [a.name for a in conn.update_flow_details(flow)][-1] == "late"
+    assert conn.get_flow_details("f-1").state == FlowState.SUCCESS
+    done = flow.find("a-1")
+    done.results = 42
+    assert conn.update_atom_details(done).results == 42
+    assert conn.get_atom_details("a-1").results == 42
+    with pytest.raises(NotFoundError, match="'nope'"):
+        conn.update_atom_details(TaskDetail("x", "nope"))
+    with pytest.raises(NotFoundError, match=r"'f-new'.*save_logbook"):
+        conn.update_flow_details(FlowDetail("new", "f-new"))
+    for read in (conn.get_logbook, conn.get_flow_details, conn.get_atom_details):
+        with pytest.raises(NotFoundError, match=r"'missing' in the store"):
+            read("missing")
+    with pytest.raises(NotFoundError):
+        conn.get_atoms_for_flow("missing")
+    with pytest.raises(NotFoundError):
+        conn.destroy_logbook("missing")
+
+
+def test_an_atom_replaced_under_its_name_replaces_its_row(conn):
+    book = full_book()
+    conn.save_logbook(book)
+    flow = book.find("f-1")
+    flow.add(TaskDetail("done", "a-1-new"))  # same name, new record
+    conn.save_round(flow, [flow.find_by_name("done")])
+    names = [(a.name, a.uuid) for a in conn.get_flow_details("f-1")]
+    assert names == [("retry", "a-3"), ("done", "a-1-new"), ("failed", "a-2")]
+    with pytest.raises(NotFoundError):
+        conn.get_atom_details("a-1")
+
+
+def test_atom_names_are_case_sensitive(conn):
+    book = full_book()
+    flow = book.find("f-1")
+    flow.add(TaskDetail("Done", "a-9"))
+    conn.save_logbook(book)
+    assert {a.name for a in conn.get_flow_details("f-1")} == {"retry", "done", "failed", "Done"}
+
+
+def test_destroy_and_clear_delete_records(conn):
+    conn.save_logbook(full_book())
+    other = LogBook("other", "b-2")
+    other.add(FlowDetail("g", "f-2"))
+    conn.save_logbook(other)
+    conn.destroy_logbook("b-1")
+    assert [b.uuid for b in conn.get_logbooks()] == ["b-2"]
+    for read, uuid in ((conn.get_flow_details, "f-1"), (conn.get_atom_details, "a-1")):
+        with pytest.raises(NotFoundError):
+            read(uuid)
+    conn.clear_all()
+    assert conn.get_logbooks() == []
+    assert list(conn.iter_runs()) == []
+
+
+# -- rounds and owners -----------------------------------------------------------------
+
+
+def test_save_round_is_fenced_by_the_owner(conn):
+    book = full_book()
+    conn.save_logbook(book)
+    flow = book.find("f-1")
+    mine, theirs = new_owner(), "elsewhere:1:1"
+    conn.claim_run("f-1", mine)
+    conn.claim_run("f-1", mine)  # again: still mine
+    before = stored(conn, "f-1")
+    flow.state = FlowState.SUCCESS
+    done = flow.find("a-1")
+    done.results = "fenced"
+    with pytest.raises(RunOwnedError, match="no longer run by this engine"):
+        conn.save_round(flow, [done], owner=theirs)
+    assert stored(conn, "f-1") == before
+    conn.save_round(flow, [done], owner=mine)
+    assert conn.get_atom_details("a-1").results == "fenced"
+    assert conn.get_flow_details("f-1").state == FlowState.SUCCESS
+    # saving the book again keeps the claim: only claims and releases write the owner
+    conn.save_logbook(book)
+    with pytest.raises(RunOwnedError, match=f"process {os.getpid()}"):
+        conn.claim_run("f-1", new_owner())
+    conn.release_run("f-1", theirs)  # not the owner: nothing happens
+    with pytest.raises(RunOwnedError):
+        conn.claim_run("f-1", theirs)
+    conn.release_run("f-1", mine)
+    with pytest.raises(RunOwnedError, match="no longer run"):
+        conn.save_round(flow, [done], owner=mine)
+    conn.claim_run("f-1", theirs)
+
+
+def test_save_round_of_a_flow_never_saved_is_not_found(conn):
+    flow = FlowDetail("f", "f-9")
+    flow.add(TaskDetail("t", "t-9"))
+    with pytest.raises(NotFoundError, match="save_logbook"):
+        conn.save_round(flow, list(flow))
+    with pytest.raises(NotFoundError):
+        conn.get_atom_details("t-9")
+    with pytest.raises(NotFoundError):
+        conn.claim_run("f-9", new_owner())
+
+
+def test_save_round_keeps_book_created_at_and_adds_new_atoms(conn):
+    book = full_book()
+    conn.save_logbook(book)
+    flows = sa.Table("tideflow_flows", sa.MetaData(), autoload_with=conn.backend._engine)
+    with conn.backend._engine.connect() as raw:
+        before = raw.execute(sa.select(flows).where(flows.c.uuid == "f-1")).mappings().one()
+    flow = book.find("f-1")
+    new = TaskDetail("new", "a-5")
+    flow.add(new)
+    conn.save_round(flow, [new])
+    with conn.backend._engine.connect() as raw:
+        after = raw.execute(sa.select(flows).where(flows.c.uuid == "f-1")).mappings().one()
+    assert (after["book_uuid"], after["created_at"]) == (before["book_uuid"], before["created_at"])
+    assert after["updated_at"] >= before["updated_at"]
+    assert [a.name for a in conn.get_flow_details("f-1")][-1] == "new"
+
+
+def test_an_unstorable_value_writes_nothing_of_the_round(conn):
+    book = full_book()
+    conn.save_logbook(book)
+    before = stored(conn, "f-1")
+    flow = book.find("f-1")
+    flow.state = FlowState.SUCCESS
+    good, bad = flow.find("a-1"), flow.find("a-2")
+    good.results = "would be written"
+    bad.results = object()
+    with pytest.raises(UnstorableValueError) as caught:
+        conn.save_round(flow, [good, bad])
+    assert caught.value.atom == "failed"
+    assert stored(conn, "f-1") == before
+
+
+CHILD_CLAIMS = textwrap.dedent(
+    """
+    import sys, time
+    from tideflow.persistence.sql import SqlBackend
+    from tideflow.persistence._records import new_owner
+    conn = SqlBackend(sys.argv[1]).get_connection()
+    conn.claim_run(sys.argv[2], new_owner())
+    print("claimed", flush=True)
+    time.sleep(120)
+    """
+)
+
+
+def test_a_run_owned_by_a_killed_process_can_be_claimed(conn, url):
+    conn.save_logbook(full_book())
+    env = {**os.environ, "PYTHONPATH": SRC}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD_CLAIMS, url, "f-1"], stdout=subprocess.PIPE, env=env
+    )
+    try:
+        assert child.stdout.readline().strip() == b"claimed"
+        with pytest.raises(RunOwnedError, match=f"process {child.pid} on host .*wait for it"):
+            conn.claim_run("f-1", new_owner())
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+    mine = new_owner()
+    conn.claim_run("f-1", mine)  # the dead child's claim is stale
+    conn.save_round(conn.get_flow_details("f-1"), [], owner=mine)
+
+
+# -- faults -----------------------------------------------------------------------------
+
+
+def server_kill(kind, url, dbapi_connection):
+    """End ``dbapi_connection`` from the server side (SQLite: close it under the store)."""
+    if kind == "sqlite":
+        dbapi_connection.close()
+        return
+    engine = admin_engine(url)
+    try:
+        with engine.connect() as admin:
+            if kind == "postgresql":
+                pid = dbapi_connection.info.backend_pid
+                admin.execute(sa.text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+            else:
+                admin.execute(sa.text(f"KILL {int(dbapi_connection.thread_id())}"))
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_dropped_between_calls_is_replaced(kind, url):
+    store = SqlBackend(url, pool_size=1, max_overflow=0)
+    try:
+        with store.get_connection() as conn:
+            conn.clear_all()
+            conn.save_logbook(full_book())
+            with store._engine.connect() as raw:  # the pool's one connection
+                dbapi = raw.connection.dbapi_connection
+            server_kill(kind, url, dbapi)
+            assert conn.get_flow_details("f-1").name == "flow"
+            with store._engine.connect() as raw:
+                assert raw.connection.dbapi_connection is not dbapi
+    finally:
+        store.close()
+
+
+def test_a_connection_killed_inside_save_round_writes_nothing(kind, url, backend, conn):
+    book = full_book()
+    conn.save_logbook(book)
+    before = stored(conn, "f-1")
+    flow = book.find("f-1")
+    flow.state = FlowState.SUCCESS
+    done = flow.find("a-1")
+    done.results = "half"
+    armed = []
+
+    @sa.event.listens_for(backend._engine, "before_cursor_execute")
+    def kill_before_the_atoms(raw, cursor, statement, parameters, context, executemany):
+        if armed and statement.lstrip().upper().startswith("INSERT INTO TIDEFLOW_ATOMS"):
+            armed.clear()
+            server_kill(kind, url, raw.connection.dbapi_connection)
+
+    armed.append(True)
+    with pytest.raises(StoreError, match=r"not committed.*can be resumed") as caught:
+        conn.save_round(flow, [done])
+    assert backend.shown in str(caught.value)
+    assert caught.value.__cause__ is not None
+    assert not armed, "the kill was not reached"
+    assert stored(conn, "f-1") == before  # the flow row's update was rolled back too
+    conn.save_round(flow, [done])  # the store works on: a new connection
+    assert conn.get_atom_details("a-1").results == "half"
+
+
+def test_a_newer_schema_is_refused_and_left_unchanged(kind, url, backend, conn):
+    conn.save_logbook(full_book())
+    engine = admin_engine(url)
+    try:
+        with engine.connect() as raw:
+            raw.execute(
+                sa.text("UPDATE tideflow_meta SET value = :v WHERE name = 'schema_version'"),
+                {"v": str(SCHEMA_VERSION + 1)},
+            )
+            raw.execute(sa.text("DROP TABLE tideflow_atoms"))  # as if v2 had renamed it
+        newer = SqlBackend(url)
+        try:
+            with pytest.raises(StoreVersionError, match="upgrade tideflow") as caught:
+                newer.get_connection().get_logbooks()
+            assert f"version {SCHEMA_VERSION + 1}" in str(caught.value)
+            assert newer.shown in str(caught.value)
+            with pytest.raises(StoreVersionError):
+                newer.get_connection().upgrade()
+        finally:
+            newer.close()
+        assert not sa.inspect(engine).has_table("tideflow_atoms")
+        with engine.connect() as raw:
+            value = raw.execute(sa.text("SELECT value FROM tideflow_meta")).scalar()
+        assert value == str(SCHEMA_VERSION + 1)
+    finally:
+        with engine.connect() as raw:
+            raw.execute(sa.text("DROP TABLE IF EXISTS tideflow_meta"))
+        engine.dispose()
+    conn.upgrade()  # a store of this version again: the missing table is back, empty
+    assert [len(f) for f in conn.get_flows_for_book("b-1")] == [0]
+
+
+def test_tables_are_created_by_several_processes_at_once(kind, url, backend):
+    engine = admin_engine(url)
+    with engine.connect() as raw:
+        for table in ("tideflow_atoms", "tideflow_flows", "tideflow_logbooks", "tideflow_meta"):
+            raw.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from tideflow.persistence.sql import SqlBackend
+        store = SqlBackend(sys.argv[1])
+        while time.time() < float(sys.argv[2]):
+            time.sleep(0.001)
+        store.get_connection().upgrade()
+        store.get_connection().validate()
+        """
+    )
+    start = str(time.time() + 1.5)
+    env = {**os.environ, "PYTHONPATH": SRC}
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, url, start], env=env, stderr=subprocess.PIPE
+        )
+        for _ in range(4)
+    ]
+    errors = [child.communicate(timeout=60)[1].decode() for child in children]
+    assert [child.returncode for child in children] == [0] * 4, errors
+    with engine.connect() as raw:
+        rows = raw.execute(sa.text("SELECT name, value FROM tideflow_meta")).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [("schema_version", str(SCHEMA_VERSION))]
+
+
+def test_a_file_that_is_not_a_database_is_refused_unchanged(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are my notes, not a database" * 100)
+    store = SqlBackend(f"sqlite+pysqlite:///{path}")
+    with pytest.raises(StoreVersionError, match=r"notes\.db is not a tideflow store"):
+        store.get_connection().get_logbooks()
+    store.close()
+    assert path.read_bytes() == b"these are my notes, not a database" * 100
+
+
+@pytest.mark.parametrize(
+    ("module", "unreachable"),
+    [
+        ("psycopg", "postgresql+psycopg://tester:sekret@127.0.0.1:1/test"),
+        ("pymysql", "mysql+pymysql://tester:sekret@127.0.0.1:1/test"),
+    ],
+)
+def test_an_unreachable_server_fails_quickly_and_clearly(module, unreachable):
+    pytest.importorskip(module)
+    store = SqlBackend(unreachable, connect_timeout=3)
+    started = time.monotonic()
+    with pytest.raises(
+        StoreError, match=r"cannot connect to the database server at 127\.0\.0\.1:1"
+    ):
+        store.get_connection().get_logbooks()
+    assert time.monotonic() - started < 5
+    with pytest.raises(StoreError, match="server is running") as caught:
+        store.get_connection().save_round(FlowDetail("f"), [])
+    assert "sekret" not in str(caught.value)
+    assert "***" in str(caught.value)
+    store.close()
+
+
+# -- listing runs ----------------------------------------------------------------------
+
+
+def test_iter_runs_newest_first_by_state_and_limit(conn, monkeypatch):
+    book = LogBook("many", "b-m")
+    for i in range(12):
+        flow = FlowDetail(f"f{i}", f"f-{i:02}")
+        flow.state = FlowState.SUCCESS if i % 3 == 0 else FlowState.RUNNING
+        book.add(flow)
+    conn.save_logbook(book)
+    engine = admin_engine(conn.backend.url)
+    with engine.connect() as raw:  # many runs share one time: paging must not lose them
+        raw.execute(sa.text("UPDATE tideflow_flows SET updated_at = 100.0 WHERE uuid < 'f-08'"))
+        raw.execute(sa.text("UPDATE tideflow_flows SET updated_at = 201.0 WHERE uuid >= 'f-08'"))
+    engine.dispose()
+    monkeypatch.setattr(sql, "_PAGE", 3)
+    runs = list(conn.iter_runs())
+    assert sorted(r.uuid for r in runs) == [f"f-{i:02}" for i in range(12)]
+    assert {r.uuid for r in runs[:4]} == {"f-08", "f-09", "f-10", "f-11"}
+    assert all(len(r) == 0 for r in runs)
+    assert {r.uuid for r in conn.iter_runs(state="SUCCESS")} == {"f-00", "f-03", "f-06", "f-09"}
+    assert len(list(conn.iter_runs(limit=5))) == 5
+    assert len(list(conn.iter_runs(state="RUNNING", limit=100))) == 8
+    assert list(conn.iter_runs(limit=0)) == []
+
+
+def explain(kind, raw, statement, parameters):
+    if kind == "sqlite":
+        rows = raw.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+        return "\n".join(str(r[-1]) for r in rows)
+    if kind == "postgresql":
+        return "\n".join(r[0] for r in raw.exec_driver_sql(f"EXPLAIN {statement}", parameters))
+    result = raw.exec_driver_sql(f"EXPLAIN {statement}", parameters).mappings().all()
+    return "\n".join(f"key={r['key']} type={r['type']} extra={r['Extra']}" for r in result)
+
+
+@pytest.mark.slow
+def test_iter_runs_reads_through_an_index(kind, backend, conn):
+    book = LogBook("many", "b-big")
+    for i in range(10_500):
+        flow = FlowDetail(f"f{i}", f"f-{i:05}")
+        flow.state = (FlowState.SUCCESS, FlowState.FAILURE, FlowState.RUNNING)[i % 3]
+        book.add(flow)
+    conn.save_logbook(book)
+    with backend._engine.connect() as raw:
+        raw.exec_driver_sql("ANALYZE" if kind != "mysql" else "ANALYZE TABLE tideflow_flows")
+        raw.commit()
+    seen = []
+
+    @sa.event.listens_for(backend._engine, "before_cursor_execute")
+    def remember(raw, cursor, statement, parameters, context, executemany):
+        if "tideflow_flows" in statement and "ORDER BY" in statement:
+            seen.append((statement, parameters))
+
+    assert len(list(conn.iter_runs(limit=20))) == 20
+    assert len(list(conn.iter_runs(state="FAILURE", limit=20))) == 20
+    sa.event.remove(backend._engine, "before_cursor_execute", remember)
+    assert len(seen) == 2
+    plans = []
+    with backend._engine.connect() as raw:
+        for statement, parameters in seen:
+            plans.append(explain(kind, raw, statement, parameters))
+    everything, by_state = plans
+    if kind == "sqlite":
+        assert "USING INDEX ix_tideflow_flows_updated_at" in everything
+        assert "USING INDEX ix_tideflow_flows_state_updated_at" in by_state
+        assert "TEMP B-TREE" not in everything + by_state
+    elif kind == "postgresql":
+        assert "Index Scan Backward using ix_tideflow_flows_updated_at" in everything
+        # by state: either index serves (the planner picks by how many rows match)
+        assert "Index Scan Backward using ix_tideflow_flows_" in by_state
+        assert "Seq Scan" not in everything + by_state
+        assert "Sort" not in everything + by_state
+    else:
+        assert "key=ix_tideflow_flows_updated_at type=index" in everything
+        assert "key=ix_tideflow_flows_state_updated_at" in by_state
+        assert "filesort" not in everything + by_state
+
+
+# -- options and drivers ---------------------------------------------------------------
+
+
+def test_options_from_config_are_checked(tmp_path):
+    url = f"sqlite+pysqlite:///{tmp_path / 'r.db'}"
+    store = persistence.fetch({"connection": url, "codec": "pickle", "pool_size": 2})
+    assert isinstance(store, SqlBackend)
+    assert store.codec.name == "pickle"
+    assert store.shares_records is False
+    assert store.url == url
+    store.close()
+    store.close()  # idempotent
+    with pytest.raises(TypeError, match=r"'pool_sise'.*did you mean 'pool_size'.*'echo'"):
+        SqlBackend.from_config({"connection": url, "pool_sise": 3})
+    with pytest.raises(TypeError, match="pool_size= takes int"):
+        SqlBackend(url, pool_size="3")
+    with pytest.raises(ValueError, match="is not a database URL"):
+        SqlBackend("not a url")
+
+
+def test_the_driver_is_chosen_when_the_url_names_none():
+    pytest.importorskip("psycopg")
+    pytest.importorskip("pymysql")
+    cases = {
+        "postgresql://u:p@h/db": "postgresql+psycopg",
+        "mysql://u@h/db": "mysql+pymysql",
+        "mariadb://u@h/db": "mariadb+pymysql",
+        "postgresql+psycopg://u@h/db": "postgresql+psycopg",
+    }
+    for given, driver in cases.items():
+        store = persistence.connect(given)
+        assert store.shown.startswith(f"{driver}://"), store.shown
+        assert "u:p@" not in store.shown
+        store.close()
+
+
+def test_a_missing_driver_or_sqlalchemy_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pymysql", None)
+    with pytest.raises(ImportError, match=r"pip install 'tideflow\[mysql\]'"):
+        SqlBackend("mysql+pymysql://root@127.0.0.1/test")
+    monkeypatch.setattr(sql, "sa", None)
+    monkeypatch.setitem(sys.modules, "sqlalchemy", None)
+    with pytest.raises(ImportError, match=r"SQLAlchemy 2.*pip install 'tideflow\[postgres\]'"):
+        SqlBackend("postgresql://u@h/db")
+
+
+def test_tideflow_imports_without_sqlalchemy():
+    code = (
+        "import sys; sys.modules['sqlalchemy'] = None\n"
+        "import tideflow, tideflow.persistence, tideflow.persistence.sql\n"
+        "try:\n    tideflow.persistence.connect('postgresql://u@h/db')\n"
+        "except ImportError as e:\n    print(e)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": SRC},
+        check=True,
+    )
+    assert "tideflow[postgres]" in done.stdout
+
+
+def test_the_store_is_usable_from_several_threads(conn, backend):
+    from concurrent.futures import ThreadPoolExecutor
+
+    conn.save_logbook(full_book())
+
+    def read(_):
+        with backend.get_connection() as mine:
+            return [a.name for a in mine.get_flow_details("f-1")]
+
+    with ThreadPoolExecutor(4) as pool:
+        assert set(map(tuple, pool.map(read, range(40)))) == {("retry", "done", "failed")}
+
+
+def test_atom_positions_come_back_as_stored(conn):
+    book = full_book()
+    flow = book.find("f-1")
+    extra: AtomDetail = TaskDetail("z", "a-z")
+    flow.add(extra)
+    extra.position = 10  # a gap: positions are kept, order follows them
+    conn.save_logbook(book)
+    loaded = conn.get_flow_details("f-1")
+    assert [(a.name, a.position) for a in loaded] == [
+        ("retry", 0),
+        ("done", 1),
+        ("failed", 2),
+        ("z", 10),
+    ]
