@@ -48,5 +48,19 @@ def test_resume_from_record_runs_each_step_once():
 
 
 def test_every_example_is_tested():
-    tested = {"travel_booking.py", "resume_from_record.py"}
+    tested = {"travel_booking.py", "resume_from_record.py", "crash_and_resume.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
+
+
+def test_crash_and_resume_finishes_a_killed_run_without_repeating_recorded_steps():
+    lines = run_example("crash_and_resume.py").splitlines()
+    assert lines == [
+        "first process:",
+        "  run build",
+        "  run test",
+        "  run deploy",
+        "  killed by signal 9",
+        "another process (this one) resumes the run:",
+        "  run deploy",
+        "values: {'artifact': 'build done', 'report': 'test done', 'url': 'deploy done'}",
+    ]
