@@ -13,6 +13,7 @@ from typing import Any
 
 from tideflow.errors import NotFoundError, RunOwnedError
 from tideflow.persistence._records import describe_owner
+from tideflow.persistence._tree import RecordTree
 from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook
 
 __all__ = ["MemoryBackend", "MemoryConnection"]
@@ -29,6 +30,11 @@ class MemoryBackend:
         self._books: dict[str, LogBook] = {}
         self._owners: dict[str, str] = {}  # flow record uuid -> owner token
         self._lock = threading.RLock()
+
+    @property
+    def memory(self) -> RecordTree:
+        """The stored records as a read-only tree of paths (``pformat()``, ``ls``, ``ls_r``)."""
+        return RecordTree(lambda: (list(self._books.values()), ()))
 
     def get_connection(self) -> MemoryConnection:
         """A connection to this store (connections share the store's records)."""

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import tideflow
 from taskflow.persistence import backends as _backends
+from taskflow.persistence.backends import impl_memory
 from taskflow.utils import persistence_utils as _p_utils
 from tideflow import Atom, Engine, Flow
 from tideflow._options import closest
@@ -148,6 +149,13 @@ def _whole_number(option: str, value: Any) -> int | None:
     )
 
 
+def _as_backend(backend: Any | None) -> Any | None:
+    """A store for ``backend``: TaskFlow's configuration dicts (and URLs) are fetched."""
+    if isinstance(backend, Mapping | str):
+        return _backends.fetch(backend)
+    return backend
+
+
 def load(
     flow: Flow | Atom,
     store: Mapping[str, Any] | None = None,
@@ -161,13 +169,23 @@ def load(
     """Load ``flow`` into an engine, as ``taskflow.engines.load`` does.
 
     ``engine`` is ``'default'``/``'serial'`` or ``'parallel'`` (optionally as a URI
-    carrying options); ``backend`` may be a store or its configuration. ``namespace``
+    carrying options); ``backend`` may be a store or its configuration (a dict, or a
+    URL). Without ``flow_detail`` a record is made for the run, in ``book`` (or in a
+    ``'tmp'`` book) and saved to the store; without a store, the record lives in a
+    memory store of its own. ``namespace``
     is accepted and ignored: engines are not looked up through entry points here.
     """
     kind, options = _extract_engine(engine, kwargs)
     keywords = _engine_keywords(kind, options)
-    if isinstance(backend, Mapping):
-        backend = _backends.fetch(backend)
+    backend = _as_backend(backend)
+    if flow_detail is None:
+        flow_detail = _p_utils.create_flow_detail(flow, book=book, backend=backend)
+    if backend is None:
+        # as TaskFlow's storage does for a run without a store: the flow record is kept
+        # in a memory store of its own, outside any log book (backend.memory shows it)
+        backend = impl_memory.MemoryBackend()
+        with contextlib.closing(backend.get_connection()) as conn:
+            conn.update_flow_details(flow_detail, ignore_missing=True)
     loaded = tideflow.load(
         flow, store, backend=backend, book=book, flow_detail=flow_detail, **keywords
     )
@@ -233,8 +251,7 @@ def load_from_factory(
     """Build a flow with ``flow_factory`` and load it, recording the factory for resuming."""
     factory = _resolve_factory(flow_factory)
     flow = factory(*(factory_args or ()), **(factory_kwargs or {}))
-    if isinstance(backend, Mapping):
-        backend = _backends.fetch(backend)
+    backend = _as_backend(backend)
     flow_detail = _p_utils.create_flow_detail(flow, book=book, backend=backend)
     save_factory_details(flow_detail, factory, factory_args, factory_kwargs, backend=backend)
     return load(flow, store, flow_detail, book, backend, namespace, engine, **kwargs)
