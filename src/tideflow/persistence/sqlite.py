@@ -368,7 +368,7 @@ class SqliteBackend:
             db = _open_db(target, self.busy_timeout)
             db.execute(f"PRAGMA synchronous = {self.synchronous}")
         except sqlite3.Error as exc:
-            raise _store_error(exc, self.where, "opening it") from exc
+            raise _store_error(exc, self.where, "opening it", self.busy_timeout) from exc
         return db
 
     def _open_store_file(self, path: str) -> sqlite3.Connection:
@@ -433,7 +433,7 @@ class SqliteBackend:
                 _rollback(db)
                 raise
         except sqlite3.Error as exc:
-            raise _store_error(exc, self.where, "checking its schema") from exc
+            raise _store_error(exc, self.where, "checking its schema", self.busy_timeout) from exc
 
     def _use_wal(self, db: sqlite3.Connection) -> None:
         if self.path is not None:
@@ -489,6 +489,7 @@ class SqliteConnection:
         self.backend = backend
         self._codec = backend.codec
         self._where = backend.where
+        self._busy = backend.busy_timeout
 
     def __enter__(self) -> SqliteConnection:
         return self
@@ -513,7 +514,7 @@ class SqliteConnection:
             except BaseException as exc:
                 _rollback(db)
                 if isinstance(exc, sqlite3.Error):
-                    raise _store_error(exc, self._where, doing) from exc
+                    raise _store_error(exc, self._where, doing, self._busy) from exc
                 raise
             return result
 
@@ -529,7 +530,7 @@ class SqliteConnection:
             except BaseException as exc:
                 _rollback(db)
                 if isinstance(exc, sqlite3.Error):
-                    raise _store_error(exc, self._where, doing) from exc
+                    raise _store_error(exc, self._where, doing, self._busy) from exc
                 raise
             return result
 
@@ -550,11 +551,15 @@ class SqliteConnection:
                 r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             }
             missing = [t for t in _TABLES if t not in tables]
-            if version != SCHEMA_VERSION or missing:
+            if version != SCHEMA_VERSION:
                 raise StoreVersionError(
-                    f"{self._where}: schema version {version}, tables missing: {missing}; "
-                    f"this tideflow needs version {SCHEMA_VERSION} with every table: call "
-                    "upgrade()"
+                    f"{self._where}: schema version {version}, this tideflow uses "
+                    f"{SCHEMA_VERSION}: call upgrade()"
+                )
+            if missing:
+                raise StoreError(
+                    f"{self._where}: the store is damaged: tables {missing} are missing; "
+                    "restore it from a backup, or move it aside and start a new store"
                 )
 
         self._read("checking its schema", check)
@@ -681,7 +686,7 @@ class SqliteConnection:
             try:
                 return slot.db.execute(query, args).fetchall()
             except sqlite3.Error as exc:
-                raise _store_error(exc, self._where, doing) from exc
+                raise _store_error(exc, self._where, doing, self._busy) from exc
 
     # -- atom records -------------------------------------------------------------------
 
@@ -746,7 +751,7 @@ class SqliteConnection:
                 _rollback(db)
                 if isinstance(exc, sqlite3.Error):
                     raise _store_error(
-                        exc, self._where, f"saving a round of flow {flow_detail.name!r}"
+                        exc, self._where, f"saving a round of flow {flow_detail.name!r}", self._busy
                     ) from exc
                 raise
 
@@ -886,8 +891,8 @@ _ADVICE: Final = {
     "SQLITE_FULL": "the disk is full; free some space, then resume the run from its record",
     "SQLITE_IOERR": "the disk reported an I/O error; check the disk and its file system, "
     "then resume the run from its record",
-    "SQLITE_BUSY": "another connection held the file's lock for longer than busy_timeout; "
-    "retry, or raise busy_timeout",
+    "SQLITE_BUSY": "another connection held the file's lock for longer than "
+    "busy_timeout={busy_timeout:g} s; retry, or raise busy_timeout",
     "SQLITE_LOCKED": "the database is locked by another connection of this process; retry",
     "SQLITE_READONLY": "the file (or its directory) is read-only; make it writable",
     "SQLITE_CANTOPEN": "the file cannot be opened; check that its directory exists and is writable",
@@ -908,7 +913,9 @@ _BY_MESSAGE: Final = (
 )
 
 
-def _store_error(exc: sqlite3.Error, where: str, doing: str) -> StoreError:
+def _store_error(
+    exc: sqlite3.Error, where: str, doing: str, busy_timeout: float = 0.0
+) -> StoreError:
     """The StoreError for a ``sqlite3`` error: what happened, while doing what, and what to do."""
     name = getattr(exc, "sqlite_errorname", None) or ""
     kind = name if name in _ADVICE else ""
@@ -919,7 +926,9 @@ def _store_error(exc: sqlite3.Error, where: str, doing: str) -> StoreError:
     if not kind:
         text = str(exc).lower()
         kind = next((k for fragment, k in _BY_MESSAGE if fragment in text), "")
-    advice = _ADVICE.get(kind, "nothing of this write was committed")
+    advice = _ADVICE.get(kind, "nothing of this write was committed").format(
+        busy_timeout=busy_timeout
+    )
     return StoreError(f"{where}: {doing} failed ({exc}): {advice}", cause=exc)
 
 
