@@ -104,6 +104,15 @@ class Connection(metaclass=abc.ABCMeta):
         """The atom records of a flow record."""
 
 
+def _without_flows(book: LogBook) -> models.LogBook:
+    """A lazily read book as TaskFlow returns it: the book alone, without flow records.
+
+    (tideflow's stores return a lazy book's flow records without their atoms; the memory
+    store returns its own object, so this is a copy.)
+    """
+    return models.adopt(book).copy(retain_contents=False)
+
+
 class StoreBackend(Backend):
     """One of tideflow's stores behind TaskFlow's backend API.
 
@@ -212,14 +221,14 @@ class StoreConnection(Connection):
     # -- reading ----------------------------------------------------------------------
 
     def get_logbook(self, book_uuid: str, lazy: bool = False) -> LogBook:
-        """The log book ``book_uuid`` (NotFound if there is none)."""
+        """The log book ``book_uuid`` (NotFound if there is none); ``lazy``: no flow records."""
         book: LogBook = self._conn.get_logbook(book_uuid, lazy=lazy)
-        return models.adopt(book)
+        return _without_flows(book) if lazy else models.adopt(book)
 
     def get_logbooks(self, lazy: bool = False) -> Iterator[LogBook]:
-        """Every log book."""
+        """Every log book (``lazy``: without their flow records)."""
         for book in self._conn.get_logbooks(lazy=lazy):
-            yield models.adopt(book)
+            yield _without_flows(book) if lazy else models.adopt(book)
 
     def get_flows_for_book(self, book_uuid: str, lazy: bool = False) -> Iterator[FlowDetail]:
         """The flow records of a log book."""

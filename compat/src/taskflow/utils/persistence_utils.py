@@ -14,6 +14,8 @@ from tideflow.persistence.models import new_uuid
 __all__ = ["create_flow_detail", "temporary_flow_detail", "temporary_log_book"]
 
 _LOG = logging.getLogger(__name__)
+# as TaskFlow's loggers: its warnings reach only handlers the program configured
+_LOG.addHandler(logging.NullHandler())
 
 
 def _save(backend: Any | None, book: _models.LogBook) -> None:
