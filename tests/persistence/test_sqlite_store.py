@@ -493,6 +493,23 @@ def test_a_run_held_by_another_process_is_refused_until_it_dies(
     assert conn.get_flow_details(flow_detail.uuid).state == FlowState.RUNNING
 
 
+def _use_inherited(backend: SqliteBackend, parent_db: sqlite3.Connection, name: str) -> None:
+    if backend._slot().db is parent_db:
+        os._exit(3)  # it would use the parent's connection: SQLite forbids that
+    backend.get_connection().save_logbook(a_run("a", name=name)[0])
+
+
+def test_a_forked_child_opens_its_own_connection(tmp_path: Path, opened: Any) -> None:
+    backend = opened(url_of(tmp_path / "runs.db"))
+    conn = backend.get_connection()
+    conn.save_logbook(a_run("a", name="parent")[0])
+    child = FORK.Process(target=_use_inherited, args=(backend, backend._slot().db, "child"))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert sorted(f.name for f in conn.iter_runs()) == ["child", "parent"]
+
+
 # -- rounds --------------------------------------------------------------------------------
 
 

@@ -288,6 +288,7 @@ class SqliteBackend:
         self._slots: weakref.WeakSet[_Slot] = weakref.WeakSet()
         self._ready = False  # the schema was checked (and created or migrated)
         self._memory: _Slot | None = None  # the one connection of an in-memory store
+        _BACKENDS.add(self)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SqliteBackend:
@@ -330,6 +331,17 @@ class SqliteBackend:
         for slot in slots:
             with slot.lock:
                 slot.db.close()
+
+    def _after_fork(self) -> None:
+        """In a child process: never touch the parent's connections (SQLite forbids using
+        a connection across fork); this process opens its own when it uses the store."""
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        if self._memory is not None:
+            self._memory.lock = threading.RLock()  # the child's own copy of the database
+        else:
+            _INHERITED.extend(self._slots)  # kept open and unused: closing would touch files
+            self._slots = weakref.WeakSet()
 
     # -- connections ---------------------------------------------------------------------
 
@@ -831,6 +843,18 @@ class SqliteConnection:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+#: Every open backend, so that a forked child drops the connections it inherited.
+_BACKENDS: Final[weakref.WeakSet[SqliteBackend]] = weakref.WeakSet()
+_INHERITED: Final[list[_Slot]] = []
+
+
+def _after_fork_in_child() -> None:
+    for backend in list(_BACKENDS):
+        backend._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _atom_rows(flow_detail: FlowDetail, codec: Codec) -> list[dict[str, Any]]:
