@@ -133,3 +133,12 @@ def memory_gap(request: pytest.FixtureRequest, store_id: str) -> Callable[[str],
             request.applymarker(pytest.mark.xfail(strict=True, reason=f"memory store: {reason}"))
 
     return gap
+
+
+@pytest.fixture
+def store_location(store_id: str, store_url: str) -> Path:
+    """The file or directory of a store kept in one (skips memory and server stores: a
+    server's database is shared by every test run, so it is not damaged on purpose here)."""
+    if store_id == "memory" or store_id in SERVER_STORES:
+        pytest.skip(f"the {store_id} store has no file of its own to damage here")
+    return Path("/" + store_url.split("://", 1)[1].lstrip("/"))

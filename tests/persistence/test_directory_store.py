@@ -117,6 +117,23 @@ def test_the_layout_is_the_documented_one(store: DirBackend, root: Path) -> None
     assert not list(root.rglob(".tideflow-tmp-*"))
 
 
+def test_writes_keep_a_flow_documents_creation_time_book_and_owner(
+    store: DirBackend, root: Path
+) -> None:
+    flow_detail = saved_flow(store, "a")
+    where = root / "flows" / f"{flow_detail.uuid}.json"
+    first = json.loads(where.read_text())
+    owner = new_owner()
+    with store.get_connection() as conn:
+        conn.claim_run(flow_detail.uuid, owner)
+        conn.update_flow_details(flow_detail)
+        conn.save_round(flow_detail, list(flow_detail), owner=owner)
+    now = json.loads(where.read_text())
+    assert now["created_at"] == first["created_at"]
+    assert now["updated_at"] > first["updated_at"]
+    assert (now["book_uuid"], now["owner"]) == (first["book_uuid"], owner)
+
+
 def test_a_missing_directory_is_created_with_its_parents(tmp_path: Path) -> None:
     deep = tmp_path / "a" / "b" / "store"
     backend = DirBackend(path=deep)
