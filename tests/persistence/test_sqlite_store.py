@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import signal
 import sqlite3
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -710,3 +711,44 @@ def test_a_failing_write_is_a_store_error_and_commits_nothing(
     assert _stored(conn, flow_detail) == before
     conn.save_round(flow_detail, [atom])  # once the fault is gone, the same round commits
     assert _stored(conn, flow_detail) == (FlowState.RUNNING, [("a", AtomState.SUCCESS, "done")])
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB file system (tmpfs), where mounting one is allowed (root); else skip."""
+    where = tmp_path / "tiny"
+    where.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(where)],
+        capture_output=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"a real full disk needs permission to mount a tmpfs ({made.stderr!r})")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_real_full_disk_is_a_store_error_and_keeps_what_was_committed(
+    tiny_disk: Path, opened: Any
+) -> None:
+    conn = opened(url_of(tiny_disk / "runs.db")).get_connection()
+    book, flow_detail = a_run("a")
+    conn.save_logbook(book)
+    (atom,) = flow_detail
+    committed = None
+
+    def fill() -> None:
+        nonlocal committed
+        for i in range(1000):
+            atom.results = f"{i:04d}" + "x" * 20_000
+            conn.save_round(flow_detail, [atom])
+            committed = atom.results
+
+    with pytest.raises(StoreError, match=r"tiny/runs\.db.*the disk is full") as caught:
+        fill()
+    assert isinstance(caught.value.cause, sqlite3.OperationalError)
+    assert committed is not None
+    assert conn.get_atom_details(atom.uuid).results == committed
