@@ -588,9 +588,12 @@ def test_rounds_touch_updated_at_when_the_flow_changes_or_once_a_second(
     assert updated_at() == 1002.0  # more than a second old
 
 
+@pytest.mark.parametrize("library", [sqlite3.sqlite_version_info, (3, 34, 1)])
 def test_an_atom_record_of_the_same_name_replaces_the_stored_one_in_place(
-    tmp_path: Path, opened: Any
+    tmp_path: Path, opened: Any, monkeypatch: pytest.MonkeyPatch, library: tuple[int, ...]
 ) -> None:
+    # SQLite before 3.35 takes one ON CONFLICT clause: the store writes atoms another way
+    monkeypatch.setattr(sqlite_store, "_ATOM_WRITES", sqlite_store._atom_writes(library))
     conn = opened(url_of(tmp_path / "runs.db")).get_connection()
     book, flow_detail = a_run("a", "b", "c")
     conn.save_logbook(book)
@@ -601,6 +604,9 @@ def test_an_atom_record_of_the_same_name_replaces_the_stored_one_in_place(
     stored = list(conn.get_flow_details(flow_detail.uuid))
     assert [(a.name, a.uuid, a.state) for a in stored][1] == ("b", fresh.uuid, AtomState.SUCCESS)
     assert [a.name for a in stored] == ["a", "b", "c"]
+    fresh.results = "again"
+    conn.save_round(flow_detail, [fresh])
+    assert [a.results for a in conn.get_atoms_for_flow(flow_detail.uuid)] == [None, "again", None]
 
 
 # -- listing runs uses the indexes ----------------------------------------------------------

@@ -171,6 +171,22 @@ _UPSERT_ATOM: Final = (
     f"ON CONFLICT (uuid) DO UPDATE SET {_assign(_ATOM_DATA)} "
     f"ON CONFLICT (flow_uuid, name) DO UPDATE SET {_assign(('uuid', *_ATOM_DATA))}"
 )
+
+
+def _atom_writes(version: tuple[int, ...]) -> tuple[str, ...]:
+    """The statements that upsert atom rows with this SQLite library: one from 3.35 on;
+    before it (one ON CONFLICT clause only), a delete of a same-named row first."""
+    if version >= (3, 35):
+        return (_UPSERT_ATOM,)
+    return (
+        "DELETE FROM tideflow_atoms WHERE flow_uuid = :flow_uuid AND name = :name "
+        "AND uuid != :uuid",
+        _UPSERT_ATOM[: _UPSERT_ATOM.index(" ON CONFLICT (flow_uuid, name)")],
+    )
+
+
+_ATOM_WRITES: Final = _atom_writes(sqlite3.sqlite_version_info)
+
 _UPDATE_ATOM: Final = (
     f"UPDATE tideflow_atoms SET {', '.join(f'{c} = :{c}' for c in ('name', *_ATOM_DATA))} "
     "WHERE uuid = :uuid"
@@ -263,6 +279,12 @@ class SqliteBackend:
         synchronous: str = "NORMAL",
         busy_timeout: float = 30.0,
     ) -> None:
+        if sqlite3.sqlite_version_info < (3, 24):
+            raise StoreError(
+                f"the SQLite store needs SQLite 3.24 or later; this Python's sqlite3 module "
+                f"uses {sqlite3.sqlite_version}: use a Python built with a newer SQLite, or "
+                "another store"
+            )
         if not isinstance(synchronous, str) or synchronous.upper() not in _SYNCHRONOUS:
             raise ValueError(
                 f"synchronous= takes one of {list(_SYNCHRONOUS)} (FULL survives power loss, "
@@ -601,7 +623,7 @@ class SqliteConnection:
         def save(db: sqlite3.Connection) -> LogBook:
             db.execute(_UPSERT_BOOK, row)
             db.executemany(_UPSERT_BOOK_FLOW, flows)
-            db.executemany(_UPSERT_ATOM, atoms)
+            _write_atoms(db, atoms)
             return self._load_book(db, book.uuid, lazy=False)
 
         result: LogBook = self._write(f"saving log book {book.name!r}", save)
@@ -657,7 +679,7 @@ class SqliteConnection:
         def update(db: sqlite3.Connection) -> FlowDetail:
             if db.execute(_UPDATE_FLOW, row).rowcount != 1:
                 raise self._missing("flow record", flow_detail.uuid, "save its log book first")
-            db.executemany(_UPSERT_ATOM, atoms)
+            _write_atoms(db, atoms)
             return self._load_flow(db, flow_detail.uuid, lazy=False)
 
         result: FlowDetail = self._write(f"saving flow record {flow_detail.name!r}", update)
@@ -757,7 +779,8 @@ class SqliteConnection:
                 if written != 1:
                     self._round_checked(db, fd_uuid, owner)
                 if atoms:
-                    db.executemany(_UPSERT_ATOM, atoms)
+                    for statement in _ATOM_WRITES:
+                        db.executemany(statement, atoms)
                 db.execute("COMMIT")
             except BaseException as exc:
                 _rollback(db)
@@ -855,6 +878,11 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _write_atoms(db: sqlite3.Connection, atoms: list[dict[str, Any]]) -> None:
+    for statement in _ATOM_WRITES:
+        db.executemany(statement, atoms)
 
 
 def _atom_rows(flow_detail: FlowDetail, codec: Codec) -> list[dict[str, Any]]:
