@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from tideflow.errors import NotFoundError
-from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook
+from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook, RetryDetail
 
 __all__ = ["RecordSource", "RecordTree"]
 
@@ -40,14 +40,17 @@ def _show_book(book: LogBook) -> dict[str, Any]:
     }
 
 
+# tideflow's own descriptions, whatever a subclass's to_dict() says
 def _show_flow(flow_detail: FlowDetail) -> dict[str, Any]:
-    data = flow_detail.to_dict()
+    data = FlowDetail.to_dict(flow_detail)
     del data["atoms"]  # they are the node's children
     return data
 
 
 def _show_atom(atom_detail: AtomDetail) -> dict[str, Any]:
-    return atom_detail.to_dict()
+    if isinstance(atom_detail, RetryDetail):
+        return RetryDetail.to_dict(atom_detail)
+    return AtomDetail.to_dict(atom_detail)
 
 
 class _Node:
@@ -208,11 +211,10 @@ class RecordTree:
         return index
 
     def _node(self, path: str) -> _Node:
-        normed = self.normpath(path)
-        try:
-            return self._index()[normed]
-        except KeyError:
-            raise NotFoundError(f"no path {path!r} in the record tree") from None
+        node = self._index().get(self.normpath(path))
+        if node is None:
+            raise NotFoundError(f"no path {path!r} in the record tree")
+        return node
 
     def _value(self, path: str) -> Any:
         index = self._index()

@@ -108,9 +108,13 @@ def _without_flows(book: LogBook) -> models.LogBook:
     """A lazily read book as TaskFlow returns it: the book alone, without flow records.
 
     (tideflow's stores return a lazy book's flow records without their atoms; the memory
-    store returns its own object, so this is a copy.)
+    store returns its own object, so this is a new one.)
     """
-    return models.adopt(book).copy(retain_contents=False)
+    alone = models.LogBook(book.name, book.uuid)
+    alone.meta = dict(book.meta)
+    alone.created_at = book.created_at
+    alone.updated_at = book.updated_at
+    return alone
 
 
 class StoreBackend(Backend):
