@@ -3,11 +3,14 @@ and how it refuses a directory that is not a store (the contract suite covers th
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import select
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -422,3 +425,34 @@ def test_processes_writing_at_once_leave_every_record_whole(store: DirBackend, r
             atoms = conn.get_atoms_for_flow(run.uuid)
             assert [a.results for a in atoms] == [14, 14, 14]
     assert not (root / "journal.json").exists()
+
+
+def test_a_forked_child_takes_a_lock_of_its_own(store: DirBackend) -> None:
+    """A child shares its parent's open lock file, and so the lock: it must open its own,
+    or it would write while the parent holds the store."""
+    flow_detail = saved_flow(store, "a")
+    fd = store._lock_fd
+    assert fd is not None
+    read, write = os.pipe()
+    fcntl.flock(fd, fcntl.LOCK_EX)  # the parent is in the middle of a write
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads about
+            pid = os.fork()
+        if pid == 0:
+            try:
+                with store.get_connection() as conn:
+                    conn.claim_run(flow_detail.uuid, new_owner())
+                os.write(write, b"in")
+            finally:
+                os._exit(0)
+        ready, _, _ = select.select([read], [], [], 0.5)
+        assert ready == [], "the child got into the store while the parent held it"
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    ready, _, _ = select.select([read], [], [], 10)
+    assert ready == [read]
+    assert os.read(read, 8) == b"in"
+    os.waitpid(pid, 0)
+    os.close(read)
+    os.close(write)

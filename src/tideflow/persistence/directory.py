@@ -112,6 +112,7 @@ class DirBackend:
         self.url = f"{scheme}://{self.path}"
         self._thread_lock = threading.Lock()
         self._lock_fd: int | None = None
+        self._lock_pid = 0  # the process that opened _lock_fd
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> DirBackend:
@@ -229,7 +230,12 @@ class DirBackend:
     def _open(self) -> int:
         """The lock file's descriptor, creating the store on first use (thread lock held)."""
         if self._lock_fd is not None:
-            return self._lock_fd
+            if self._lock_pid == os.getpid():
+                return self._lock_fd
+            # a forked child shares the parent's open lock file, and with it the lock
+            # itself: it needs a lock file of its own to be kept apart from the parent
+            os.close(self._lock_fd)
+            self._lock_fd = None
         self._refuse_if_not_a_store()
         os.makedirs(self.path, exist_ok=True)
         fd = os.open(self._where(_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -242,7 +248,7 @@ class DirBackend:
         except BaseException:
             os.close(fd)
             raise
-        self._lock_fd = fd
+        self._lock_fd, self._lock_pid = fd, os.getpid()
         return fd
 
     def _create_layout(self) -> None:
