@@ -203,7 +203,7 @@ def report(
     for line in notes(results):
         print(f"  note: {line}")
     print("\ntargets")
-    rows = [[v.status, v.target, v.value, v.note] for v in verdicts]
+    rows = [[v.status, v.target, v.value, v.note] for v in verdicts if v.status != "not run"]
     print(render([["verdict", "target", "value", "note"], *rows], 4))
 
 

@@ -34,8 +34,10 @@ def _values(results: Results, name: str, key: str, side: str = "tideflow") -> di
 
 
 def _unjudged(results: Results, target: str, name: str, note: str = "") -> Verdict:
-    """Say why a target over workload ``name`` has no value."""
-    cells = results.get(name, {}).values()
+    """Say why a target over workload ``name`` has no value ("not run": not selected)."""
+    if name not in results:
+        return Verdict(target, "", "not run", note)
+    cells = results[name].values()
     pending = any(c.get("tideflow", Cell()).status == "not available yet" for c in cells)
     return Verdict(target, "", "not available yet" if pending else "no data", note)
 

@@ -223,7 +223,10 @@ def test_durable_targets_miss_and_missing_sides(bench: dict[str, ModuleType]) ->
     verdicts = bench["_targets"].durable(results)
     assert [v.status for v in verdicts] == ["MISS", "no data", "MISS", "MISS", "MISS"]
     assert "TaskFlow" in verdicts[1].note
-    assert bench["_targets"].durable({})[0].status == "no data"
+    assert bench["_targets"].durable({})[0].status == "not run"  # not selected: not shown
+    failed = bench["_model"].Cell(status="error", note="boom")
+    verdicts = bench["_targets"].durable({"durable_linear": {1000: {"tideflow": failed}}})
+    assert {v.status for v in verdicts} == {"no data"}
 
 
 def test_durable_table_lists_each_side_store(bench: dict[str, ModuleType]) -> None:
