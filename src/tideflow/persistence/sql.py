@@ -128,13 +128,16 @@ class _Tables(NamedTuple):
 
 
 _tables_made: _Tables | None = None
+_tables_lock = threading.Lock()
 
 
 def _tables() -> _Tables:
     """The four tables (built once, after SQLAlchemy is imported)."""
     global _tables_made
     if _tables_made is None:
-        _tables_made = _make_tables()
+        with _tables_lock:
+            if _tables_made is None:
+                _tables_made = _make_tables()
     return _tables_made
 
 
