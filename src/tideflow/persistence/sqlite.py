@@ -10,13 +10,16 @@ opens; every statement is a constant string, so ``sqlite3`` prepares it once per
 connection; a round of the engine (:meth:`SqliteConnection.save_round`) is one
 ``BEGIN IMMEDIATE``, one ``UPDATE`` of the flow row, one ``executemany`` upserting
 the atom rows and one ``COMMIT``. Values are encoded before the transaction starts.
+The flow row is rewritten only when it changed (or its ``updated_at`` is a second
+old), so a round that records one atom appends one page to the WAL, not four.
 
 How it stays safe: the file is in WAL mode, so readers never wait for the writer;
 writes take the write lock when they begin (``BEGIN IMMEDIATE``), so two writers
 queue (for up to ``busy_timeout``) instead of failing on a lock upgrade. Before
 anything is written to an existing file it is inspected: a file that is not SQLite,
 a database of another program, a store of a newer tideflow or a damaged file is
-refused with an error naming the file, and is left byte for byte as it was.
+refused with an error naming the file, and is left byte for byte as it was. A
+forked child never uses the connections it inherited; it opens its own.
 
 Schema versions: :data:`~tideflow.persistence._records.SCHEMA_VERSION` is the
 version this tideflow writes. A database with no tables is version 0. Each entry of
