@@ -124,18 +124,6 @@ def copies(backend: Any) -> None:
 
 
 @pytest.fixture
-def memory_gap(request: pytest.FixtureRequest, store_id: str) -> Callable[[str], None]:
-    """Mark this run as an expected failure on the memory store, saying which guarantee
-    of the contract it does not keep yet (strict: it fails once the store keeps it)."""
-
-    def gap(reason: str) -> None:
-        if store_id == "memory":
-            request.applymarker(pytest.mark.xfail(strict=True, reason=f"memory store: {reason}"))
-
-    return gap
-
-
-@pytest.fixture
 def store_location(store_id: str, store_url: str) -> Path:
     """The file or directory of a store kept in one (skips memory and server stores: a
     server's database is shared by every test run, so it is not damaged on purpose here)."""

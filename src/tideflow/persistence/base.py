@@ -97,7 +97,8 @@ class Connection(Protocol):
         ...
 
     def get_logbook(self, book_uuid: str, lazy: bool = False) -> LogBook:
-        """The log book ``book_uuid``; with ``lazy``, its flow records hold no atoms."""
+        """The log book ``book_uuid``; with ``lazy``, its flow records may hold no atoms
+        (copying stores leave them out; memory hands out its own objects, atoms and all)."""
         ...
 
     def get_logbooks(self, lazy: bool = False) -> Iterable[LogBook]:
@@ -115,7 +116,7 @@ class Connection(Protocol):
         ...
 
     def get_flow_details(self, fd_uuid: str, lazy: bool = False) -> FlowDetail:
-        """The flow record ``fd_uuid``, with its atom records unless ``lazy``."""
+        """The flow record ``fd_uuid``, with its atom records unless ``lazy`` (as above)."""
         ...
 
     def update_flow_details(self, flow_detail: FlowDetail) -> FlowDetail:

@@ -7,12 +7,13 @@ stores copy records out at each commit instead.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 from tideflow.errors import NotFoundError, RunOwnedError
-from tideflow.persistence._records import describe_owner
+from tideflow.persistence._owners import describe_owner, owner_is_stale
 from tideflow.persistence._tree import RecordTree
 from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook
 
@@ -27,9 +28,28 @@ class MemoryBackend:
 
     def __init__(self, conf: dict[str, Any] | None = None) -> None:
         self._conf = dict(conf or {"connection": "memory://"})
+        unknown = sorted(set(self._conf) - {"connection"})
+        if unknown:
+            raise TypeError(
+                f"the memory store takes no options, got {unknown}: pass just the URL 'memory://'"
+            )
         self._books: dict[str, LogBook] = {}
         self._owners: dict[str, str] = {}  # flow record uuid -> owner token
+        # flow record uuid -> when it was last written (a counter: newest is highest)
+        self._touched: dict[str, int] = {}
+        self._clock = itertools.count()
         self._lock = threading.RLock()
+
+    def _touch(self, fd_uuid: str) -> None:
+        self._touched[fd_uuid] = next(self._clock)
+
+    def _flow(self, fd_uuid: str) -> FlowDetail:
+        """The flow record ``fd_uuid`` held in some log book (NotFoundError if none)."""
+        for book in self._books.values():
+            found = book.find(fd_uuid)
+            if found is not None:
+                return found
+        raise NotFoundError(f"no flow record with uuid {fd_uuid!r} in this memory store")
 
     @property
     def memory(self) -> RecordTree:
@@ -70,11 +90,14 @@ class MemoryConnection:
         with self.backend._lock:
             self.backend._books.clear()
             self.backend._owners.clear()
+            self.backend._touched.clear()
 
     def save_logbook(self, book: LogBook) -> LogBook:
         """Store ``book`` (and the flow records in it)."""
         with self.backend._lock:
             self.backend._books[book.uuid] = book
+            for flow_detail in book:
+                self.backend._touch(flow_detail.uuid)
         return book
 
     def get_logbook(self, book_uuid: str, lazy: bool = False) -> LogBook:
@@ -101,12 +124,8 @@ class MemoryConnection:
         return list(self.get_logbook(book_uuid))
 
     def get_flow_details(self, fd_uuid: str, lazy: bool = False) -> FlowDetail:
-        """The flow record with ``fd_uuid``."""
-        for book in self.backend._books.values():
-            found = book.find(fd_uuid)
-            if found is not None:
-                return found
-        raise NotFoundError(f"no flow record with uuid {fd_uuid!r} in this memory store")
+        """The flow record with ``fd_uuid`` (with its atoms: memory shares the object)."""
+        return self.backend._flow(fd_uuid)
 
     def get_atoms_for_flow(self, fd_uuid: str) -> list[AtomDetail]:
         """The atom records of one flow record."""
@@ -122,28 +141,35 @@ class MemoryConnection:
         raise NotFoundError(f"no atom record with uuid {ad_uuid!r} in this memory store")
 
     def update_flow_details(self, flow_detail: FlowDetail) -> FlowDetail:
-        """Nothing to copy: the store holds the same object."""
-        return flow_detail
+        """Nothing to copy (the store holds the same object); NotFoundError if never saved."""
+        with self.backend._lock:
+            stored = self.backend._flow(flow_detail.uuid)
+            if stored is not flow_detail:
+                # a copy of a stored record: its atoms and fields replace the stored ones
+                stored.state = flow_detail.state
+                stored.meta = flow_detail.meta
+                stored.injected = flow_detail.injected
+                for atom_detail in flow_detail:
+                    stored.add(atom_detail)
+            self.backend._touch(flow_detail.uuid)
+        return stored
 
     def update_atom_details(self, atom_detail: AtomDetail) -> AtomDetail:
-        """Nothing to copy: the store holds the same object."""
+        """Nothing to copy (the store holds the same object); NotFoundError if never saved."""
+        self.get_atom_details(atom_detail.uuid)
         return atom_detail
 
     def iter_runs(self, state: str | None = None, limit: int | None = None) -> list[FlowDetail]:
-        """Flow records, latest log book first, optionally only those in ``state``."""
-        books = sorted(
-            self.backend._books.values(),
-            key=lambda b: b.updated_at or b.created_at,
-            reverse=True,
-        )
-        found: list[FlowDetail] = []
-        for book in books:
-            for flow_detail in book:
-                if state is None or str(flow_detail.state) == state:
-                    found.append(flow_detail)
-                    if limit is not None and len(found) >= limit:
-                        return found
-        return found
+        """Flow records, most recently written first, optionally only those in ``state``."""
+        touched = self.backend._touched
+        flows = [
+            flow_detail
+            for book in self.backend._books.values()
+            for flow_detail in book
+            if state is None or str(flow_detail.state) == state
+        ]
+        flows.sort(key=lambda f: touched.get(f.uuid, -1), reverse=True)
+        return flows if limit is None else flows[:limit]
 
     def save_round(
         self,
@@ -151,9 +177,12 @@ class MemoryConnection:
         atom_details: Sequence[AtomDetail],
         owner: str | None = None,
     ) -> None:
-        """Nothing to copy; with ``owner``, check it still owns the run."""
-        if owner is not None:
-            self._check_owner(flow_detail.uuid, owner)
+        """Nothing to copy; NotFoundError if never saved; with ``owner``, check it owns the run."""
+        with self.backend._lock:
+            self.backend._flow(flow_detail.uuid)
+            if owner is not None:
+                self._check_owner(flow_detail.uuid, owner)
+            self.backend._touch(flow_detail.uuid)
 
     def _check_owner(self, fd_uuid: str, owner: str) -> None:
         current = self.backend._owners.get(fd_uuid)
@@ -166,16 +195,19 @@ class MemoryConnection:
     def claim_run(self, fd_uuid: str, owner: str) -> None:
         """Make ``owner`` the engine running ``fd_uuid`` (RunOwnedError if another is)."""
         with self.backend._lock:
+            self.backend._flow(fd_uuid)
             current = self.backend._owners.get(fd_uuid)
-            if current is not None and current != owner:
+            if current is not None and current != owner and not owner_is_stale(current):
                 raise RunOwnedError(
                     f"flow record {fd_uuid} is being run by another engine in this process "
                     f"({describe_owner(current)}); wait for it to finish or suspend it"
                 )
             self.backend._owners[fd_uuid] = owner
+            self.backend._touch(fd_uuid)
 
     def release_run(self, fd_uuid: str, owner: str) -> None:
         """Stop owning ``fd_uuid``."""
         with self.backend._lock:
             if self.backend._owners.get(fd_uuid) == owner:
                 del self.backend._owners[fd_uuid]
+                self.backend._touch(fd_uuid)

@@ -78,6 +78,9 @@ class Connection(StoreConnection):
                 if not ignore_missing:
                     raise
                 self._backend._loose[flow_detail.uuid] = models.adopt(flow_detail)
+            # a record outside every log book: kept as the very object, nothing to write
+            loose: FlowDetail = self._backend._loose[flow_detail.uuid]
+            return loose
         return super().update_flow_details(flow_detail)
 
     def get_flow_details(self, fd_uuid: str, lazy: bool = False) -> FlowDetail:
@@ -86,6 +89,12 @@ class Connection(StoreConnection):
         if loose is not None:
             return loose
         return super().get_flow_details(fd_uuid, lazy=lazy)
+
+    def claim_run(self, fd_uuid: str, owner: str) -> None:
+        """Own a run; a record outside every log book belongs to its engine alone."""
+        if fd_uuid in self._backend._loose:
+            return
+        super().claim_run(fd_uuid, owner)
 
     def clear_all(self) -> None:
         """Forget every record."""
