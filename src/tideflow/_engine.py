@@ -747,14 +747,17 @@ class Engine:
             dispatcher.close()
             raise
         except BaseException as exc:
-            # Only a bug in tideflow (or an interrupt such as KeyboardInterrupt) gets here:
-            # every failure of user code became an atom's Failure and a normal revert.
-            # The run stops where it is, and its record says why.
+            # Only a bug in tideflow or an interrupt (KeyboardInterrupt, SystemExit) gets
+            # here: every failure of user code became an atom's Failure and a normal
+            # revert. The run stops where it is, and its record says why. A bug ends the
+            # run FAILURE; an interrupt leaves it in its state, as a crash would, so it
+            # is resumed like one (atoms caught running run again).
             dispatcher.close()
             storage.update_flow_metadata(
                 {"stopped_by": {"type": type(exc).__name__, "message": str(exc)}}
             )
-            self._flow_state(_F.FAILURE)
+            if isinstance(exc, Exception):
+                self._flow_state(_F.FAILURE)
             storage.commit()
             raise
         dispatcher.close()

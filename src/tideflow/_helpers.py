@@ -12,7 +12,9 @@ from tideflow._options import closest, describe, executor_from_name
 from tideflow._task import Atom, callable_name, never_initialised
 from tideflow.errors import NotFoundError
 from tideflow.executors import SubmitExecutor
+from tideflow.failure import Failure
 from tideflow.persistence.models import FlowDetail, LogBook
+from tideflow.states import FlowState
 
 __all__ = [
     "connect",
@@ -86,7 +88,8 @@ def resume(
 
     The flow is rebuilt from the factory recorded by :func:`load_from_factory`. Atoms
     recorded SUCCESS are not run again; atoms caught running run again; a run caught
-    reverting goes on reverting; a finished run just reports its values.
+    reverting goes on reverting; a finished run is reported, never run again: a run that
+    succeeded returns its values, one that was reverted raises what made it revert.
     """
     store_backend = _as_backend(backend)
     conn = store_backend.get_connection()
@@ -95,7 +98,11 @@ def resume(
     finally:
         conn.close()
     engine = load_from_detail(flow_detail, store, backend=store_backend, **options)
-    engine.run()
+    if flow_detail.state is FlowState.REVERTED:
+        # finished by reverting: report it as run() did, rather than start it over
+        Failure.reraise_if_any([d.failure for d in flow_detail if d.failure is not None])
+    else:
+        engine.run()
     return engine.storage.fetch_all()
 
 

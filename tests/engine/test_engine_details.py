@@ -26,7 +26,7 @@ def _sleeper(make, name, seconds):
 
 def test_serial_statistics_add_up_each_round():
     # on the serial engine atoms run while scheduling: three rounds of 20 ms each
-    from conftest import Journal, Recorder
+    from engine_support import Journal, Recorder
 
     journal = Journal()
     flow = LinearFlow("f").add(

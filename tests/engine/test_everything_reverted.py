@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import pytest
-from conftest import Journal, Recorder
+from engine_support import Journal, Recorder
 
 import tideflow
 from tideflow import GraphFlow, LinearFlow, UnorderedFlow

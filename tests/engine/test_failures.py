@@ -76,6 +76,12 @@ def test_base_exceptions_are_not_captured(load, make, states):
     engine = load(LinearFlow("f").add(make("a", fail=KeyboardInterrupt("interrupted in a"))))
     with pytest.raises(KeyboardInterrupt, match="interrupted in a"):
         engine.run()
+    # the run is left as a crash leaves it: still RUNNING, so it is resumed like one
+    assert engine.storage.get_flow_state() == "RUNNING"
+    assert engine.storage.flow_meta["stopped_by"] == {
+        "type": "KeyboardInterrupt",
+        "message": "interrupted in a",
+    }
 
 
 # -- Failure as data ------------------------------------------------------------------

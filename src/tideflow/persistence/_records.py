@@ -188,6 +188,8 @@ def atom_from_row(row: Mapping[str, Any], codec: Codec) -> AtomDetail:
     if kind not in ("task", "retry"):
         raise RecordFormatError(f"{where}: unknown record kind {kind!r} (task or retry)")
     detail: AtomDetail = (RetryDetail if kind == "retry" else TaskDetail)(name, row["uuid"])
+    if row.get("position"):
+        detail.position = row["position"]
     detail.state = _state(AtomState, row["state"], where)
     detail.intention = _state(Intention, row["intention"], where)
     if row["results"] is not None:

@@ -128,7 +128,12 @@ class Connection(Protocol):
 
     def iter_runs(self, state: str | None = None, limit: int | None = None) -> Iterable[FlowDetail]:
         """Flow records (without atoms), most recently updated first, optionally only
-        those in ``state``: fast however many runs the store holds."""
+        those in ``state``: fast however many runs the store holds.
+
+        "Updated" is as precise as a store can afford: a change to the flow record moves
+        it at once, a round that changes only atoms may move it at most once a second
+        (the SQLite store, to keep rounds cheap).
+        """
         ...
 
     # -- atom records -------------------------------------------------------------------

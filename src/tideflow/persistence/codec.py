@@ -30,6 +30,8 @@ from tideflow.errors import StoreError, UnstorableValueError
 __all__ = ["CODECS", "Codec", "JsonCodec", "PickleCodec", "codec_named"]
 
 _TAG: Final = "$t"
+#: One encoder for every call (json.dumps with options builds a new one each time).
+_ENCODE: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=True).encode
 
 
 class Codec(Protocol):
@@ -62,7 +64,7 @@ class JsonCodec:
         """The JSON text for ``value``."""
         if value is None:
             return "null"
-        return json.dumps(self._plain(value, where), separators=(",", ":"), allow_nan=True)
+        return _ENCODE(self._plain(value, where))
 
     def loads(self, text: str) -> Any:
         """The value a :meth:`dumps` text stands for."""
