@@ -639,6 +639,8 @@ class Incarnation:
     killed: bool
     outcome: dict[str, Any] | None
     problem: str | None = None
+    #: Seconds from "running" to the child's end.
+    elapsed: float = 0.0
 
 
 def run_child(server: ForkServer, command: dict[str, Any], kill_after: float | None) -> Incarnation:
@@ -649,6 +651,7 @@ def run_child(server: ForkServer, command: dict[str, Any], kill_after: float | N
     outcome: dict[str, Any] | None = None
     killed = hung = False
     deadline: float | None = None
+    began = time.monotonic()
     while True:
         if deadline is not None and not killed:
             timeout = max(0.0, deadline - time.monotonic())
@@ -668,6 +671,7 @@ def run_child(server: ForkServer, command: dict[str, Any], kill_after: float | N
             pid = int(rest)
         elif word == "running":
             run_id = rest
+            began = time.monotonic()
             if kill_after is not None:
                 deadline = time.monotonic() + kill_after
         elif word == "done":
@@ -680,12 +684,13 @@ def run_child(server: ForkServer, command: dict[str, Any], kill_after: float | N
                 return Incarnation(
                     run_id, False, None, f"child hung (killed after {CHILD_TIMEOUT} s): {command}"
                 )
+            elapsed = time.monotonic() - began
             if code == -signal.SIGKILL:
-                return Incarnation(run_id, True, None)
+                return Incarnation(run_id, True, None, elapsed=elapsed)
             problem = None
             if code != 0 or outcome is None:
                 problem = f"child exited {code} with {outcome}: {server.stderr_tail()}"
-            return Incarnation(run_id, False, outcome, problem)
+            return Incarnation(run_id, False, outcome, problem, elapsed)
         else:
             raise RuntimeError(f"unexpected line from the crash driver: {line!r}")
 
@@ -756,21 +761,24 @@ def expected_results(flow: str, workdir: Path) -> dict[str, Any]:
 
 
 def calibrate(server: ForkServer, url: str, flow: str, workdir: Path, book_uuid: str) -> float:
-    """Seconds an uninterrupted run of ``flow`` takes in a child on this store."""
-    command = {
-        "op": "start",
-        "url": url,
-        "flow": flow,
-        "ledger": str(workdir / f"calibrate-{flow}.ledger"),
-        "seed": 0,
-        "engine": crash_flows.FLOWS[flow][1],
-        "book": [f"tideflow-faults-calibrate-{flow}", book_uuid],
-    }
-    began = time.monotonic()
-    ended = run_child(server, command, None)
-    if ended.problem or ended.killed:
-        raise RuntimeError(f"calibration run of {flow} on {url} failed: {ended.problem}")
-    return time.monotonic() - began
+    """Seconds an uninterrupted run of ``flow`` takes in a child on this store, from the
+    moment it says it runs (the best of two: the first also sets the store up)."""
+    best = float("inf")
+    for attempt in range(2):
+        command = {
+            "op": "start",
+            "url": url,
+            "flow": flow,
+            "ledger": str(workdir / f"calibrate-{flow}-{attempt}.ledger"),
+            "seed": 0,
+            "engine": crash_flows.FLOWS[flow][1],
+            "book": [f"tideflow-faults-calibrate-{flow}", book_uuid],
+        }
+        ended = run_child(server, command, None)
+        if ended.problem or ended.killed:
+            raise RuntimeError(f"calibration run of {flow} on {url} failed: {ended.problem}")
+        best = min(best, ended.elapsed)
+    return best
 
 
 def run_trial(

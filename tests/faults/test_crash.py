@@ -68,3 +68,73 @@ def test_killed_runs_resume_to_the_end(
         )
     # the suite proves something only if the kills landed
     assert trials == 0 or kills >= trials // 2, f"only {kills} kills in {trials} trials"
+
+
+_RESUME = """
+import sys
+sys.path.insert(0, {here!r})
+import tideflow
+backend = tideflow.connect({url!r})
+try:
+    tideflow.resume({run_id!r}, backend)
+finally:
+    backend.close()
+"""
+
+
+def test_a_run_caught_reverting_for_a_retry_resumes_to_the_end(tmp_path: Path) -> None:
+    """The record a kill left in crash trial sqlite-retry-8-3, made directly: the
+    controller decided RETRY after attempt 1, flaky's revert is recorded under way and
+    before's not yet. Resuming goes on with the retry and finishes the run (it must not
+    hang: it runs in a child with a time limit)."""
+    import subprocess
+    import sys
+
+    import tideflow
+    from tideflow.failure import Failure
+    from tideflow.states import AtomState, FlowState, Intention
+
+    url = f"sqlite:///{tmp_path}/runs.db"
+    ledger = tmp_path / "retry.ledger"
+    backend = tideflow.connect(url)
+    try:
+        engine = tideflow.load_from_factory(
+            crash_flows.retrying,
+            factory_kwargs={"ledger": str(ledger), "seed": 1},
+            backend=backend,
+        )
+        engine.prepare()
+        storage = engine.storage
+        fd = storage.flow_detail
+        fd.state = FlowState.RUNNING
+        atoms = {detail.name: detail for detail in fd}
+        failure = Failure.from_exception(crash_flows.Flaky("flaky failed attempt 1"))
+        atoms["first"].put(AtomState.SUCCESS, "first")
+        atoms["times"].put(AtomState.SUCCESS, 1)
+        atoms["times"].history = [(1, {"flaky": failure})]  # type: ignore[attr-defined]
+        atoms["times"].decision = "RETRY"  # type: ignore[attr-defined]
+        atoms["before"].put(AtomState.SUCCESS, "before(first)")
+        atoms["flaky"].put(AtomState.REVERTING, failure)
+        atoms["flaky"].intention = Intention.REVERT
+        with backend.get_connection() as conn:
+            conn.update_flow_details(fd)
+        run_id = fd.uuid
+    finally:
+        backend.close()
+    recorded = crash_harness.snapshot(url, run_id)
+    assert recorded["atoms"]["times"]["decision"] == "RETRY", recorded
+    script = _RESUME.format(here=str(crash_harness.HERE), url=url, run_id=run_id)
+    try:
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=15)
+    except subprocess.TimeoutExpired:
+        pytest.fail(
+            f"resuming the run recorded as {recorded} did not end within 15 s; "
+            f"ledger so far: {ledger.read_text() if ledger.exists() else '(empty)'}",
+            pytrace=False,
+        )
+    final = crash_harness.snapshot(url, run_id)
+    assert final["state"] == "SUCCESS", final
+    assert final["atoms"]["times"]["history"] == crash_flows.FAIL_FIRST + 1, final
+    lines = ledger.read_text().splitlines()
+    assert lines[:2] == ["revert-start flaky", "revert-end flaky"], lines
+    assert "exec-start flaky 1" not in lines, lines

@@ -20,15 +20,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +212,129 @@ def test_postgres_connection_killed_mid_run(store_url: StoreUrls, tmp_path: Path
     counts = {name: executed_after(ledger_lines(ledger), 0).count(name) for name in snap["atoms"]}
     # only the atom running when the connection dropped may have run twice
     assert sum(counts.values()) <= len(counts) + 1, counts
+
+
+class Proxy:
+    """A TCP relay between a store and its database server, that can drop every
+    connection and refuse new ones (the server "restarting") until restored."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.refusing = False
+        self.cuts = 0
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            if self.refusing:
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Drop every connection and refuse new ones."""
+        self.refusing = True
+        with self._lock:
+            dropped, self._open = self._open, []
+        for end in dropped:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+        self.cuts += len(dropped) // 2
+
+    def restore(self) -> None:
+        """Accept connections again."""
+        self.refusing = False
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+#: ledger path -> the proxy its Cut task drops (tasks find it by their ledger)
+PROXIES: dict[str, Proxy] = {}
+
+
+def cut_through_proxy(ledger: str) -> None:
+    """Called by the Cut task: the database goes away under the running store."""
+    PROXIES[ledger].cut()
+
+
+@pytest.mark.parametrize("store", ["postgresql", "mysql"])
+def test_the_database_going_away_mid_run_stops_it_and_resume_finishes(
+    store: str, store_url: StoreUrls, tmp_path: Path
+) -> None:
+    direct = server_url(store)
+    parts = urllib.parse.urlsplit(direct)
+    proxy = Proxy(
+        parts.hostname or "127.0.0.1", parts.port or (5432 if store == "postgresql" else 3306)
+    )
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{proxy.port}"
+    url = urllib.parse.urlunsplit(
+        parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host)
+    )
+    ledger = tmp_path / "gone.ledger"
+    PROXIES[str(ledger)] = proxy
+    book = LogBook("tideflow-faults-gone")
+    store_url.books.append(book.uuid)
+    backend = tideflow.connect(url)
+    try:
+        engine = tideflow.load_from_factory(
+            crash_flows.cut_midway,
+            factory_kwargs={
+                "ledger": str(ledger),
+                "seed": 1,
+                "cut": "test_store_faults.cut_through_proxy",
+            },
+            backend=backend,
+            book=book,
+        )
+        run_id = engine.storage.flow_uuid
+        with pytest.raises(tideflow.StoreError) as caught:
+            engine.run()
+    finally:
+        backend.close()
+        PROXIES.pop(str(ledger))
+        proxy.restore()
+    assert proxy.cuts >= 1
+    message = str(caught.value)
+    assert f"127.0.0.1:{proxy.port}" in message or store in message, message
+    assert not isinstance(caught.value, tideflow.RunOwnedError)
+    try:
+        # the record, read straight from the server, is what ran before the cut
+        snap = crash_harness.snapshot(direct, run_id)
+        lines = ledger_lines(ledger)
+        assert snap["atoms"]["c1"]["state"] == "SUCCESS", snap
+        assert snap["state"] not in ("SUCCESS", "REVERTED"), snap
+        assert_record_agrees(snap, lines)
+        # the server is back: the run resumes, through the relay as before
+        resume_finishes(url, run_id, ledger)
+    finally:
+        proxy.close()
 
 
 # -- SQLite: the disk fills up ------------------------------------------------------------------
