@@ -197,7 +197,12 @@ class Storage:
             try:
                 save_round = getattr(conn, "save_round", None)
                 if save_round is not None:
-                    save_round(self._flow_detail, list(self._dirty.values()), owner=self._owner)
+                    save_round(
+                        self._flow_detail,
+                        list(self._dirty.values()),
+                        owner=self._owner,
+                        flow_changed=self._flow_dirty,
+                    )
                 else:
                     conn.update_flow_details(self._flow_detail)
                     for detail in self._dirty.values():

@@ -157,12 +157,15 @@ class Connection(Protocol):
         flow_detail: FlowDetail,
         atom_details: Sequence[AtomDetail],
         owner: str | None = None,
+        flow_changed: bool = True,
     ) -> None:
         """Write a flow record and some of its atom records in one transaction.
 
         Atom records not stored yet are added. With ``owner``, the write is fenced: it
         commits only if ``owner`` still owns the flow record, else RunOwnedError and
-        nothing is written.
+        nothing is written. ``flow_changed=False`` says the flow record itself (state,
+        meta, store values) is as it was at the last round: a store may then skip
+        rewriting it (it must still check the fence).
         """
         ...
 

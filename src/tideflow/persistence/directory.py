@@ -548,9 +548,11 @@ class DirConnection:
         flow_detail: FlowDetail,
         atom_details: Sequence[AtomDetail],
         owner: str | None = None,
+        flow_changed: bool = True,
     ) -> None:
         """Write a flow record and some of its atom records all or nothing; with ``owner``,
-        only if ``owner`` still owns the flow record."""
+        only if ``owner`` still owns the flow record (the flow document is rewritten every
+        round, whatever ``flow_changed`` says)."""
         with self._session(f"saving a round of flow {flow_detail.name!r}") as store:
             stored = self._flow_doc(flow_detail.uuid)
             if owner is not None and stored.get("owner") != owner:

@@ -176,6 +176,7 @@ class MemoryConnection:
         flow_detail: FlowDetail,
         atom_details: Sequence[AtomDetail],
         owner: str | None = None,
+        flow_changed: bool = True,
     ) -> None:
         """Nothing to copy; NotFoundError if never saved; with ``owner``, check it owns the run."""
         with self.backend._lock:

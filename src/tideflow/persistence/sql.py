@@ -766,8 +766,13 @@ class SqlConnection:
         flow_detail: FlowDetail,
         atom_details: Sequence[AtomDetail],
         owner: str | None = None,
+        flow_changed: bool = True,
     ) -> None:
-        """Write the flow row and ``atom_details`` in one transaction, fenced by ``owner``."""
+        """Write the flow row and ``atom_details`` in one transaction, fenced by ``owner``.
+
+        The flow row is rewritten every round (``flow_changed`` is not needed: the fenced
+        UPDATE is the fence check too).
+        """
         stmts = self.backend._stmts()
         codec = self._codec
         fd_uuid = flow_detail.uuid

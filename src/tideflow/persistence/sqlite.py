@@ -33,6 +33,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
@@ -160,6 +161,7 @@ _UPDATE_FLOW: Final = (
 # updated_at is the time of its last flow-record change, and at most _TOUCH_EVERY behind
 # its last atom write. When no row is written, _round_checked tells why.
 _TOUCH_EVERY: Final = 1.0
+_TOUCHED_KEPT: Final = 10_000  # flow records whose last write time a backend remembers
 _IF_CHANGED: Final = (
     " AND (name IS NOT :name OR state IS NOT :state OR meta IS NOT :meta"
     " OR injected IS NOT :injected OR updated_at IS NULL OR updated_at < :touch_before)"
@@ -313,6 +315,8 @@ class SqliteBackend:
         self._slots: weakref.WeakSet[_Slot] = weakref.WeakSet()
         self._ready = False  # the schema was checked (and created or migrated)
         self._memory: _Slot | None = None  # the one connection of an in-memory store
+        #: flow record uuid -> when save_round last wrote its row (see _TOUCH_EVERY)
+        self._flow_written: dict[str, float] = {}
         _BACKENDS.add(self)
 
     @classmethod
@@ -762,29 +766,45 @@ class SqliteConnection:
         flow_detail: FlowDetail,
         atom_details: Sequence[AtomDetail],
         owner: str | None = None,
+        flow_changed: bool = True,
     ) -> None:
         """Write the flow row and these atom rows in one transaction (fenced by ``owner``)."""
         codec = self._codec
         fd_uuid = flow_detail.uuid
-        flow = flow_row(flow_detail, None, codec)
+        touched = self.backend._flow_written
+        now = time.time()
+        # an unchanged flow record is neither encoded nor written (only the fence is
+        # checked), unless its updated_at is _TOUCH_EVERY old
+        flow = (
+            flow_row(flow_detail, None, codec)
+            if flow_changed or now - touched.get(fd_uuid, 0.0) >= _TOUCH_EVERY
+            else None
+        )
         atoms = [atom_row(d, fd_uuid, d.position, codec) for d in atom_details]
         slot = self.backend._slot()
         with slot.lock:
             db = slot.db
             try:
-                flow["touch_before"] = flow["updated_at"] - _TOUCH_EVERY
                 db.execute("BEGIN IMMEDIATE")
-                if owner is None:
-                    written = db.execute(_ROUND_FLOW, flow).rowcount
-                else:
-                    flow["owner"] = owner
-                    written = db.execute(_ROUND_OWNED_FLOW, flow).rowcount
-                if written != 1:
+                if flow is None:
                     self._round_checked(db, fd_uuid, owner)
+                else:
+                    flow["touch_before"] = flow["updated_at"] - _TOUCH_EVERY
+                    if owner is None:
+                        written = db.execute(_ROUND_FLOW, flow).rowcount
+                    else:
+                        flow["owner"] = owner
+                        written = db.execute(_ROUND_OWNED_FLOW, flow).rowcount
+                    if written != 1:
+                        self._round_checked(db, fd_uuid, owner)
                 if atoms:
                     for statement in _ATOM_WRITES:
                         db.executemany(statement, atoms)
                 db.execute("COMMIT")
+                if flow is not None:
+                    if len(touched) > _TOUCHED_KEPT:
+                        touched.clear()
+                    touched[fd_uuid] = now
             except BaseException as exc:
                 _rollback(db)
                 if isinstance(exc, sqlite3.Error):

@@ -266,9 +266,10 @@ class StoreConnection(Connection):
         flow_detail: FlowDetail,
         atom_details: Sequence[AtomDetail],
         owner: str | None = None,
+        flow_changed: bool = True,
     ) -> None:
         """Write a flow record and some atom records in one transaction."""
-        self._conn.save_round(flow_detail, atom_details, owner=owner)
+        self._conn.save_round(flow_detail, atom_details, owner=owner, flow_changed=flow_changed)
 
     def claim_run(self, fd_uuid: str, owner: str) -> None:
         """Make ``owner`` the engine running ``fd_uuid``."""
