@@ -19,7 +19,7 @@ from conftest import StoreUrls
 
 #: Trials per store by default (split evenly over the five flows): sized so that the
 #: suite fits CI on two busy cores.
-DEFAULT_TRIALS = {"sqlite": 100, "dir": 25, "postgresql": 30, "mysql": 30}
+DEFAULT_TRIALS = {"sqlite": 100, "dir": 15, "postgresql": 30, "mysql": 30}
 
 #: Failing trials reported in full in an assertion message (the rest by label).
 REPORTED = 3
