@@ -578,6 +578,8 @@ class Engine:
             if plan.retries
             else None
         )
+        if scopes is not None and ran is not None and track:
+            scopes.one_at_a_time = True  # serial on a durable store: a revert per round
         reverting = False
         mark = clock()
         try:
@@ -714,6 +716,9 @@ class Engine:
                 if settled:
                     ready.extend(self._settle(deque(settled), scheduler, reverting))
                 if scopes is not None and scopes.active and not reverting:
+                    if track:
+                        # a decision's reverts start in step(): what led to them first
+                        storage.commit()
                     ready = scopes.step(ready, [outcome[0] for outcome in outcomes])
                 if failures and not reverting and not dispatcher.in_flight:
                     if self._never_resolve:

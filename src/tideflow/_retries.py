@@ -76,7 +76,7 @@ def attempt_of(plan: Plan, details: list[AtomDetail | None], node: int) -> int:
 class _Decision:
     """One decision about a controller's flow, being carried out."""
 
-    __slots__ = ("checked", "decision", "failures", "hi", "lo", "retry", "reverting")
+    __slots__ = ("checked", "decision", "failures", "hi", "lo", "resumed", "retry", "reverting")
 
     def __init__(self, retry: int, decision: Decision, lo: int, hi: int) -> None:
         self.retry = retry
@@ -85,6 +85,9 @@ class _Decision:
         self.hi = hi
         self.reverting = False  # step 2 under way
         self.checked = False  # quietness looked at since the last change in the range
+        #: picked up from the record of a stopped run: atoms it shows RUNNING or
+        #: REVERTING were caught mid-call, and nothing of them is in flight any more
+        self.resumed = False
         #: the failures that led here: raised at the end if the flow is given up
         self.failures: list[Failure] = []
 
@@ -121,6 +124,9 @@ class RetryScopes:
         self.frozen = bytearray(plan.size)
         #: failures of flows given up (REVERT): the run ends REVERTED and raises them
         self.given_up: list[Failure] = []
+        #: start at most one revert per round (a serial engine on a durable store, so each
+        #: revert's outcome is committed before the next one starts)
+        self.one_at_a_time = False
         self._wake = threading.Event()
 
     # -- asking controllers --------------------------------------------------------------
@@ -232,6 +238,7 @@ class RetryScopes:
                 continue
             lo, hi = self._plan.scope(retry)
             made = _Decision(retry, Decision(recorded), lo, hi)
+            made.resumed = True
             for node in range(lo, hi):
                 failed = details[node]
                 if failed is not None and failed.failure is not None:
@@ -296,6 +303,8 @@ class RetryScopes:
         return ready
 
     def _quiet(self, under_way: _Decision) -> bool:
+        if under_way.resumed:
+            return True  # its busy-looking atoms were caught by the stop: revert them again
         kinds, details = self._plan.kinds, self._details
         for node in range(under_way.lo, under_way.hi):
             if kinds[node] < START and details[node].state in _BUSY:  # type: ignore[union-attr]
@@ -332,6 +341,8 @@ class RetryScopes:
                 assert atom is not None
                 assert detail is not None
                 self._engine._start_revert(self._dispatcher, node, atom, detail)
+                if self.one_at_a_time:
+                    break  # the rest of ``back`` waits for the next round
         return again
 
     def _again(self, under_way: _Decision) -> list[int]:

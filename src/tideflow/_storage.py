@@ -23,7 +23,7 @@ from tideflow.errors import (
     UnstorableValueError,
 )
 from tideflow.failure import Failure
-from tideflow.persistence._owners import new_owner
+from tideflow.persistence._owners import new_owner, retire_owner
 from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook, RetryDetail, TaskDetail
 from tideflow.retry import History
 from tideflow.states import AtomState, FlowState, Intention
@@ -253,14 +253,19 @@ class Storage:
         try:
             claim_run = getattr(conn, "claim_run", None)
             if claim_run is None:
+                retire_owner(owner)
                 return
             try:
-                claim_run(self.flow_uuid, owner)
-            except NotFoundError:
-                book = LogBook("tmp")
-                book.add(self._flow_detail)
-                conn.save_logbook(book)
-                claim_run(self.flow_uuid, owner)
+                try:
+                    claim_run(self.flow_uuid, owner)
+                except NotFoundError:
+                    book = LogBook("tmp")
+                    book.add(self._flow_detail)
+                    conn.save_logbook(book)
+                    claim_run(self.flow_uuid, owner)
+            except BaseException:
+                retire_owner(owner)
+                raise
         finally:
             conn.close()
         self._owner = owner
@@ -270,6 +275,7 @@ class Storage:
         owner, self._owner = self._owner, None
         if owner is None or self._backend is None:
             return
+        retire_owner(owner)  # even if the store cannot be told, this run is over
         try:
             conn = self._backend.get_connection()
             try:

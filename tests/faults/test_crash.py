@@ -15,7 +15,7 @@ from pathlib import Path
 import crash_flows
 import crash_harness
 import pytest
-from conftest import StoreUrls
+from fault_support import StoreUrls
 
 #: Trials per store by default (split evenly over the five flows): sized so that the
 #: suite fits CI on two busy cores.

@@ -38,7 +38,7 @@ from typing import Any
 import crash_flows
 import crash_harness
 import pytest
-from conftest import StoreUrls, server_url
+from fault_support import StoreUrls, server_url
 
 import tideflow
 from tideflow.persistence import LogBook

@@ -11,7 +11,7 @@ import os
 import platform
 from typing import Final
 
-__all__ = ["describe_owner", "new_owner", "owner_is_stale"]
+__all__ = ["describe_owner", "new_owner", "owner_is_stale", "retire_owner"]
 
 
 _HOST: Final = os.uname().nodename if hasattr(os, "uname") else platform.node()
@@ -20,17 +20,34 @@ _HOST: Final = os.uname().nodename if hasattr(os, "uname") else platform.node()
 _RUN_COUNTER: Final = itertools.count(int.from_bytes(os.urandom(4), "big"))
 
 
+#: Tokens of this process that still stand for an engine run (until retire_owner()).
+_LIVE: Final[set[str]] = set()
+
+
 def new_owner() -> str:
     """A token naming one engine run: ``host:pid:number``, unique among live processes.
 
     The number starts at random in each process (so a process that reuses a dead one's
     pid does not reuse its tokens) and counts up: cheaper than fresh randomness per run.
+    The token stands for a live run until :func:`retire_owner`.
     """
-    return f"{_HOST}:{os.getpid()}:{next(_RUN_COUNTER)}"
+    token = f"{_HOST}:{os.getpid()}:{next(_RUN_COUNTER)}"
+    _LIVE.add(token)
+    return token
+
+
+def retire_owner(owner: str) -> None:
+    """Say the run ``owner`` stood for is over in this process, whatever the store knows.
+
+    A claim the store still holds for it (its release failed: the store was down) is
+    then stale, so this process can resume the run.
+    """
+    _LIVE.discard(owner)
 
 
 def owner_is_stale(owner: str) -> bool:
-    """Say whether ``owner`` was an engine of a process on this host that has died.
+    """Say whether ``owner`` was an engine of a process on this host that has died, or
+    a run of this process that is over.
 
     An owner on another host cannot be checked from here; it is never stale by this
     test (job boards add leases for that case).
@@ -41,7 +58,7 @@ def owner_is_stale(owner: str) -> bool:
         return False
     pid = int(pid_text)
     if pid == os.getpid():
-        return False
+        return owner not in _LIVE  # ours: stale once its run is over
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
