@@ -148,16 +148,18 @@ def atom_row(detail: AtomDetail, flow_uuid: str, position: int, codec: Codec) ->
     cannot be kept."""
     name = detail.name
     try:
-        results = codec.dumps(detail.results, f"the result of atom {name!r}")
-        revert_results = codec.dumps(detail.revert_results, f"the revert result of atom {name!r}")
-        meta = codec.dumps(detail._meta, f"atom {name!r} meta") if detail._meta else None
+        # where a value sits is spelled out only if it cannot be stored (the slow path)
+        value = detail.results
+        results = "null" if value is None else codec.dumps(value)
+        value = detail.revert_results
+        revert_results = "null" if value is None else codec.dumps(value)
+        meta = codec.dumps(detail._meta) if detail._meta else None
         history = decision = None
         if isinstance(detail, RetryDetail):
             history = _dumps_history(detail, codec) if detail.history else None
             decision = detail.decision
-    except UnstorableValueError as exc:
-        if exc.atom is None:
-            exc.atom = name
+    except UnstorableValueError:
+        _explain_unstorable(detail, codec)
         raise
     version = detail.version
     return {
@@ -169,15 +171,40 @@ def atom_row(detail: AtomDetail, flow_uuid: str, position: int, codec: Codec) ->
         "state": str(detail.state),
         "intention": str(detail.intention),
         "results": results,
-        "failure": _dumps_failure(detail.failure, codec),
+        "failure": None if detail.failure is None else _dumps_failure(detail.failure, codec),
         "revert_results": revert_results,
-        "revert_failure": _dumps_failure(detail.revert_failure, codec),
+        "revert_failure": (
+            None if detail.revert_failure is None else _dumps_failure(detail.revert_failure, codec)
+        ),
         "meta": meta,
-        "version": ".".join(map(str, version)) if version is not None else None,
+        "version": _VERSIONS.get(version) or _dotted(version),
         "history": history,
         "decision": decision,
         "updated_at": time.time(),
     }
+
+
+_VERSIONS: Final[dict[Any, str]] = {(1, 0): "1.0"}
+
+
+def _dotted(version: Any) -> str | None:
+    return ".".join(map(str, version)) if version is not None else None
+
+
+def _explain_unstorable(detail: AtomDetail, codec: Codec) -> None:
+    """Raise the error of the value of ``detail`` that cannot be stored, saying where it is."""
+    name = detail.name
+    try:
+        codec.dumps(detail.results, f"the result of atom {name!r}")
+        codec.dumps(detail.revert_results, f"the revert result of atom {name!r}")
+        if detail._meta:
+            codec.dumps(detail._meta, f"atom {name!r} meta")
+        if isinstance(detail, RetryDetail) and detail.history:
+            _dumps_history(detail, codec)
+    except UnstorableValueError as exc:
+        if exc.atom is None:
+            exc.atom = name
+        raise
 
 
 def atom_from_row(row: Mapping[str, Any], codec: Codec) -> AtomDetail:
