@@ -1,0 +1,207 @@
+"""Storage's finer points that mutation testing found unchecked (see docs/testing.md).
+
+What a result the store cannot keep is called, retry histories read back, the reasons
+given for a value that is missing, and the rule for resuming a record with a changed
+flow (which records count as progressed, and the message listing every difference).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import tideflow
+from tideflow import FlowChangedError, LinearFlow, Task, UnorderedFlow, retry
+from tideflow._compiler import compile_flow
+from tideflow._storage import Storage
+from tideflow.persistence import FlowDetail, TaskDetail
+from tideflow.persistence.codec import JsonCodec
+from tideflow.states import AtomState, FlowState
+
+
+class T(Task):
+    def execute(self, **kwargs: Any) -> Any:
+        return kwargs
+
+
+class CodecStore:
+    """A store that copies records and checks values with a JSON codec."""
+
+    shares_records = False
+    codec = JsonCodec()
+
+
+# -- a value the store cannot keep -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("reverted", "what"), [(False, "result"), (True, "revert result")])
+def test_an_unstorable_value_is_named_as_a_result_or_a_revert_result(reverted, what):
+    storage = Storage(FlowDetail("f"), CodecStore())
+    detail = TaskDetail("a")
+    error = storage.unstorable(detail, object(), reverted)
+    assert isinstance(error, tideflow.UnstorableValueError)
+    assert f"the {what} of atom 'a'" in str(error)
+    assert error.atom == "a"
+    assert storage.unstorable(detail, {"fine": [1, 2]}, reverted) is None
+
+
+# -- retry histories --------------------------------------------------------------------------
+
+
+class Flaky(Task):
+    def __init__(self, name: str, fails: int) -> None:
+        super().__init__(name)
+        self.fails = fails
+        self.runs = 0
+
+    def execute(self) -> int:
+        self.runs += 1
+        if self.runs <= self.fails:
+            raise OSError(f"{self.name} fails #{self.runs}")
+        return self.runs
+
+
+def test_retry_histories_read_back_every_attempt():
+    engine = tideflow.load(LinearFlow("f", retry=retry.Times(3, name="r")).add(Flaky("a", 1)))
+    engine.run()
+    histories = engine.storage.get_retry_histories()
+    assert list(histories) == ["r"]
+    history = histories["r"]
+    assert [p for p, _ in history] == [1, 2]
+    assert [sorted(f) for _, f in history] == [["a"], []]
+    assert history.failure is None
+    assert [p for p, _ in engine.storage.get_retry_history("r")] == [1, 2]
+
+
+def test_a_controllers_own_failure_is_in_its_history():
+    engine = tideflow.load(LinearFlow("f", retry=retry.ForEach([], name="r")).add(T("a")))
+    with pytest.raises(tideflow.NotFoundError, match="no values left"):
+        engine.run()
+    for history in (
+        engine.storage.get_retry_history("r"),
+        engine.storage.get_retry_histories()["r"],
+    ):
+        assert history.failure is not None
+        assert history.failure.check(tideflow.NotFoundError)
+
+
+def test_the_history_of_a_task_is_refused_by_name():
+    engine = tideflow.load(LinearFlow("f").add(T("a")))
+    engine.prepare()
+    with pytest.raises(
+        tideflow.NotFoundError, match=r"^atom 'a' is not a retry controller: it has no history$"
+    ):
+        engine.storage.get_retry_history("a")
+
+
+# -- why a value is missing -------------------------------------------------------------------
+
+
+def test_every_provider_that_has_not_produced_a_value_is_named():
+    flow = LinearFlow("f").add(
+        UnorderedFlow("u").add(T("first", provides="x"), T("second", provides="x"))
+    )
+    engine = tideflow.load(flow)
+    with pytest.raises(
+        tideflow.NotFoundError,
+        match=r"^no value named 'x' in flow 'f': 'first' has not produced it yet \(it is "
+        r"PENDING\); 'second' has not produced it yet \(it is PENDING\)$",
+    ):
+        engine.storage.fetch("x")
+
+
+def test_a_flow_that_does_not_compile_has_no_known_providers():
+    a = T("a", provides="v")
+    engine = tideflow.load(LinearFlow("f").add(a, LinearFlow("s").add(a)))  # a used twice
+    with pytest.raises(
+        tideflow.NotFoundError,
+        match=r"^no value named 'v' in flow 'f': nothing provides it \(no atom of the flow",
+    ):
+        engine.storage.fetch("v")
+
+
+# -- resuming a record with a changed flow ------------------------------------------------------
+
+
+def _record(flow_state: FlowState, atoms: dict[str, tuple[AtomState, Any]]) -> FlowDetail:
+    record = FlowDetail("f")
+    record.state = flow_state
+    for name, (state, version) in atoms.items():
+        detail = TaskDetail(name)
+        detail.state = state
+        detail.version = version
+        record.add(detail)
+    return record
+
+
+def _task(name: str, version: tuple[int, ...] = (1, 0)) -> T:
+    task = T(name)
+    task.version = version
+    return task
+
+
+@pytest.mark.parametrize(
+    ("flow_state", "atom_state"),
+    [
+        (FlowState.PENDING, AtomState.SUCCESS),  # the flow record says PENDING, an atom ran
+        (FlowState.SUSPENDED, AtomState.PENDING),  # no atom ran, the flow record moved on
+    ],
+)
+def test_a_record_with_any_progress_refuses_a_changed_flow(flow_state, atom_state):
+    record = _record(flow_state, {"a": (atom_state, (1, 0))})
+    plan = compile_flow(LinearFlow("f").add(_task("a"), _task("b")))
+    with pytest.raises(FlowChangedError, match=r"atom 'b' was added"):
+        Storage(record).ensure_plan(plan)
+
+
+def test_a_record_without_progress_adopts_a_changed_flow():
+    record = _record(FlowState.PENDING, {"a": (AtomState.PENDING, (1, 0))})
+    storage = Storage(record)
+    storage.ensure_plan(compile_flow(LinearFlow("f").add(_task("a"), _task("b"))))
+    assert sorted(d.name for d in record) == ["a", "b"]
+
+
+def test_every_difference_is_listed_in_the_message():
+    # z is new (listed first), y was removed, a changed major version (recorded as a
+    # string, as TaskFlow records it), m changed minor version only (compatible)
+    record = _record(
+        FlowState.SUSPENDED,
+        {
+            "a": (AtomState.SUCCESS, "12.0"),
+            "m": (AtomState.SUCCESS, "12.0"),
+            "y": (AtomState.SUCCESS, (1, 0)),
+        },
+    )
+    plan = compile_flow(LinearFlow("f").add(_task("z"), _task("a", (13, 0)), _task("m", (12, 1))))
+    with pytest.raises(FlowChangedError) as raised:
+        Storage(record).ensure_plan(plan)
+    assert str(raised.value) == (
+        f"flow record 'f' ({record.uuid}) was recorded for another version of the flow, "
+        "and its run has made progress (SUSPENDED): atom 'z' was added; atom 'y' was "
+        "removed; atom 'a' changed version 12.0 -> 13.0 (another major version). Resume "
+        "it with the flow it was recorded for, or run the new flow in a new flow record "
+        "(load it without flow_detail=)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("recorded", "now", "refused"),
+    [
+        ("12.0", (12, 1), False),
+        ("12.0", (13, 0), True),
+        ("1.0", (10, 0), True),
+        ((2, 0), (2, 5), False),
+        ((2, 0), (3, 0), True),
+    ],
+)
+def test_only_a_change_of_major_version_is_refused(recorded, now, refused):
+    record = _record(FlowState.SUCCESS, {"a": (AtomState.SUCCESS, recorded)})
+    plan = compile_flow(LinearFlow("f").add(_task("a", now)))
+    storage = Storage(record)
+    if refused:
+        with pytest.raises(FlowChangedError, match=r"another major version"):
+            storage.ensure_plan(plan)
+    else:
+        storage.ensure_plan(plan)
+        assert record.find_by_name("a").version == now  # a minor change is adopted
