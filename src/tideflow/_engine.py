@@ -41,11 +41,15 @@ from tideflow.errors import (
 )
 from tideflow.events import AtomEvent, Event, FlowEvent
 from tideflow.executors import (
+    Awaiter,
     Dispatcher,
-    ExecutorDispatcher,
+    DispatcherFactory,
+    Outcome,
     SerialDispatcher,
     SubmitExecutor,
     call_atom,
+    factory_for,
+    resolve_executor,
 )
 from tideflow.failure import Failure
 from tideflow.persistence.memory import MemoryBackend
@@ -168,7 +172,7 @@ class Engine:
         book: LogBook | None = None,
         flow_detail: FlowDetail | None = None,
         kind: str = "serial",
-        executor: SubmitExecutor | None = None,
+        executor: SubmitExecutor | str | None = None,
         max_workers: int | None = None,
         defer_reverts: bool = False,
         never_resolve: bool = False,
@@ -190,7 +194,13 @@ class Engine:
                 raise TypeError(f"{option}= takes True or False, got {value!r}")
         self._flow = flow
         self.kind = kind
-        self._executor = executor
+        #: Where atom calls run: the serial engine's own thread, or a registered executor
+        #: (its factory found now, so a name whose module is missing fails at load time)
+        self._dispatcher_factory: DispatcherFactory | None = None
+        self._executor: Any = None
+        if kind != "serial":
+            name, self._executor = resolve_executor(executor)
+            self._dispatcher_factory = factory_for(name)
         self._max_workers = max_workers
         #: REVERT always defers to the enclosing controller (none: the whole run reverts)
         self._defer_reverts = defer_reverts
@@ -511,6 +521,13 @@ class Engine:
                 self.storage.release()
             self._lock.release()
 
+    def _make_dispatcher(self, sink: Callable[[Atom, str, Mapping[str, Any]], None]) -> Dispatcher:
+        """The dispatcher of one run: the engine thread itself, or the chosen executor's."""
+        factory = self._dispatcher_factory
+        if factory is None:
+            return SerialDispatcher()
+        return factory(self._executor, max_workers=self._max_workers, sink=sink)
+
     def _begin(self) -> bool:
         """Move the flow (and, for a fresh start, its atoms) into RUNNING.
 
@@ -550,15 +567,14 @@ class Engine:
         resuming = scheduling = waiting = analyzing = 0.0
         completed = 0
         fresh = self._begin()
-        dispatcher: Dispatcher = (
-            SerialDispatcher()
-            if self.kind == "serial"
-            else ExecutorDispatcher(self._executor, self._max_workers)
-        )
-        # serial runs call atoms right here and keep outcomes in the dispatcher's list
-        ran = dispatcher.done if isinstance(dispatcher, SerialDispatcher) else None
-        start = dispatcher.start
         sink = self._task_event
+        dispatcher = self._make_dispatcher(sink)
+        # serial runs call atoms right here and keep outcomes in the dispatcher's list
+        ran: list[Outcome] | None = None
+        run_coroutine: Awaiter | None = None
+        if isinstance(dispatcher, SerialDispatcher):
+            ran, run_coroutine = dispatcher.done, dispatcher.run_coroutine
+        start = dispatcher.start
         scheduler = Scheduler(plan)
         self._ignored = ignored = bytearray(plan.size)
         # a store that shares the engine's record objects needs no write-back
@@ -620,7 +636,7 @@ class Engine:
                             detail.state = _RUNNING
                             atom._event_sink = sink
                             if ran is not None:
-                                ran.append(call_atom(node, False, atom, {}))
+                                ran.append(call_atom(node, False, atom, {}, run_coroutine))
                             else:
                                 start((node, False, atom, {}))
                         else:

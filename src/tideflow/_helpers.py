@@ -8,10 +8,10 @@ from typing import Any
 
 from tideflow._engine import ENGINE_KINDS, Engine
 from tideflow._flow import Flow, LinearFlow
-from tideflow._options import closest, describe, executor_from_name
+from tideflow._options import closest, describe
 from tideflow._task import Atom, callable_name, never_initialised
 from tideflow.errors import NotFoundError
-from tideflow.executors import SubmitExecutor
+from tideflow.executors import SubmitExecutor, resolve_executor
 from tideflow.failure import Failure
 from tideflow.persistence.models import FlowDetail, LogBook
 from tideflow.states import FlowState
@@ -122,8 +122,12 @@ def load(
     """Make an engine for ``flow``; ``store`` gives the values its atoms may require.
 
     ``engine`` is ``"serial"`` (atoms run one at a time on the calling thread) or
-    ``"parallel"`` (ready atoms run at once on ``executor``: an object with
-    ``submit()``, or ``"threads"``, the default, a pool of ``max_workers`` threads).
+    ``"parallel"`` (ready atoms run at once on ``executor``: ``"threads"``, the
+    default, a pool of ``max_workers`` threads; ``"processes"``; ``"asyncio"``
+    (coroutines on an event loop, other atoms on threads); any name registered with
+    :func:`tideflow.executors.register_executor`; a ``concurrent.futures`` executor or
+    anything with ``submit()``, used as given and never shut down; or a
+    ``distributed.Client``).
     ``backend`` keeps the run's records (a store object, or a URL such as
     ``"memory://"``); ``flow_detail`` resumes one. Options are checked here: an option
     the chosen engine would ignore is an error. ``defer_reverts`` and ``never_resolve``
@@ -133,13 +137,12 @@ def load(
     """
     kind = _engine_kind(engine)
     if isinstance(executor, str):
-        executor_from_name(executor)
+        resolve_executor(executor)  # an unknown name is refused first, with the choices
         if kind == "serial":
             raise ValueError(
                 f"executor={executor!r} would be ignored: the serial engine runs every atom "
-                "on the calling thread; pass engine='parallel' to run atoms on threads"
+                "on the calling thread; pass engine='parallel' to run atoms there"
             )
-        executor = None  # 'threads': the parallel engine's own pool
     return Engine(
         _as_flow(flow),
         store=store,

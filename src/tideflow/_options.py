@@ -11,36 +11,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping
-from typing import Any, Final
+from typing import Any
 
 from tideflow._flow import Flow
+from tideflow.executors import resolve_executor
 from tideflow.persistence.models import FlowDetail, LogBook
 
 __all__ = [
-    "EXECUTOR_NAMES",
     "check_options",
     "check_store_keys",
     "check_timeout",
     "closest",
     "describe",
-    "executor_from_name",
     "short_repr",
 ]
-
-#: Executor names ``load(executor=...)`` understands, and what each means today.
-EXECUTOR_NAMES: Final = ("threads",)
-_THREAD_NAMES: Final = frozenset({"thread", "threads", "threaded"})
-#: Executors that later versions bring; asked for by name, they are refused as such.
-_LATER: Final = {
-    "process": "processes",
-    "processes": "processes",
-    "asyncio": "asyncio",
-    "async": "asyncio",
-    "dask": "dask",
-    "greenthread": "greenthreads",
-    "greenthreads": "greenthreads",
-    "greenthreaded": "greenthreads",
-}
 
 
 def short_repr(value: object, limit: int = 80) -> str:
@@ -61,27 +45,6 @@ def closest(word: str, choices: Collection[str]) -> str:
     by_folded = {choice.casefold(): choice for choice in choices}
     found = difflib.get_close_matches(word.casefold(), list(by_folded), n=1, cutoff=0.6)
     return f"did you mean {by_folded[found[0]]!r}? " if found else ""
-
-
-def executor_from_name(name: str) -> None:
-    """Check an executor given by name; the only one this version runs is ``'threads'``.
-
-    Returns nothing: ``'threads'`` means the engine's own thread pool.
-    """
-    key = name.strip().lower()
-    if key in _THREAD_NAMES:
-        return
-    if key in _LATER:
-        raise ValueError(
-            f"executor={name!r}: the {_LATER[key]} executor is not available in this version "
-            "of tideflow; use executor='threads' (or any object with submit(), such as a "
-            "concurrent.futures.ThreadPoolExecutor) with engine='parallel'"
-        )
-    raise ValueError(
-        f"executor={name!r} is not an executor name; {closest(key, [*_THREAD_NAMES, *_LATER])}"
-        f"this version runs {list(EXECUTOR_NAMES)}, or pass an object with submit() "
-        "(a concurrent.futures or futurist executor)"
-    )
 
 
 def check_store_keys(values: Mapping[Any, Any], where: str) -> None:
@@ -144,11 +107,10 @@ def check_options(
             raise TypeError(f"max_workers= takes a whole number, got {describe(max_workers)}")
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, got {max_workers}")
-    if executor is not None and not callable(getattr(executor, "submit", None)):
-        raise TypeError(
-            f"executor= takes an object with submit() (a concurrent.futures or futurist "
-            f"executor) or the name 'threads', got {describe(executor)}"
-        )
+    if executor is not None:
+        # a name it knows, a distributed.Client or anything with submit(); the message of
+        # a wrong one lists the names (executors/__init__.py)
+        resolve_executor(executor)
     if kind == "serial":
         ignored = [
             name

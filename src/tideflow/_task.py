@@ -123,6 +123,7 @@ def _as_names(value: Requires, what: str, owner: str) -> tuple[str, ...]:
 
 
 _CALL_KINDS: dict[object, str | None] = {}
+_COROUTINE = "an async def (coroutine) function"
 
 
 def _call_kind(func: Callable[..., Any]) -> str | None:
@@ -141,7 +142,7 @@ def _inspect_call_kind(func: Callable[..., Any]) -> str | None:
     import inspect  # noqa: PLC0415  # deferred: slow to import, needed once per callable
 
     if inspect.iscoroutinefunction(func):
-        return "an async def (coroutine) function"
+        return _COROUTINE
     if inspect.isasyncgenfunction(func):
         return "an async generator function"
     if inspect.isgeneratorfunction(func):
@@ -173,6 +174,11 @@ def refuse_undrivable(atoms: Sequence[Atom | None]) -> None:
 
 
 _METHODS = ("execute", "revert")
+
+
+def is_async_method(atom: Atom, method: str) -> bool:
+    """Say whether ``atom``'s ``method`` (execute or revert) is an ``async def``."""
+    return _call_kind(atom._callable(method)[0]) == _COROUTINE
 
 
 def _refuse_one(atom: Atom) -> None:

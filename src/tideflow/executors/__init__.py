@@ -1,31 +1,62 @@
-"""Where atom code runs: inline on the engine thread, or on any ``submit()``-able executor.
+"""Where atom code runs: the dispatcher seam, and the registry of executors by name.
 
-The engine hands out :class:`Work` and collects :class:`Outcome`; workers only run
-user code and return a value or a :class:`~tideflow.Failure`, never touching engine
-state. Any object with ``submit(fn, *args)`` returning a ``concurrent.futures.Future``
-(the standard library's pools, futurist's executors) can run atoms.
+The engine hands out :class:`Work` and collects :class:`Outcome` through a
+:class:`Dispatcher`; workers only run user code and return a value or a
+:class:`~tideflow.Failure`, never touching engine state. Each kind of executor is a
+module of its own, made by a factory the registry finds by name:
+
+===============  ==========================  =============================================
+name (aliases)   module                      runs atom calls
+===============  ==========================  =============================================
+(serial engine)  ``executors/serial.py``     on the engine thread, at once
+``threads``      ``executors/threads.py``    on a thread pool, or any object with submit()
+(``thread``,
+``threaded``)
+``processes``    ``executors/processes.py``  on a pool of worker processes
+(``process``)
+``asyncio``      ``executors/aio.py``        coroutines on an event loop, the rest on threads
+(``async``)
+``dask``         ``executors/dask.py``       on a Dask cluster (pass a ``distributed.Client``)
+===============  ==========================  =============================================
+
+``load(engine='parallel', executor=...)`` takes a name, a ``concurrent.futures``
+executor or anything with ``submit()`` (run by the threads dispatcher, or the processes
+one for a ``ProcessPoolExecutor``; used as given, never shut down by the engine), or a
+``distributed.Client`` (recognised by its type's module, so Dask is never imported
+unless it is used). Third parties add executors with :func:`register_executor` or an
+entry point in the group ``tideflow.executors`` whose value is ``"module:factory"``.
+Factories given as ``"module:attr"`` are imported the first time they are asked for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from types import CoroutineType
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
-from tideflow._task import Atom
+from tideflow._task import Atom, is_async_method
 from tideflow.failure import Failure
 
 if TYPE_CHECKING:
     import concurrent.futures as cf
 
 __all__ = [
+    "Awaiter",
     "Dispatcher",
+    "DispatcherFactory",
+    "EventSink",
     "ExecutorDispatcher",
     "Outcome",
     "SerialDispatcher",
     "SubmitExecutor",
+    "ThreadDispatcher",
     "Work",
     "call_atom",
+    "executor_names",
+    "factory_for",
+    "make_dispatcher",
+    "register_executor",
+    "resolve_executor",
 ]
 
 
@@ -34,39 +65,70 @@ __all__ = [
 Work: TypeAlias = tuple[int, bool, Atom, dict[str, Any]]
 #: What one atom call gave: ``(node, reverting, ok, value or Failure)``.
 Outcome: TypeAlias = tuple[int, bool, bool, Any]
+#: The engine's receiver of a task's own events (progress, custom events); callable from
+#: any thread, always with the engine-side atom object.
+EventSink: TypeAlias = Callable[[Atom, str, Mapping[str, Any]], None]
+#: Runs a coroutine an atom's execute/revert handed back to its end; returns its value.
+Awaiter: TypeAlias = Callable[[Coroutine[Any, Any, Any]], Any]
 
 
-def _refuse_unfinished(atom: Atom, reverting: bool, value: Any) -> None:
-    if hasattr(value, "close"):
-        value.close()  # never awaited, on purpose: say so quietly, not with a warning
+def _await_alone(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine to its end on a loop of its own, in this thread.
+
+    What a worker with no engine loop at hand (a process, a Dask worker) does with an
+    ``async def`` atom.
+    """
+    import asyncio  # noqa: PLC0415  # only for async atoms
+
+    return asyncio.run(coroutine)
+
+
+def _finish(atom: Atom, reverting: bool, value: Any, awaiter: Awaiter | None) -> Any:
+    """Run the coroutine an ``async def`` method handed back to its end; refuse others.
+
+    A plain function that returns a coroutine is refused, not awaited: it says it does
+    the work itself, and a coroutine it hands back is most likely a forgotten ``await``.
+    """
     method = "revert" if reverting else "execute"
+    if is_async_method(atom, method):
+        return (awaiter or _await_alone)(value)
+    value.close()  # never awaited, on purpose: say so quietly, not with a warning
     raise TypeError(
         f"atom {atom.name!r}: {method}() returned {type(value).__name__} object instead of "
-        "a result; it is async, which this engine cannot await. Make it a plain function "
-        "(run async code with asyncio.run() inside it)"
+        "a result, but it is not an async def: await it inside (or make the method "
+        "async def, which the engine awaits)"
     )
 
 
-def call_atom(node: int, reverting: bool, atom: Atom, kwargs: dict[str, Any]) -> Outcome:
-    """Run one atom call with its pre/post hooks, turning an exception into a Failure."""
+def call_atom(
+    node: int,
+    reverting: bool,
+    atom: Atom,
+    kwargs: dict[str, Any],
+    awaiter: Awaiter | None = None,
+) -> Outcome:
+    """Run one atom call with its pre/post hooks, turning an exception into a Failure.
+
+    An ``async def`` execute/revert is run to its end by ``awaiter`` (the engine's event
+    loop) before the post hook, or, without one, on a loop of its own in this thread.
+    """
     try:
         if reverting:
             atom.pre_revert()
             try:
                 value = atom.revert(**kwargs)
+                if value.__class__ is CoroutineType:
+                    value = _finish(atom, reverting, value, awaiter)
             finally:
                 atom.post_revert()
         else:
             atom.pre_execute()
             try:
                 value = atom.execute(**kwargs)
+                if value.__class__ is CoroutineType:
+                    value = _finish(atom, reverting, value, awaiter)
             finally:
                 atom.post_execute()
-        if value.__class__ is CoroutineType:
-            # async after all (a plain function handing back a coroutine): refused, since
-            # storing it would hide that the work never ran; async def methods are
-            # refused before the run starts
-            _refuse_unfinished(atom, reverting, value)
     except Exception as exc:
         return (node, reverting, False, Failure.from_exception(exc))
     return (node, reverting, True, value)
@@ -89,33 +151,7 @@ class Dispatcher(Protocol):
         """How many started works have not been handed back yet."""
 
     def close(self) -> None:
-        """Release what the dispatcher owns."""
-
-
-class SerialDispatcher:
-    """Runs each atom call on the engine thread, at once."""
-
-    def __init__(self) -> None:
-        #: Outcomes not handed back yet; the engine's serial fast path appends here too.
-        self.done: list[Outcome] = []
-
-    def start(self, work: Work) -> None:
-        self.done.append(call_atom(*work))
-
-    def finish(self, outcome: Outcome) -> None:
-        self.done.append(outcome)
-
-    def wait(self, timeout: float | None) -> list[Outcome]:
-        done = self.done[:]
-        self.done.clear()
-        return done
-
-    @property
-    def in_flight(self) -> int:
-        return len(self.done)
-
-    def close(self) -> None:
-        self.done.clear()
+        """Release what the dispatcher owns, without waiting for a pool to wind down."""
 
 
 class SubmitExecutor(Protocol):
@@ -124,66 +160,182 @@ class SubmitExecutor(Protocol):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]: ...
 
 
-class ExecutorDispatcher:
-    """Runs atom calls on an executor (threads by default), several at once.
+class DispatcherFactory(Protocol):
+    """Makes the dispatcher of one run.
 
-    Finished futures announce themselves on a queue (``add_done_callback``), so
-    collecting outcomes costs O(1) per finished call however many are in flight
-    (``concurrent.futures.wait`` would visit every pending future on each call).
+    ``executor`` is what the user passed: None for a named kind (make your own pool,
+    of ``max_workers`` workers where that means something), or the user's object,
+    which the dispatcher uses as given and never shuts down. ``sink`` is the engine's
+    receiver of task events, for events raised where the engine cannot see them.
     """
 
-    def __init__(self, executor: SubmitExecutor | None = None, max_workers: int | None = None):
-        # deferred: serial runs never need these
-        import concurrent.futures as cf  # noqa: PLC0415
-        import queue  # noqa: PLC0415
+    def __call__(self, executor: Any, *, max_workers: int | None, sink: EventSink) -> Dispatcher:
+        """Return a dispatcher ready to start work."""
+        ...
 
-        self._owned = executor is None
-        self._executor: Any = executor or cf.ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix="tideflow-worker"
+
+# -- the registry ------------------------------------------------------------------
+
+#: name -> factory, or "module:attr" not imported yet
+_FACTORIES: dict[str, DispatcherFactory | str] = {}
+#: alias -> name (every name is its own alias)
+_ALIASES: dict[str, str] = {}
+_ENTRY_POINT_GROUP: Final = "tideflow.executors"
+_entry_points_read = False
+
+
+def register_executor(
+    name: str, factory: DispatcherFactory | str, *, aliases: Iterable[str] = ()
+) -> None:
+    """Make ``executor=name`` (or any alias) run atom calls on ``factory``'s dispatchers.
+
+    ``factory`` may be ``"module:attr"``, imported the first time the name is asked
+    for. Registering a name again replaces its factory.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"register_executor() takes a name (str), got {name!r}")
+    if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
+        raise TypeError(
+            f"register_executor({name!r}, ...) takes a dispatcher factory or its "
+            f"'module:attr' path, got {factory!r}"
         )
-        self._finished: queue.SimpleQueue[cf.Future[Outcome]] = queue.SimpleQueue()
-        self._empty = queue.Empty
-        self._pending = 0
+    key = name.strip().lower()
+    _FACTORIES[key] = factory
+    _ALIASES[key] = key
+    for alias in aliases:
+        _ALIASES[alias.strip().lower()] = key
 
-    def start(self, work: Work) -> None:
-        try:
-            future = self._executor.submit(call_atom, *work)
-        except Exception as exc:
-            # the executor refused the call (shut down, full): the atom fails with that
-            # error like any failed call, and the engine reverts as usual
-            self.finish((work[0], work[1], False, Failure.from_exception(exc)))
-            return
-        self._pending += 1
-        future.add_done_callback(self._finished.put)
 
-    def finish(self, outcome: Outcome) -> None:
-        import concurrent.futures as cf  # noqa: PLC0415  # already loaded by __init__
+def _read_entry_points() -> None:
+    """Register the executors third-party packages declare (once, when first needed)."""
+    global _entry_points_read  # read once per process
+    if _entry_points_read:
+        return
+    _entry_points_read = True
+    from importlib.metadata import entry_points  # noqa: PLC0415  # only for unknown names
 
-        future: cf.Future[Outcome] = cf.Future()
-        future.set_result(outcome)
-        self._pending += 1
-        self._finished.put(future)
+    for point in entry_points(group=_ENTRY_POINT_GROUP):
+        if point.name.strip().lower() not in _FACTORIES:
+            register_executor(point.name, point.value)
 
-    def wait(self, timeout: float | None) -> list[Outcome]:
-        if not self._pending:
-            return []
-        finished = self._finished
-        try:
-            futures = [finished.get(timeout=timeout)]
-        except self._empty:
-            return []  # timed out: nothing finished yet
-        while True:  # take whatever else is already done, without waiting
-            try:
-                futures.append(finished.get_nowait())
-            except self._empty:
-                break
-        self._pending -= len(futures)
-        return [future.result() for future in futures]
 
-    @property
-    def in_flight(self) -> int:
-        return self._pending
+def executor_names() -> list[str]:
+    """Every executor name ``load(executor=...)`` understands, aliases included, sorted."""
+    _read_entry_points()
+    return sorted(_ALIASES)
 
-    def close(self) -> None:
-        if self._owned:
-            self._executor.shutdown(wait=True)
+
+def _canonical(name: str) -> str:
+    key = name.strip().lower()
+    found = _ALIASES.get(key)
+    if found is None:
+        _read_entry_points()
+        found = _ALIASES.get(key)
+    if found is None:
+        import difflib  # noqa: PLC0415  # only on error paths
+
+        close = difflib.get_close_matches(key, list(_ALIASES), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(
+            f"executor={name!r} is not an executor name; {hint}choose one of "
+            f"{sorted(_FACTORIES)} (or their aliases {sorted(set(_ALIASES) - set(_FACTORIES))}), "
+            "or pass an object with submit() (a concurrent.futures or futurist executor) "
+            "or a distributed.Client"
+        )
+    return found
+
+
+def _is_dask_client(executor: object) -> bool:
+    cls = type(executor)
+    return cls.__module__.split(".")[0] == "distributed" and cls.__name__ == "Client"
+
+
+def resolve_executor(executor: object) -> tuple[str, Any]:
+    """The registered name that runs ``executor``, and the object the factory gets.
+
+    ``executor`` is None (the threads default), a name, a ``distributed.Client``, a
+    ``ProcessPoolExecutor`` or anything with ``submit()``. An unknown name is a
+    ValueError naming the choices; an object of another kind a TypeError.
+    """
+    if executor is None:
+        return "threads", None
+    if isinstance(executor, str):
+        return _canonical(executor), None
+    if _is_dask_client(executor):
+        return "dask", executor
+    if not callable(getattr(executor, "submit", None)):
+        raise TypeError(
+            "executor= takes an object with submit() (a concurrent.futures or futurist "
+            "executor), a distributed.Client or a name "
+            f"({', '.join(repr(n) for n in sorted(_FACTORIES))}), got {_describe(executor)}"
+        )
+    import concurrent.futures as cf  # noqa: PLC0415  # loaded by any executor object
+
+    if isinstance(executor, cf.ProcessPoolExecutor):
+        return "processes", executor
+    return "threads", executor
+
+
+def _describe(value: object) -> str:
+    text = repr(value)
+    return f"{text if len(text) <= 80 else text[:77] + '...'} ({type(value).__name__})"
+
+
+def _module_missing(name: str, path: str, exc: ImportError) -> ValueError:
+    return ValueError(
+        f"executor={name!r}: the {name} executor is not available in this version of "
+        f"tideflow: its module {path.partition(':')[0]} cannot be imported ({exc}); use "
+        "executor='threads' (or any object with submit(), such as a "
+        "concurrent.futures.ThreadPoolExecutor) with engine='parallel'"
+    )
+
+
+def factory_for(name: str) -> DispatcherFactory:
+    """The dispatcher factory registered as ``name`` (a name :func:`resolve_executor` gave).
+
+    A ``"module:attr"`` factory is imported here; a module that cannot be imported is
+    a ValueError saying which.
+    """
+    factory = _FACTORIES[name]
+    if not isinstance(factory, str):
+        return factory
+    import importlib  # noqa: PLC0415  # a factory's first use
+
+    module_name, _, attr = factory.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if exc.name is not None and module_name.startswith(exc.name):
+            raise _module_missing(name, factory, exc) from None  # the module itself is absent
+        raise _module_missing(name, factory, exc) from exc  # something it needs is absent
+    loaded = getattr(module, attr, None)
+    if not callable(loaded):
+        raise ValueError(
+            f"executor={name!r}: {factory!r} names no dispatcher factory "
+            f"({module_name} has no callable {attr!r})"
+        )
+    _FACTORIES[name] = loaded
+    return loaded  # type: ignore[no-any-return]
+
+
+def make_dispatcher(
+    name: str, executor: Any, *, max_workers: int | None, sink: EventSink
+) -> Dispatcher:
+    """The dispatcher for one run on the executor registered as ``name``."""
+    return factory_for(name)(executor, max_workers=max_workers, sink=sink)
+
+
+register_executor(
+    "threads", "tideflow.executors.threads:make_dispatcher", aliases=("thread", "threaded")
+)
+register_executor("processes", "tideflow.executors.processes:make_dispatcher", aliases=("process",))
+register_executor("asyncio", "tideflow.executors.aio:make_dispatcher", aliases=("async",))
+register_executor("dask", "tideflow.executors.dask:make_dispatcher")
+
+# The two dispatchers every engine may need, importable from here as before (below the
+# definitions above, which their modules import).
+from tideflow.executors.serial import SerialDispatcher  # noqa: E402
+from tideflow.executors.threads import ThreadDispatcher  # noqa: E402
+
+#: The thread pool dispatcher's former name.
+ExecutorDispatcher = ThreadDispatcher
