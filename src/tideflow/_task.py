@@ -543,6 +543,34 @@ class Atom:
     def __repr__(self) -> str:
         return f"<{type(self).__module__}.{type(self).__qualname__} {self}>"
 
+    def __getstate__(self) -> object:
+        """What a pickled (or copied) atom keeps: everything but what ties it to an engine.
+
+        The event sink (a bound method of the engine running it) and the atom's own
+        notifier (its listeners live in this process) stay behind, so an atom sent to a
+        worker process or another machine carries nothing of the engine.
+        """
+        state = super().__getstate__()
+        slots = None
+        if isinstance(state, tuple):  # a subclass with __slots__: (dict or None, slots)
+            state, slots = state
+        if isinstance(state, dict) and ("_event_sink" in state or "_notifier" in state):
+            state = {k: v for k, v in state.items() if k not in _ENGINE_ONLY}
+        return state if slots is None else (state, slots)
+
+    def __setstate__(self, state: object) -> None:
+        """Restore what :meth:`__getstate__` kept (the sink and notifier start empty)."""
+        if isinstance(state, tuple):
+            state, slots = state
+            for key, value in slots.items():
+                object.__setattr__(self, key, value)
+        if isinstance(state, dict):
+            self.__dict__.update(state)
+
+
+#: Attributes of an atom that belong to the engine running it, never pickled.
+_ENGINE_ONLY = frozenset(("_event_sink", "_notifier"))
+
 
 class _TaskNotifier(RestrictedNotifier):
     """A task's own notifier: its listeners, plus the engine running it, hear its events."""
