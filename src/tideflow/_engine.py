@@ -566,9 +566,17 @@ class Engine:
         began = clock()
         resuming = scheduling = waiting = analyzing = 0.0
         completed = 0
-        fresh = self._begin()
         sink = self._task_event
         dispatcher = self._make_dispatcher(sink)
+        check = getattr(dispatcher, "prepare", None)
+        if check is not None:
+            # atoms sent elsewhere (processes, a cluster) are refused before anything runs
+            try:
+                check(plan.atoms)
+            except BaseException:
+                dispatcher.close()
+                raise
+        fresh = self._begin()
         # serial runs call atoms right here and keep outcomes in the dispatcher's list
         ran: list[Outcome] | None = None
         run_coroutine: Awaiter | None = None

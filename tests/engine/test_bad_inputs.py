@@ -162,12 +162,6 @@ OPTIONS = [
         r"executor='thredas' is not an executor name; did you mean 'threads'",
     ),
     Case(
-        "executor-processes",
-        lambda e: _load_beside(e, engine="parallel", executor="processes"),
-        ValueError,
-        r"processes executor is not available in this version",
-    ),
-    Case(
         "executor-asyncio",
         lambda e: _load_beside(e, engine="parallel", executor="asyncio"),
         ValueError,

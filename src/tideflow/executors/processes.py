@@ -330,13 +330,15 @@ def _culprit(atom: Atom) -> str:
 
 
 def _unsendable(atom: Atom, kwargs: Mapping[str, Any], exc: Exception) -> Failure:
-    what = f"atom {atom.name!r}"
+    """The failure of a call whose atom or arguments cannot be pickled (it never started)."""
     for name, value in kwargs.items():
         try:
             pickle.dumps(value, _PROTOCOL)
         except Exception:
             what = f"argument {name!r} ({type(value).__name__}) of atom {atom.name!r}"
             break
+    else:
+        what = f"atom {atom.name!r}: {_culprit(atom)}"
     error = TypeError(f"{what} cannot be sent to a worker process: it cannot be pickled ({exc})")
     error.__cause__ = exc
     return Failure.from_exception(error)
