@@ -25,7 +25,7 @@ from tideflow._compiler import RETRY, START, Binding, Decision, Plan, compile_fl
 from tideflow._compiler import _entry_atoms as entry_atoms
 from tideflow._flow import Flow
 from tideflow._log import logger
-from tideflow._notifier import Notifier
+from tideflow._notifier import Notifier, atom_details, flow_details
 from tideflow._options import check_options, check_timeout, short_repr
 from tideflow._retries import TO_REVERT as _RETRY_TO_REVERT
 from tideflow._retries import RetryScopes, attempt_of
@@ -409,7 +409,7 @@ class Engine:
                 event = FlowEvent(storage.flow_name, storage.flow_uuid, new, old, time.time())
                 self._emit(event)
                 if listening:
-                    self.notifier.notify(new.value, event.details(self))
+                    self.notifier.notify(new.value, flow_details(event, self))
 
     def _atom_state(
         self, detail: AtomDetail, new: AtomState, result: Any = None, delay: float | None = None
@@ -448,7 +448,7 @@ class Engine:
             )
             self._emit(event)
             if listening:
-                notifier.notify(new.value, event.details())
+                notifier.notify(new.value, atom_details(event))
 
     def _task_event(self, atom: Atom, event: str, details: Mapping[str, Any]) -> None:
         """A task reported an event: record progress, tell atom listeners of that event."""

@@ -6,6 +6,11 @@ keyword, and so do we). Callbacks registered for
 :data:`Notifier.ANY` (``'*'``) receive every event. A callback that raises is
 logged and never stops the others or the run. :meth:`Notifier.wants` lets a
 producer skip building details nobody will read.
+
+This is also where the TaskFlow-style details are built: the engine makes one
+typed record per state change (:mod:`tideflow.events`) and, when a TaskFlow-style
+callback listens, turns it into TaskFlow's dictionary with :func:`flow_details`
+or :func:`atom_details`. The typed records stay free of any engine.
 """
 
 from __future__ import annotations
@@ -14,13 +19,56 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from tideflow._log import logger
+from tideflow.events import AtomEvent, FlowEvent
+from tideflow.states import AtomState
 
-__all__ = ["Listener", "Notifier", "RestrictedNotifier"]
+__all__ = ["Listener", "Notifier", "RestrictedNotifier", "atom_details", "flow_details"]
+
+#: Atom states whose TaskFlow-style details carry a ``result`` key.
+_RESULT_STATES = frozenset(
+    {AtomState.SUCCESS, AtomState.FAILURE, AtomState.REVERTED, AtomState.REVERT_FAILURE}
+)
 
 _LOGGER = "tideflow.notifier"
 
 Callback = Callable[..., Any]
 DetailsFilter = Callable[[Mapping[str, Any]], bool]
+
+
+def flow_details(event: FlowEvent, engine: object) -> dict[str, Any]:
+    """The TaskFlow-style details of a flow state change (keys in TaskFlow's order).
+
+    ``engine`` is whatever TaskFlow's callbacks expect under ``'engine'``: the
+    engine that made the change.
+    """
+    return {
+        "engine": engine,
+        "flow_name": event.flow_name,
+        "flow_uuid": event.flow_uuid,
+        "old_state": event.old_state.value,
+    }
+
+
+def atom_details(event: AtomEvent) -> dict[str, Any]:
+    """The TaskFlow-style details of an atom state change (keys in TaskFlow's order).
+
+    Keys are ``task_*`` or ``retry_*`` by the atom's kind; a finished state adds
+    ``result`` (the value, or the Failure). A controller with a back-off adds
+    ``attempt`` and ``delay`` to its RETRYING details (TaskFlow's controllers have
+    none, so its programs see its keys only).
+    """
+    prefix = event.kind
+    details: dict[str, Any] = {
+        f"{prefix}_name": event.atom_name,
+        f"{prefix}_uuid": event.atom_uuid,
+        "old_state": event.old_state.value,
+    }
+    if event.state in _RESULT_STATES:
+        details["result"] = event.failure if event.failure is not None else event.result
+    if event.delay is not None:
+        details["attempt"] = event.attempt
+        details["delay"] = event.delay
+    return details
 
 
 def _unknown_event(event_type: str, known: Collection[str]) -> str:

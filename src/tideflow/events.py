@@ -2,28 +2,23 @@
 
 Each state change of a run is one small immutable record carrying everything a
 progress bar, a log line or a tracing span needs: the run (flow uuid), the atom,
-the old and new state, when it happened, and the result or failure. The
-TaskFlow-style ``(state, details)`` notifications are built from these records at
-the edge (:meth:`FlowEvent.details`, :meth:`AtomEvent.details`). Records are made
-only when someone subscribes or listens.
+the old and new state, when it happened, the attempt, and the result or failure.
+These records are the one channel observers read: the listeners in
+:mod:`tideflow.listeners` are built on them, and the TaskFlow-style
+``(state, details)`` notifications are built from them at the edge, where the
+TaskFlow-style notifiers live (``tideflow._notifier.flow_details`` and
+``atom_details``). This module knows nothing of the engine that makes them.
+Records are made only when someone subscribes or listens.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from tideflow.failure import Failure
 from tideflow.states import AtomState, FlowState
 
-if TYPE_CHECKING:
-    from tideflow._engine import Engine
-
 __all__ = ["AtomEvent", "Event", "FlowEvent"]
-
-#: Atom states whose TaskFlow-style details carry a ``result`` key.
-_RESULT_STATES = frozenset(
-    {AtomState.SUCCESS, AtomState.FAILURE, AtomState.REVERTED, AtomState.REVERT_FAILURE}
-)
 
 
 class FlowEvent(NamedTuple):
@@ -35,14 +30,10 @@ class FlowEvent(NamedTuple):
     old_state: FlowState
     at: float
 
-    def details(self, engine: Engine) -> dict[str, Any]:
-        """The TaskFlow-style details of this change (keys in TaskFlow's order)."""
-        return {
-            "engine": engine,
-            "flow_name": self.flow_name,
-            "flow_uuid": self.flow_uuid,
-            "old_state": self.old_state.value,
-        }
+    @property
+    def run_id(self) -> str:
+        """The run's id: its flow record's uuid, as ``tideflow.resume()`` takes it."""
+        return self.flow_uuid
 
 
 class AtomEvent(NamedTuple):
@@ -68,24 +59,10 @@ class AtomEvent(NamedTuple):
     attempt: int = 1
     delay: float | None = None
 
-    def details(self) -> dict[str, Any]:
-        """The TaskFlow-style details of this change.
-
-        A controller with a back-off adds ``attempt`` and ``delay`` to its RETRYING
-        details (TaskFlow's controllers have none, so its programs see its keys only).
-        """
-        prefix = self.kind
-        details: dict[str, Any] = {
-            f"{prefix}_name": self.atom_name,
-            f"{prefix}_uuid": self.atom_uuid,
-            "old_state": self.old_state.value,
-        }
-        if self.state in _RESULT_STATES:
-            details["result"] = self.failure if self.failure is not None else self.result
-        if self.delay is not None:
-            details["attempt"] = self.attempt
-            details["delay"] = self.delay
-        return details
+    @property
+    def run_id(self) -> str:
+        """The run's id: its flow record's uuid, as ``tideflow.resume()`` takes it."""
+        return self.flow_uuid
 
 
 #: Either kind of event.

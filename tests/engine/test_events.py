@@ -5,6 +5,7 @@ import logging
 import pytest
 
 from tideflow import AtomEvent, Failure, FlowEvent, LinearFlow, Task
+from tideflow._notifier import atom_details
 
 
 class Ok(Task):
@@ -62,7 +63,7 @@ def test_failures_travel_as_failures_and_details_match_taskflow(load):
     assert failed.result is None
     assert failed.failure.check(OSError)
     atom_events = [e for e in events if isinstance(e, AtomEvent)]
-    assert [(e.state, e.details()) for e in atom_events] == notified
+    assert [(e.state, atom_details(e)) for e in atom_events] == notified
     assert events[-1].state == "REVERTED"
 
 
