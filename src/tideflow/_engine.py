@@ -568,15 +568,15 @@ class Engine:
         completed = 0
         sink = self._task_event
         dispatcher = self._make_dispatcher(sink)
-        check = getattr(dispatcher, "prepare", None)
-        if check is not None:
-            # atoms sent elsewhere (processes, a cluster) are refused before anything runs
-            try:
+        try:
+            check = getattr(dispatcher, "prepare", None)
+            if check is not None:
+                # atoms sent elsewhere (processes, a cluster) are refused before anything runs
                 check(plan.atoms)
-            except BaseException:
-                dispatcher.close()
-                raise
-        fresh = self._begin()
+            fresh = self._begin()
+        except BaseException:
+            dispatcher.close()  # its pool, its threads: nothing will run on them
+            raise
         # serial runs call atoms right here and keep outcomes in the dispatcher's list
         ran: list[Outcome] | None = None
         run_coroutine: Awaiter | None = None
