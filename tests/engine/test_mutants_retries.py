@@ -281,3 +281,48 @@ def test_a_resumed_revert_decision_raises_the_failure_that_led_to_it(engine_kind
     states = {n: str(resumed.storage.get_atom_state(n)) for n in ("p", "r", "a", "b", "s")}
     assert states == {"p": "SUCCESS", **dict.fromkeys(("r", "a", "b", "s"), "REVERTED")}
     assert s.runs == 1
+
+
+# -- two failures of one attempt: a RETRY, then a REVERT ----------------------------------------
+
+
+class Wrong(tideflow.Task):
+    def execute(self) -> None:
+        raise ValueError(f"{self.name} is wrong")
+
+
+def test_a_revert_for_a_flow_whose_retry_is_under_way_wins_and_keeps_both_failures(
+    load: Callable[..., tideflow.Engine],
+) -> None:
+    # a's OSError is retried; b's ValueError is not (retry_on): the flow is given up
+    a = Flaky("a", 5)
+    controller = retry.Times(3, name="r", retry_on=OSError)
+    engine = load(
+        LinearFlow("top").add(
+            LinearFlow("f", retry=controller).add(UnorderedFlow("u").add(a, Wrong("b")))
+        )
+    )
+    with pytest.raises(WrappedFailure) as raised:
+        engine.run()
+    assert sorted(f.exception_str for f in raised.value) == ["a fails #1", "b is wrong"]
+    assert a.runs == 1  # never retried
+    assert engine.storage.get_flow_state() == "REVERTED"
+    states = {n: str(engine.storage.get_atom_state(n)) for n in ("r", "a", "b")}
+    assert states == dict.fromkeys(("r", "a", "b"), "REVERTED")
+
+
+def test_nothing_is_reverted_after_a_nested_controllers_revert_fails(
+    load: Callable[..., tideflow.Engine],
+) -> None:
+    # q fails, r1 gives up: q, b and r2 are reverted in turn; r2's revert raises, so p
+    # (before the inner flow) is left as it is and the run ends in FAILURE
+    p, b, q = Flaky("p"), Flaky("b"), Flaky("q", 5)
+    inner = LinearFlow("inner", retry=Undoing(1, name="r2", error=RuntimeError("cannot undo")))
+    flow = LinearFlow("top", retry=retry.Times(1, name="r1")).add(p, inner.add(b), q)
+    engine = load(flow)
+    with pytest.raises(RuntimeError, match=r"^cannot undo$"):
+        engine.run()
+    assert engine.storage.get_flow_state() == "FAILURE"
+    states = {n: str(engine.storage.get_atom_state(n)) for n in ("p", "r2", "b", "q")}
+    assert states == {"p": "SUCCESS", "r2": "REVERT_FAILURE", "b": "REVERTED", "q": "REVERTED"}
+    assert p.reverted_with == []
