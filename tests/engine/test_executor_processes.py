@@ -299,3 +299,29 @@ def test_a_user_pool_is_used_as_given_and_left_open() -> None:
         assert pool.submit(os.getpid).result(timeout=30) == first  # not shut down
     finally:
         pool.shutdown()
+
+
+class FailsFirst(Task):
+    """Fails the first time it runs (a marker file remembers), then succeeds."""
+
+    def execute(self, where: str) -> str:
+        marker = Path(where) / f"{self.name}.failed"
+        if not marker.exists():
+            marker.write_text(str(os.getpid()))
+            raise RuntimeError("first attempt")
+        return "second attempt"
+
+
+def test_a_retry_controller_retries_work_done_in_workers(tmp_path: Path) -> None:
+    flow = LinearFlow("f", retry=tideflow.retry.Times(3)).add(
+        Pid("before"), FailsFirst("flaky", provides="result")
+    )
+    engine = load(flow, {"where": str(tmp_path)})
+    engine.run()
+    assert engine.storage.fetch("result") == "second attempt"
+    assert int((tmp_path / "flaky.failed").read_text()) != os.getpid()
+    history = engine.storage.get_retry_history(flow.retry.name)
+    assert len(history) == 2  # the failed attempt, then the one that succeeded
+    ((name, failure),) = history.outcomes_iter(0)
+    assert name == "flaky"
+    assert failure.check(RuntimeError)
