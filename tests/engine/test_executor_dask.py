@@ -356,3 +356,29 @@ def test_dask_is_imported_only_when_a_client_is_used() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert shown.stdout.strip() == "[]"
+
+
+def test_an_outcome_lost_on_the_way_fails_its_atom_instead_of_hanging(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tideflow.executors import dask as dask_executor
+
+    monkeypatch.setattr(dask_executor, "_OVERDUE", 0.2)
+    dispatcher = DaskDispatcher(client, max_workers=None, sink=lambda *args: None)
+    handle = dispatcher._handle
+
+    def drop_outcomes(message: list[Any]) -> None:
+        if message[1] != "out":
+            handle(message)
+
+    monkeypatch.setattr(dispatcher, "_handle", drop_outcomes)
+    try:
+        dispatcher.start((5, False, Pid("p"), {}))
+        outcomes: list[Any] = []
+        while dispatcher.in_flight:
+            outcomes += dispatcher.wait(30)
+    finally:
+        dispatcher.close()
+    ((node, reverting, ok, failure),) = outcomes
+    assert (node, reverting, ok) == (5, False, False)
+    assert "the outcome it sent did not arrive within 0.2 s" in failure.exception_str

@@ -22,7 +22,8 @@ What it guarantees:
   listeners hear them, then the engine. A small outcome (pickled, up to
   :data:`INLINE_LIMIT` bytes) travels on the same topic right after the call's events,
   so it arrives after them, and nothing of it stays in the workers' memory; a larger
-  one is the Dask task's result, fetched when the task finishes.
+  one is the Dask task's result, fetched when the task finishes. An outcome that has
+  not come 30 s after its task ended fails the atom: the engine never waits forever.
 * **A lost worker is a Failure, never a silent second run.** Each call announces the
   worker it starts on. If the worker dies (killed, or closed) while running it, Dask
   either gives up on the task (``KilledWorker``, once the scheduler's
@@ -70,6 +71,8 @@ __all__ = ["INLINE_LIMIT", "DaskDispatcher", "WorkerLostError", "make_dispatcher
 #: Largest pickled outcome sent back as a Dask event; larger ones stay the task's result.
 INLINE_LIMIT: Final = 16 * 1024
 _PROTOCOL: Final = pickle.HIGHEST_PROTOCOL
+#: Seconds a finished call's outcome may lag behind its Dask task's end before it is lost.
+_OVERDUE: Final = 30.0
 
 
 class WorkerLostError(RuntimeError):
@@ -380,8 +383,14 @@ class DaskDispatcher:
                 # Dask lost the worker running it and started it again elsewhere
                 self._end(call, _lost(record, f"Dask started it again on {message[3]}"))
                 record.future.cancel()
-        else:  # "done": the Dask task ended
+        elif kind == "done":  # the Dask task ended
             self._task_done(call, record, message[3])
+        else:  # "overdue": its task ended long ago and its outcome never came
+            error = RuntimeError(
+                f"atom {record.atom.name!r}: its Dask task finished but the outcome it sent "
+                f"did not arrive within {_OVERDUE} s (lost on the way); it failed"
+            )
+            self._end(call, (record.node, record.reverting, False, Failure.from_exception(error)))
 
     def _task_done(self, call: int, record: _Call, future: Any) -> None:
         status = future.status
@@ -389,7 +398,13 @@ class DaskDispatcher:
             data = future.result()
             if data is not None:  # a large outcome, kept as the task's result
                 self._end(call, _load_outcome(data, record))
-            # else its outcome came as an event, just before this (or comes now)
+                return
+            # Its outcome, sent as an event, comes just before the task's end as a rule,
+            # and here just after: never wait for it forever.
+            inbox, route = self._inbox, self._route
+            timer = threading.Timer(_OVERDUE, inbox.put, ([route, "overdue", call],))
+            timer.daemon = True
+            timer.start()
             return
         if status == "error":
             exc = future.exception()
