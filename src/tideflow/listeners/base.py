@@ -1,6 +1,13 @@
-"""Listener: an observer attached to an engine's notifiers, with optional per-kind hooks.
+"""Listener bases: typed observers of a run (EventListener), and TaskFlow's (Listener).
 
-A listener subscribes to an engine's ``notifier`` (flow states) and
+:class:`EventListener` is the base of tideflow's own listeners. It subscribes one
+callback with ``engine.subscribe()`` and hands each typed record
+(:class:`~tideflow.events.FlowEvent`, :class:`~tideflow.events.AtomEvent`) to one
+of two optional hooks, ``on_flow(event)`` and ``on_atom(event)``: the shape of
+trio's instruments. Every subclass takes the engine alone as its first argument.
+
+:class:`Listener` is TaskFlow's base, kept for TaskFlow programs and its
+subclasses. It subscribes to an engine's ``notifier`` (flow states) and
 ``atom_notifier`` (task and retry states) and hands each event to one of three
 hooks, ``_flow_receiver``, ``_task_receiver`` and ``_retry_receiver``. Every hook
 is optional: a hook a subclass does not override is never registered, so a
@@ -12,11 +19,12 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self, TypeAlias
 
 from tideflow._notifier import Notifier
+from tideflow.events import AtomEvent, Event, FlowEvent
 from tideflow.failure import Failure
 
 if TYPE_CHECKING:
@@ -26,8 +34,10 @@ __all__ = [
     "DEFAULT_LISTEN_FOR",
     "FINISH_STATES",
     "DumpingListener",
+    "EventListener",
     "ListenFor",
     "Listener",
+    "failure_line",
     "failure_text",
 ]
 
@@ -58,10 +68,15 @@ def _overrides(cls: type, hook: str) -> bool:
     return getattr(cls, hook) is not getattr(Listener, hook)
 
 
+def failure_line(failure: Failure) -> str:
+    """Say what a failure was in one line: ``'RuntimeError: card declined'``."""
+    name = failure.exc_type_names[0] if failure.exc_type_names else "Exception"
+    return f"{name}: {failure.exception_str}" if failure.exception_str else name
+
+
 def failure_text(failure: Failure) -> str:
     """Render a failure the way Python prints an uncaught exception (traceback, then type)."""
-    name = failure.exc_type_names[0] if failure.exc_type_names else "Exception"
-    last = f"{name}: {failure.exception_str}" if failure.exception_str else name
+    last = failure_line(failure)
     trace = failure.traceback_str
     if not trace:
         return last
@@ -70,8 +85,67 @@ def failure_text(failure: Failure) -> str:
     return f"Traceback (most recent call last):\n{trace}{last}"
 
 
+class EventListener:
+    """Watch a run's typed events; override ``on_flow`` and/or ``on_atom``.
+
+    Both hooks are optional and receive the engine's records as they are made, on
+    the engine's thread, in the order of the changes. Use ``register()`` and
+    ``deregister()`` (both idempotent), or the listener as a context manager
+    around ``engine.run()``. A hook that raises is logged by the engine and never
+    breaks the run. To add a listener of your own, subclass this one.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._unsubscribe: Callable[[], None] | None = None
+
+    @property
+    def engine(self) -> Engine:
+        """The engine this listener watches."""
+        return self._engine
+
+    def on_flow(self, event: FlowEvent) -> None:
+        """Hear that the run's flow changed state."""
+
+    def on_atom(self, event: AtomEvent) -> None:
+        """Hear that an atom (task or retry controller) changed state."""
+
+    def _receive(self, event: Event) -> None:
+        if isinstance(event, AtomEvent):
+            self.on_atom(event)
+        else:
+            self.on_flow(event)
+
+    def register(self) -> None:
+        """Start listening (a second call does nothing)."""
+        if self._unsubscribe is None:
+            self._unsubscribe = self._engine.subscribe(self._receive)
+
+    def deregister(self) -> None:
+        """Stop listening (a second call does nothing)."""
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
+
+    def __enter__(self) -> Self:
+        self.register()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.deregister()
+
+    def __repr__(self) -> str:
+        state = "registered" if self._unsubscribe is not None else "not registered"
+        return f"<{type(self).__name__} {state} on {self._engine!r}>"
+
+
 class Listener:
-    """Watch an engine's flow, task and retry state changes.
+    """Watch an engine's flow, task and retry state changes (TaskFlow's listener base).
 
     Override any of ``_flow_receiver(state, details)``,
     ``_task_receiver(state, details)`` and ``_retry_receiver(state, details)``;

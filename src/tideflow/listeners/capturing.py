@@ -1,16 +1,60 @@
-"""CaptureListener: keep every state change as a ``(kind, state, details)`` tuple."""
+"""Capturing listeners: keep every state change, as typed events or TaskFlow's tuples.
+
+:class:`RecordingListener` keeps the typed events themselves, for tests and for
+tools that look at a run afterwards; :class:`CaptureListener` keeps TaskFlow's
+``(kind, state, details)`` tuples.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tideflow.listeners.base import DEFAULT_LISTEN_FOR, Listener, ListenFor
+from tideflow.events import AtomEvent, Event, FlowEvent
+from tideflow.failure import Failure
+from tideflow.listeners.base import DEFAULT_LISTEN_FOR, EventListener, Listener, ListenFor
 
 if TYPE_CHECKING:
     from tideflow._engine import Engine
 
-__all__ = ["CaptureListener"]
+__all__ = ["CaptureListener", "RecordingListener"]
+
+
+class RecordingListener(EventListener):
+    """Keep every event of the runs it hears in ``events``, in order.
+
+    ``states(name)`` lists the states an atom went through (``states()`` the
+    flow's); ``failures()`` maps each atom that failed to its last Failure.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self.events: list[Event] = []
+
+    def on_flow(self, event: FlowEvent) -> None:
+        self.events.append(event)
+
+    def on_atom(self, event: AtomEvent) -> None:
+        self.events.append(event)
+
+    def states(self, atom_name: str | None = None) -> list[str]:
+        """The states ``atom_name`` entered, in order (the flow's when None)."""
+        if atom_name is None:
+            return [e.state.value for e in self.events if isinstance(e, FlowEvent)]
+        return [
+            e.state.value
+            for e in self.events
+            if isinstance(e, AtomEvent) and e.atom_name == atom_name
+        ]
+
+    def failures(self) -> dict[str, Failure]:
+        """Each atom whose execute or revert failed, with its last Failure."""
+        return {
+            e.atom_name: e.failure
+            for e in self.events
+            if isinstance(e, AtomEvent) and e.failure is not None
+        }
+
 
 #: One captured state change: ``(kind, state, details)``.
 Capture = tuple[str, str, dict[str, Any]]

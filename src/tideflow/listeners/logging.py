@@ -1,4 +1,11 @@
-"""Logging listeners: state changes as log records, at a fixed or a state-dependent level."""
+"""Logging listeners: state changes as standard ``logging`` records.
+
+:class:`StructuredLoggingListener` reads the typed events and logs one record per
+change with its facts as ``extra=`` fields (``run_id``, ``flow``, ``atom``,
+``kind``, ``state``, ``old_state``, ``attempt``, ``duration``), so a JSON log
+formatter or a log pipeline sees them as fields, not text to parse.
+:class:`LoggingListener` and :class:`DynamicLoggingListener` log TaskFlow's lines.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +16,20 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tideflow._compiler import END, START
 from tideflow.errors import TideflowError
+from tideflow.events import AtomEvent, Event, FlowEvent
 from tideflow.failure import ExcInfo, Failure
 from tideflow.listeners.base import (
     DEFAULT_LISTEN_FOR,
     FINISH_STATES,
     DumpingListener,
+    EventListener,
     Listener,
     ListenFor,
+    failure_line,
     failure_text,
 )
-from tideflow.states import Intention
+from tideflow.listeners.timing import Stopwatch
+from tideflow.states import AtomState, FlowState, Intention
 
 if TYPE_CHECKING:
     from tideflow._engine import Engine
@@ -28,12 +39,95 @@ __all__ = [
     "FailFormatter",
     "FailureFormatter",
     "LoggingListener",
+    "StructuredLoggingListener",
 ]
 
 #: Where both listeners log unless given a logger.
 LOG = logging.getLogger("tideflow.listeners.logging")
 
 _MASK = "***"
+
+#: States logged at the failure level by StructuredLoggingListener.
+_BAD_ATOM_STATES = frozenset(
+    {AtomState.FAILURE, AtomState.REVERT_FAILURE, AtomState.REVERTED, AtomState.RETRYING}
+)
+_BAD_FLOW_STATES = frozenset({FlowState.FAILURE, FlowState.REVERTED})
+
+
+class StructuredLoggingListener(EventListener):
+    """Log each state change as one record with structured ``extra=`` fields.
+
+    Every record has ``run_id``, ``flow``, ``atom`` (None for the flow's own
+    changes), ``kind`` (``'flow'``, ``'task'`` or ``'retry'``), ``state``,
+    ``old_state``, ``attempt`` and ``duration`` (seconds, when the change ends an
+    execute, a revert or a run; else None). A failure adds ``error`` (one line) and
+    the exception (``exc_info``) while it is still at hand, else its recorded
+    traceback text under the message. Ordinary changes log at ``level`` (INFO);
+    failures, reverts and retries at ``failure_level`` (WARNING). ``logger``
+    defaults to ``tideflow.events``.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+        level: int = logging.INFO,
+        failure_level: int = logging.WARNING,
+    ) -> None:
+        super().__init__(engine)
+        self._logger = logger if logger is not None else logging.getLogger("tideflow.events")
+        self._level = level
+        self._failure_level = failure_level
+        self._stopwatch = Stopwatch()
+
+    def _extra(self, event: Event, atom: str | None, kind: str, attempt: int) -> dict[str, Any]:
+        timing = self._stopwatch.observe(event)
+        return {
+            "run_id": event.flow_uuid,
+            "flow": event.flow_name,
+            "atom": atom,
+            "kind": kind,
+            "state": event.state.value,
+            "old_state": event.old_state.value,
+            "attempt": attempt,
+            "duration": None if timing is None else timing.duration,
+        }
+
+    def on_flow(self, event: FlowEvent) -> None:
+        extra = self._extra(event, None, "flow", 1)
+        level = self._failure_level if event.state in _BAD_FLOW_STATES else self._level
+        self._logger.log(
+            level,
+            "flow %r (%s) %s -> %s",
+            event.flow_name,
+            event.flow_uuid,
+            event.old_state.value,
+            event.state.value,
+            extra=extra,
+        )
+
+    def on_atom(self, event: AtomEvent) -> None:
+        extra = self._extra(event, event.atom_name, event.kind, event.attempt)
+        level = self._failure_level if event.state in _BAD_ATOM_STATES else self._level
+        message = "%s %r %s -> %s (attempt %d)"
+        args: tuple[Any, ...] = (
+            event.kind,
+            event.atom_name,
+            event.old_state.value,
+            event.state.value,
+            event.attempt,
+        )
+        failure = event.failure
+        if failure is None:
+            self._logger.log(level, message, *args, extra=extra)
+            return
+        extra["error"] = failure_line(failure)
+        if failure.exc_info is not None:
+            self._logger.log(level, message, *args, extra=extra, exc_info=failure.exc_info)
+        else:
+            # no live exception to hand to logging: the recorded traceback goes in the text
+            self._logger.log(level, message + "\n%s", *args, failure_text(failure), extra=extra)
 
 
 class LoggingListener(DumpingListener):

@@ -1,14 +1,24 @@
-"""Timing listeners: record how long atoms and flows took, or when each state was entered."""
+"""Timing listeners: how long atoms and flows took, or when each state was entered.
+
+:class:`StopwatchListener` (typed events) keeps each execute, revert and run
+with its duration in memory; :class:`Stopwatch` is the small part that turns
+events into durations, shared with the logging and printing listeners.
+:class:`DurationListener` and :class:`EventTimeListener` are TaskFlow's: they
+write into the run's record (``meta``).
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from tideflow.errors import NotFoundError
-from tideflow.listeners.base import FINISH_STATES, Listener
+from tideflow.events import AtomEvent, Event, FlowEvent
+from tideflow.listeners.base import FINISH_STATES, EventListener, Listener
+from tideflow.states import AtomState, FlowState
 
 if TYPE_CHECKING:
     from tideflow._engine import Engine
@@ -21,6 +31,9 @@ __all__ = [
     "DurationListener",
     "EventTimeListener",
     "PrintingDurationListener",
+    "Stopwatch",
+    "StopwatchListener",
+    "Timing",
     "TimingListener",
 ]
 
@@ -39,6 +52,120 @@ _FLOW_FINISHED_STATES: Final = FINISHED_STATES | {"SUSPENDED"}
 _FLOW: Final = "flow"
 _TASK: Final = "task"
 _RETRY: Final = "retry"
+
+
+#: Atom states that start a phase: executing, reverting.
+_ATOM_STARTS: Final = {AtomState.RUNNING: "execute", AtomState.REVERTING: "revert"}
+#: Atom states that end the phase they name.
+_ATOM_ENDS: Final = {
+    AtomState.SUCCESS: "execute",
+    AtomState.FAILURE: "execute",
+    AtomState.REVERTED: "revert",
+    AtomState.REVERT_FAILURE: "revert",
+}
+#: Flow states that end a run (for now: a suspended run may be resumed later).
+_RUN_ENDS: Final = frozenset(
+    {FlowState.SUCCESS, FlowState.FAILURE, FlowState.REVERTED, FlowState.SUSPENDED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """One timed phase: an atom's execute or revert, or a run (``phase='run'``).
+
+    ``started`` is ``time.time()`` at its start, ``duration`` in seconds, ``state``
+    the state it ended in, ``attempt`` the atom's attempt (1 for a run).
+    """
+
+    name: str
+    phase: str
+    started: float
+    duration: float
+    state: str
+    attempt: int = 1
+
+
+class Stopwatch:
+    """Turn a run's events into :class:`Timing` records, from the events' own times.
+
+    Feed it every event with :meth:`observe`; it returns a :class:`Timing` when the
+    event ends an execute, a revert or a run, else None. An atom sent back to
+    PENDING (a retry, a reset) forgets its start.
+    """
+
+    def __init__(self) -> None:
+        self._atoms: dict[str, float] = {}
+        self._run: float | None = None
+
+    def observe(self, event: Event) -> Timing | None:
+        """Note ``event``; return the phase it ends, if it ends one."""
+        if isinstance(event, AtomEvent):
+            return self._atom(event)
+        return self._flow(event)
+
+    def _atom(self, event: AtomEvent) -> Timing | None:
+        state = event.state
+        if state in _ATOM_STARTS:
+            self._atoms[event.atom_name] = event.at
+            return None
+        phase = _ATOM_ENDS.get(state)
+        if phase is None:
+            if state is AtomState.PENDING:
+                self._atoms.pop(event.atom_name, None)
+            return None
+        started = self._atoms.pop(event.atom_name, None)
+        if started is None:
+            return None
+        return Timing(
+            event.atom_name, phase, started, event.at - started, state.value, event.attempt
+        )
+
+    def _flow(self, event: FlowEvent) -> Timing | None:
+        if event.state is FlowState.RUNNING:
+            if self._run is None:
+                self._run = event.at
+            return None
+        if event.state not in _RUN_ENDS or self._run is None:
+            return None
+        started, self._run = self._run, None
+        return Timing(event.flow_name, "run", started, event.at - started, event.state.value)
+
+
+class StopwatchListener(EventListener):
+    """Keep how long each execute, revert and run took, in memory.
+
+    ``timings`` lists every finished phase in the order they ended (each attempt of
+    a retried atom is one entry); ``durations`` maps each atom to its last
+    execute's duration; ``run_duration`` is the last run's. Nothing is written to
+    the run's record (:class:`DurationListener` does that, TaskFlow's way).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self._stopwatch = Stopwatch()
+        self.timings: list[Timing] = []
+
+    def on_flow(self, event: FlowEvent) -> None:
+        self._note(event)
+
+    def on_atom(self, event: AtomEvent) -> None:
+        self._note(event)
+
+    def _note(self, event: Event) -> None:
+        timing = self._stopwatch.observe(event)
+        if timing is not None:
+            self.timings.append(timing)
+
+    @property
+    def durations(self) -> dict[str, float]:
+        """Each atom's last execute duration, in seconds."""
+        return {t.name: t.duration for t in self.timings if t.phase == "execute"}
+
+    @property
+    def run_duration(self) -> float | None:
+        """The last run's duration in seconds (None before a run ended)."""
+        runs = [t.duration for t in self.timings if t.phase == "run"]
+        return runs[-1] if runs else None
 
 
 def _update_flow_meta(storage: Storage, update: Mapping[str, Any]) -> None:
