@@ -1,0 +1,3 @@
+"""A Python file with no flow in it."""
+
+ANSWER = 42
