@@ -311,3 +311,18 @@ def test_an_error_importing_the_file_names_the_line(here: Path) -> None:
         "tideflow: error: broken.py: importing it failed: line 3: NameError: "
         "name 'undefined_name' is not defined"
     )
+
+
+def test_the_readme_first_command_runs_and_leaves_a_record(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    block = readme[readme.index("```sh\n") + 6 :].split("```", 1)[0]
+    line = block.splitlines()[1].split("#")[0]
+    command = line.split("&&", 1)[1].split()
+    assert command[:2] == ["tideflow", "run"]
+    shutil.copytree(root / "examples", tmp_path / "examples")
+    done = tideflow_cmd(tmp_path, *command[1:])
+    assert done.returncode == 0, done.stdout + done.stderr
+    [run] = as_json(tideflow_cmd(tmp_path, "runs", "--json"))
+    assert run["state"] == "SUCCESS"
+    assert tideflow_cmd(tmp_path, "show", run["run"][:8]).returncode == 0
