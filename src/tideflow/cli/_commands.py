@@ -326,7 +326,11 @@ def _drive(
                 engine.run()
             except KeyboardInterrupt:
                 stopped = True
-            except (tideflow.FlowChangedError, tideflow.RunOwnedError) as exc:
+            except (
+                tideflow.FlowChangedError,
+                tideflow.RunOwnedError,
+                tideflow.DefinitionError,  # refused before anything ran (an unpicklable atom)
+            ) as exc:
                 raise CommandError(_one_line(exc)) from exc
             except tideflow.StoreError as exc:
                 display.note(f"store error: {_one_line(exc)}")
