@@ -2,11 +2,14 @@
 
 One engine thread owns all run state. A run moves through rounds: SCHEDULING starts
 every ready atom, WAITING collects what finished, ANALYZING records outcomes and asks
-the scheduler what became ready. When an atom fails, nothing new starts; once running
-atoms are in, everything that ran is reverted, each atom only after all that ran after
-it. A retry controller guarding the atom may decide otherwise: its flow alone is
+the scheduler what became ready; the round's changes are then committed together.
+When an atom fails, nothing new starts; once running atoms are in, everything that
+ran is reverted, each atom only after every atom that depends on it has been
+reverted. A retry controller guarding the atom may decide otherwise: its flow alone is
 reverted, and run again or given up (``_retries.py``, ``docs/failure-resolution.md``).
-``run_iter()`` yields those phases (TaskFlow's names) and the final flow state.
+``run_iter()`` yields those phases (TaskFlow's names) and the final flow state. Every
+state change becomes a typed event for subscribers and listeners. (Step 5 of a run in
+``docs/architecture.md``, which follows one run through every module.)
 """
 
 from __future__ import annotations

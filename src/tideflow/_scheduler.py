@@ -3,9 +3,9 @@
 The scheduler is a pure decision structure over a :class:`~tideflow._compiler.Plan`.
 Going forward, each node keeps the count of predecessors not yet complete; completing
 a node decrements its successors and reports those that reached zero. Reverting
-mirrors this on the reversed graph, so a node is reverted only after everything that
-ran after it has been reverted. Each edge
-is touched once per direction: a run costs O(atoms + edges).
+mirrors this on the reversed graph, so each atom is reverted only after every atom
+that depends on it has been reverted. Each edge is touched once per direction: a run
+costs O(atoms + edges). (Step 4 of a run in ``docs/architecture.md``.)
 
 A retry controller's flow is one contiguous range of nodes (the compiler numbers each
 flow depth first), entered only through the flow's start node and left only through its
@@ -96,8 +96,9 @@ class Scheduler:
         """Begin a reverse pass over the whole plan; return the nodes revertible now.
 
         Every node takes part: the engine reverts atoms that ran and passes straight
-        through the others (flow start/end nodes, atoms that never ran), so an atom is
-        reverted only after every atom that ran after it, however far apart they are.
+        through the others (flow start/end nodes, atoms that never ran), so each atom
+        is reverted only after every atom that depends on it has been reverted, however
+        far apart they are.
         """
         succ = self._plan.succ
         pending = [len(s) for s in succ]

@@ -8,7 +8,8 @@ These records are the one channel observers read: the listeners in
 ``(state, details)`` notifications are built from them at the edge, where the
 TaskFlow-style notifiers live (``tideflow._notifier.flow_details`` and
 ``atom_details``). This module knows nothing of the engine that makes them.
-Records are made only when someone subscribes or listens.
+Records are made only when someone subscribes or listens. (Step 8 of a run in
+``docs/architecture.md``.)
 """
 
 from __future__ import annotations
