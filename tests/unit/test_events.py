@@ -118,3 +118,17 @@ def test_stopwatch_forgets_an_atom_sent_back_to_pending_and_ends_without_a_start
     # an attempt number is carried into the timing
     watch.observe(atom("RUNNING", "PENDING", at=5.0, attempt=3))
     assert watch.observe(atom("SUCCESS", "RUNNING", at=6.0, attempt=3)).attempt == 3
+
+
+def test_importing_tideflow_and_its_listeners_never_imports_opentelemetry():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tideflow, tideflow.listeners; "
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
