@@ -19,6 +19,7 @@ from tideflow._helpers import (
     load_from_factory,
     resume,
     run,
+    run_async,
     save_factory_details,
 )
 from tideflow._notifier import Notifier, RestrictedNotifier
@@ -140,6 +141,7 @@ __all__ = [
     "resume",
     "retry",
     "run",
+    "run_async",
     "save_factory_details",
     "states",
     "task",

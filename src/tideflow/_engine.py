@@ -14,6 +14,7 @@ state change becomes a typed event for subscribers and listeners. (Step 5 of a r
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import threading
@@ -44,6 +45,7 @@ from tideflow.errors import (
 )
 from tideflow.events import AtomEvent, Event, FlowEvent
 from tideflow.executors import (
+    CALLER_LOOP,
     Awaiter,
     Dispatcher,
     DispatcherFactory,
@@ -498,6 +500,59 @@ class Engine:
         # Nobody watches the phases here, so rounds follow each other without yielding.
         for _ in self._iterate(timeout, phases=False):
             pass
+
+    async def run_async(self, timeout: float | None = None) -> None:
+        """Run the flow from a coroutine, without blocking the event loop; as :meth:`run`.
+
+        The same rounds as :meth:`run`, driven from a thread of the engine's while the
+        caller awaits; async atoms run on the caller's loop, other atoms on the
+        executor's threads (or, on the serial engine, the engine's thread). Cancelling
+        the awaiting task suspends the run: running atoms finish and are recorded, then
+        ``CancelledError`` propagates, and a later run finishes the flow. See
+        ``tideflow/executors/aio.py``.
+        """
+        import asyncio  # noqa: PLC0415  # only for async callers
+
+        check_timeout(timeout)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def report(error: BaseException | None) -> None:  # on the loop's thread
+            if done.done():
+                return
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+
+        def drive() -> None:  # the engine thread: a context of its own, so the loop is
+            CALLER_LOOP.set(loop)  # seen by this run's dispatchers alone
+            error: BaseException | None = None
+            try:
+                self.run(timeout)
+            except BaseException as exc:
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
+                loop.call_soon_threadsafe(report, error)
+
+        threading.Thread(target=drive, name="tideflow-engine", daemon=True).start()
+        try:
+            await asyncio.shield(done)
+        except asyncio.CancelledError:
+            if done.done():
+                done.exception()  # the run ended as the cancel came: the cancel is said
+                raise
+            # the awaiting task was cancelled: stop starting atoms, let the running ones
+            # finish and be recorded, then say it was cancelled
+            self.suspend()
+            while not done.done():
+                try:
+                    await asyncio.shield(done)
+                except asyncio.CancelledError:
+                    continue  # a suspension under way is not cut short
+                except BaseException:
+                    break  # the run itself failed while stopping: cancelled still wins
+            raise
 
     def run_iter(self, timeout: float | None = None) -> Generator[str, Any, None]:
         """Run step by step, yielding each engine phase and then the final flow state.

@@ -24,6 +24,7 @@ __all__ = [
     "load_from_factory",
     "resume",
     "run",
+    "run_async",
     "save_factory_details",
 ]
 
@@ -163,6 +164,24 @@ def run(
     """Load and run ``flow``; return every named value (store values and results)."""
     engine = load(flow, store, **options)
     engine.run()
+    return engine.storage.fetch_all()
+
+
+async def run_async(
+    flow: Flow | Atom, store: Mapping[str, Any] | None = None, **options: Any
+) -> dict[str, Any]:
+    """Load and run ``flow`` from a coroutine, without blocking the event loop.
+
+    As :func:`run`, with ``engine='parallel', executor='asyncio'`` unless ``engine`` is
+    given: async atoms run on the caller's loop, as many at once as are ready, others on
+    a thread pool. Cancelling the awaiting task suspends the run (running atoms finish
+    and are recorded); a later run of the same record finishes it.
+    """
+    if "engine" not in options:
+        options["engine"] = "parallel"
+        options.setdefault("executor", "asyncio")
+    engine = load(flow, store, **options)
+    await engine.run_async()
     return engine.storage.fetch_all()
 
 

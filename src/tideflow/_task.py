@@ -151,11 +151,11 @@ def _inspect_call_kind(func: Callable[..., Any]) -> str | None:
 
 
 def refuse_undrivable(atoms: Sequence[Atom | None]) -> None:
-    """Refuse atoms whose execute or revert this version's engines cannot drive.
+    """Refuse atoms whose execute or revert the engines cannot drive: generators.
 
-    An ``async def`` or generator ``execute``/``revert`` would hand back a coroutine or
-    a generator instead of doing its work; storing that as the result would hide the
-    mistake, so it is refused before anything runs.
+    A generator or async generator ``execute``/``revert`` would hand back an unfinished
+    object instead of doing its work; storing that as the result would hide the
+    mistake, so it is refused before anything runs. An ``async def`` one is awaited.
     """
     # one look per class (a set of types: C speed), and per instance only where the
     # callables are the instance's own (functor tasks)
@@ -164,7 +164,7 @@ def refuse_undrivable(atoms: Sequence[Atom | None]) -> None:
         if not issubclass(cls, Atom):
             continue  # flow start/end nodes have no atom
         if cls._mappings_cacheable is not Atom._mappings_cacheable or any(
-            _call_kind(_unbound(cls, method)[0]) for method in _METHODS
+            _call_kind(_unbound(cls, method)[0]) not in _DRIVABLE for method in _METHODS
         ):
             suspects.add(cls)
     if suspects:
@@ -174,6 +174,8 @@ def refuse_undrivable(atoms: Sequence[Atom | None]) -> None:
 
 
 _METHODS = ("execute", "revert")
+#: What ``_call_kind`` says of methods the engines can drive.
+_DRIVABLE = (None, _COROUTINE)
 
 
 def is_async_method(atom: Atom, method: str) -> bool:
@@ -185,18 +187,17 @@ def _refuse_one(atom: Atom) -> None:
     for method in _METHODS:
         func = atom._callable(method)[0]
         kind = _call_kind(func)
-        if kind is None:
+        if kind in _DRIVABLE:
             continue
         fix = (
             "return a list instead of yielding"
             if kind == "a generator function"
-            else "make it a plain def (run async code with asyncio.run() inside it); "
-            "engines that await async tasks are not available in this version"
+            else "make it an async def that returns a list (async def methods are awaited)"
         )
         raise CompilationError(
             f"atom {atom.name!r}: its {method}() is {kind} ({callable_name(func)}), which "
-            "the serial and parallel engines cannot drive: calling it would hand back an "
-            f"unfinished object instead of doing the work; {fix}"
+            "no engine can drive: calling it would hand back an unfinished object instead "
+            f"of doing the work; {fix}"
         )
 
 

@@ -98,11 +98,6 @@ class Uninitialised(tideflow.Task):
         return None
 
 
-class AsyncTask(tideflow.Task):
-    async def execute(self) -> int:
-        return 1
-
-
 class GeneratorTask(tideflow.Task):
     def execute(self) -> Any:
         yield 1
@@ -111,10 +106,6 @@ class GeneratorTask(tideflow.Task):
 class Retryless(tideflow.Task):
     def execute(self) -> None:
         return None
-
-
-async def _async_function() -> int:
-    return 1
 
 
 def _register(notifier_name: str, event: object, callback: object = print, **kw: Any) -> Any:
@@ -162,16 +153,10 @@ OPTIONS = [
         r"executor='thredas' is not an executor name; did you mean 'threads'",
     ),
     Case(
-        "executor-asyncio",
-        lambda e: _load_beside(e, engine="parallel", executor="asyncio"),
-        ValueError,
-        r"asyncio executor is not available in this version",
-    ),
-    Case(
         "executor-dask",
         lambda e: _load_beside(e, engine="parallel", executor="dask"),
         ValueError,
-        r"dask executor is not available in this version",
+        r"executor='dask' does not say which cluster to run on: pass the distributed.Client",
     ),
     Case(
         "executor-without-submit",
@@ -289,18 +274,6 @@ RUN = [
         lambda e: e.run_iter(timeout=True),
         TypeError,
         r"timeout= takes a number of seconds.*got True \(bool\)",
-    ),
-    Case(
-        "run-async-task",
-        lambda e: tideflow.load(tideflow.LinearFlow("a").add(AsyncTask("aio"))).run(),
-        tideflow.CompilationError,
-        r"atom 'aio': its execute\(\) is an async def",
-    ),
-    Case(
-        "run-async-functor",
-        lambda e: tideflow.run(tideflow.FunctorTask(_async_function, name="fn")),
-        tideflow.CompilationError,
-        r"atom 'fn': its execute\(\) is an async def",
     ),
     Case(
         "run-generator-task",

@@ -31,6 +31,7 @@ Factories given as ``"module:attr"`` are imported the first time they are asked 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterable, Mapping
+from contextvars import ContextVar
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
@@ -38,9 +39,11 @@ from tideflow._task import Atom, is_async_method
 from tideflow.failure import Failure
 
 if TYPE_CHECKING:
+    import asyncio
     import concurrent.futures as cf
 
 __all__ = [
+    "CALLER_LOOP",
     "Awaiter",
     "Dispatcher",
     "DispatcherFactory",
@@ -52,6 +55,7 @@ __all__ = [
     "ThreadDispatcher",
     "Work",
     "call_atom",
+    "caller_loop",
     "executor_names",
     "factory_for",
     "make_dispatcher",
@@ -70,6 +74,31 @@ Outcome: TypeAlias = tuple[int, bool, bool, Any]
 EventSink: TypeAlias = Callable[[Atom, str, Mapping[str, Any]], None]
 #: Runs a coroutine an atom's execute/revert handed back to its end; returns its value.
 Awaiter: TypeAlias = Callable[[Coroutine[Any, Any, Any]], Any]
+
+
+#: The event loop ``run_async()`` is awaited on, set in the engine thread it starts (and
+#: so seen by the dispatchers that thread makes); unset in a plain ``run()``.
+CALLER_LOOP: ContextVar[asyncio.AbstractEventLoop | None] = ContextVar(
+    "tideflow_caller_loop", default=None
+)
+
+
+def caller_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop async atoms of this run go to: the one ``run_async()`` was awaited on.
+
+    None in a plain ``run()``, and where this thread is that loop's own (a flow run
+    synchronously from inside an async atom would otherwise wait for itself).
+    """
+    loop = CALLER_LOOP.get()
+    if loop is None:
+        return None
+    import asyncio  # noqa: PLC0415  # loaded already: a loop exists
+
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    return None if running is loop or loop.is_closed() else loop
 
 
 def _await_alone(coroutine: Coroutine[Any, Any, Any]) -> Any:
@@ -222,11 +251,23 @@ def _read_entry_points() -> None:
 def executor_names() -> list[str]:
     """Every executor name ``load(executor=...)`` understands, aliases included, sorted."""
     _read_entry_points()
-    return sorted(_ALIASES)
+    return sorted(set(_ALIASES) - set(_BY_OBJECT_ONLY))
+
+
+#: Executors chosen by the object passed, not by a name alone: what to pass instead.
+_BY_OBJECT_ONLY: Final = {
+    "dask": "the distributed.Client of the cluster to run on (e.g. "
+    "executor=distributed.Client('tcp://scheduler:8786'))",
+}
 
 
 def _canonical(name: str) -> str:
     key = name.strip().lower()
+    if key in _BY_OBJECT_ONLY:
+        raise ValueError(
+            f"executor={name!r} does not say which cluster to run on: pass "
+            f"{_BY_OBJECT_ONLY[key]}"
+        )
     found = _ALIASES.get(key)
     if found is None:
         _read_entry_points()
@@ -238,7 +279,8 @@ def _canonical(name: str) -> str:
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise ValueError(
             f"executor={name!r} is not an executor name; {hint}choose one of "
-            f"{sorted(_FACTORIES)} (or their aliases {sorted(set(_ALIASES) - set(_FACTORIES))}), "
+            f"{sorted(set(_FACTORIES) - set(_BY_OBJECT_ONLY))} (or their aliases "
+            f"{sorted(set(_ALIASES) - set(_FACTORIES))}), "
             "or pass an object with submit() (a concurrent.futures or futurist executor) "
             "or a distributed.Client"
         )
@@ -267,7 +309,8 @@ def resolve_executor(executor: object) -> tuple[str, Any]:
         raise TypeError(
             "executor= takes an object with submit() (a concurrent.futures or futurist "
             "executor), a distributed.Client or a name "
-            f"({', '.join(repr(n) for n in sorted(_FACTORIES))}), got {_describe(executor)}"
+            f"({', '.join(repr(n) for n in sorted(set(_FACTORIES) - set(_BY_OBJECT_ONLY)))}), "
+            f"got {_describe(executor)}"
         )
     import concurrent.futures as cf  # noqa: PLC0415  # loaded by any executor object
 

@@ -1,27 +1,22 @@
 """An event loop that atom coroutines run on, driven from the engine's or workers' threads.
 
 A dispatcher that meets an ``async def`` atom asks :func:`loop_runner` for a runner.
-Inside ``run_async()`` it is the caller's running loop (so atom coroutines share it with
-the caller's other coroutines); otherwise it is a loop of the dispatcher's own in a
-daemon thread (``tideflow-loop``), started then and stopped by :meth:`LoopRunner.close`
-without waiting: one loop thread per run that has async atoms, none for the others.
+Inside ``run_async()`` it is on the caller's running loop (``caller_loop()``, so atom
+coroutines share it with the caller's other coroutines); otherwise on a loop of the
+dispatcher's own in a daemon thread (``tideflow-loop``), started on the first coroutine
+of the run and stopped by :meth:`LoopRunner.close` without waiting: one loop thread per
+run that has async atoms, none for the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
-import contextvars
 import threading
 from collections.abc import Coroutine
 from typing import Any
 
-__all__ = ["CALLER_LOOP", "LoopRunner", "loop_runner"]
-
-#: The event loop ``run_async()`` was awaited on, set in the engine thread it starts.
-CALLER_LOOP: contextvars.ContextVar[asyncio.AbstractEventLoop | None] = contextvars.ContextVar(
-    "tideflow_caller_loop", default=None
-)
+__all__ = ["LoopRunner", "loop_runner"]
 
 
 class LoopRunner:
@@ -39,7 +34,11 @@ class LoopRunner:
 
     def submit(self, coroutine: Coroutine[Any, Any, Any]) -> cf.Future[Any]:
         """Schedule ``coroutine`` on the loop; its future is done when it is."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        except BaseException:
+            coroutine.close()  # never started (the loop is closed): not "never awaited"
+            raise
 
     def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         """Run ``coroutine`` to its end on the loop, blocking this thread meanwhile."""
@@ -66,18 +65,6 @@ def _serve(loop: asyncio.AbstractEventLoop) -> None:
         loop.close()
 
 
-def loop_runner() -> LoopRunner:
-    """A runner on the caller's loop under ``run_async()``, else on a new loop thread.
-
-    The caller's loop is not used from its own thread (an async atom that runs a flow
-    synchronously would wait for itself): such a run gets a loop of its own.
-    """
-    loop = CALLER_LOOP.get()
-    if loop is not None and not loop.is_closed():
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is not loop:
-            return LoopRunner(loop)
-    return LoopRunner()
+def loop_runner(loop: asyncio.AbstractEventLoop | None) -> LoopRunner:
+    """A runner on ``loop`` (the caller's, under ``run_async()``), or on a new loop thread."""
+    return LoopRunner(loop)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from tideflow.executors import Outcome, Work, call_atom
+from tideflow.executors import Outcome, Work, call_atom, caller_loop
 
 if TYPE_CHECKING:
     from tideflow.executors._loop import LoopRunner
@@ -27,6 +27,8 @@ class SerialDispatcher:
         #: Outcomes not handed back yet; the engine's serial fast path appends here too.
         self.done: list[Outcome] = []
         self._loop: LoopRunner | None = None
+        #: read here, on the engine thread: workers do not see the engine's context
+        self._caller_loop = caller_loop()
 
     def start(self, work: Work) -> None:
         self.done.append(call_atom(*work, self.run_coroutine))
@@ -36,7 +38,7 @@ class SerialDispatcher:
         if self._loop is None:
             from tideflow.executors._loop import loop_runner  # noqa: PLC0415  # async atoms only
 
-            self._loop = loop_runner()
+            self._loop = loop_runner(self._caller_loop)
         return self._loop.run(coroutine)
 
     def finish(self, outcome: Outcome) -> None:

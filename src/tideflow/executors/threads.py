@@ -19,7 +19,7 @@ import threading
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from tideflow.executors import EventSink, Outcome, SubmitExecutor, Work, call_atom
+from tideflow.executors import EventSink, Outcome, SubmitExecutor, Work, call_atom, caller_loop
 from tideflow.failure import Failure
 
 if TYPE_CHECKING:
@@ -39,6 +39,8 @@ class ThreadDispatcher:
         self._finished: queue.SimpleQueue[cf.Future[Outcome]] = queue.SimpleQueue()
         self._pending = 0
         self._loop: LoopRunner | None = None
+        #: read here, on the engine thread: workers do not see the engine's context
+        self._caller_loop = caller_loop()
         self._loop_lock = threading.Lock()
 
     def start(self, work: Work) -> None:
@@ -58,7 +60,7 @@ class ThreadDispatcher:
             if self._loop is None:
                 from tideflow.executors._loop import loop_runner  # noqa: PLC0415  # async atoms only
 
-                self._loop = loop_runner()
+                self._loop = loop_runner(self._caller_loop)
             loop = self._loop
         return loop.run(coroutine)
 
