@@ -326,3 +326,102 @@ def test_nothing_is_reverted_after_a_nested_controllers_revert_fails(
     states = {n: str(engine.storage.get_atom_state(n)) for n in ("p", "r2", "b", "q")}
     assert states == {"p": "SUCCESS", "r2": "REVERT_FAILURE", "b": "REVERTED", "q": "REVERTED"}
     assert p.reverted_with == []
+
+
+def test_a_nested_controllers_decision_is_resumed_and_what_follows_its_flow_runs(
+    engine_kind: str,
+) -> None:
+    # as the mid-revert resume in test_retries.py, inside an outer controller (which
+    # has no decision of its own) and with an atom after the inner flow
+    store = CopyingStore(batch=True)
+    a, b, s, after = Flaky("a"), Flaky("b"), Flaky("s", 1), Flaky("after")
+    box: list[tideflow.Engine] = []
+    b.revert = lambda **kw: box[0].suspend()  # type: ignore[method-assign]
+    flow = LinearFlow("top", retry=retry.Times(2, name="r1")).add(
+        Flaky("p"), LinearFlow("i", retry=retry.Times(3, name="r")).add(a, b, s), after
+    )
+    engine = tideflow.load(flow, engine=engine_kind, backend=store)
+    box.append(engine)
+    engine.run()
+    assert engine.storage.get_flow_state() == "SUSPENDED"
+    assert (store.atoms["r1"]["decision"], store.atoms["r"]["decision"]) == (None, "RETRY")
+
+    copied = FlowDetail.from_dict(
+        {**next(iter(store.flows.values())), "atoms": list(store.atoms.values())}
+    )
+    book = LogBook("b")
+    book.add(copied)
+    del b.revert
+    resumed = tideflow.load(
+        flow, engine=engine_kind, backend=CopyingStore(batch=True), flow_detail=copied, book=book
+    )
+    events: list[tideflow.AtomEvent] = []
+    resumed.subscribe(lambda e: events.append(e) if isinstance(e, tideflow.AtomEvent) else None)
+    resumed.run()
+    assert resumed.storage.get_flow_state() == "SUCCESS"
+    a_states = [str(e.state) for e in events if e.atom_name == "a"]
+    assert a_states == ["REVERTING", "REVERTED", "PENDING", "RUNNING", "SUCCESS"]
+    assert [p for p, _ in resumed.storage.get_retry_history("r")] == [1, 2]
+    assert (s.runs, after.runs) == (2, 1)
+
+
+# -- decisions about several flows at once ------------------------------------------------------
+
+
+def test_sibling_flows_failing_together_are_each_retried_by_their_own_controller(
+    load: Callable[..., tideflow.Engine],
+) -> None:
+    a, b = Flaky("a", 1), Flaky("b", 1)
+    engine = load(
+        UnorderedFlow("top").add(
+            LinearFlow("f1", retry=retry.Times(2, name="r1")).add(a),
+            LinearFlow("f2", retry=retry.Times(2, name="r2")).add(b),
+        )
+    )
+    engine.run()
+    assert engine.storage.get_flow_state() == "SUCCESS"
+    assert (a.runs, b.runs) == (2, 2)
+    for name in ("r1", "r2"):
+        assert [p for p, _ in engine.storage.get_retry_history(name)] == [1, 2]
+        assert engine.storage.flow_detail.find_by_name(name).decision is None
+
+
+def test_a_retry_of_an_enclosing_flow_takes_over_the_retry_of_a_flow_inside_it(
+    load: Callable[..., tideflow.Engine],
+) -> None:
+    # x (inside r2's flow) and y (beside it, in r1's flow) fail in the same attempt:
+    # r1's retry covers r2's flow, so r2 is reverted and runs afresh, never RETRYING
+    x, y = Flaky("x", 1), Flaky("y", 1)
+    inner = LinearFlow("inner", retry=retry.Times(3, name="r2")).add(x)
+    engine = load(
+        LinearFlow("top", retry=retry.Times(3, name="r1")).add(UnorderedFlow("u").add(inner, y))
+    )
+    events: list[tideflow.AtomEvent] = []
+    engine.subscribe(lambda e: events.append(e) if isinstance(e, tideflow.AtomEvent) else None)
+    engine.run()
+    assert engine.storage.get_flow_state() == "SUCCESS"
+    assert (x.runs, y.runs) == (2, 2)
+    assert [p for p, _ in engine.storage.get_retry_history("r1")] == [1, 2]
+    assert [p for p, _ in engine.storage.get_retry_history("r2")] == [1]  # reverted: afresh
+    r2 = [str(e.state) for e in events if e.atom_name == "r2"]
+    assert "RETRYING" not in r2
+    assert r2[-2:] == ["RUNNING", "SUCCESS"]
+    for name in ("r1", "r2"):
+        assert engine.storage.flow_detail.find_by_name(name).decision is None
+
+
+@pytest.mark.parametrize("with_retries", [False, True])
+def test_atoms_no_controller_guards_are_in_their_first_attempt(
+    load: Callable[..., tideflow.Engine], with_retries: bool
+) -> None:
+    flow = LinearFlow("top").add(Flaky("a"))
+    if with_retries:
+        flow.add(LinearFlow("f", retry=retry.Times(2, name="r")).add(Flaky("b", 1)))
+    engine = load(flow)
+    events: list[tideflow.AtomEvent] = []
+    engine.subscribe(lambda e: events.append(e) if isinstance(e, tideflow.AtomEvent) else None)
+    engine.run()
+    assert [(e.state, e.attempt) for e in events if e.atom_name == "a"] == [
+        ("RUNNING", 1),
+        ("SUCCESS", 1),
+    ]
