@@ -47,16 +47,28 @@ DEATHS: dict[str, Callable[[], None]] = {
 }
 
 
-class DiesOnce(Task):
-    """Dies the way it is told the first time it runs (a marker file says it did)."""
+def _wait_for(path: Path) -> None:
+    deadline = time.monotonic() + 30.0
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
 
-    def __init__(self, name: str, death: str) -> None:
+
+class DiesOnce(Task):
+    """Dies the way it is told the first time it runs (a marker file says it did).
+
+    With ``after``, it first waits until the atom of that name has started.
+    """
+
+    def __init__(self, name: str, death: str, after: str | None = None) -> None:
         super().__init__(name)
         self.death = death
+        self.after = after
 
     def execute(self, where: str) -> str:
         marker = Path(where) / f"{self.name}.died"
         if not marker.exists():
+            if self.after is not None:
+                _wait_for(Path(where) / f"{self.after}.started")
             marker.write_text(str(os.getpid()))
             DEATHS[self.death]()
         return "lived"
@@ -76,9 +88,13 @@ class Recorded(Task):
         return os.getpid()
 
 
-class Slow(Recorded):
+class Stuck(Recorded):
+    """Runs until ``dies`` has died (and long after): its pool stops it first."""
+
     def execute(self, where: str) -> int:
-        time.sleep(1.0)
+        (Path(where) / f"{self.name}.started").write_text(str(os.getpid()))
+        _wait_for(Path(where) / "dies.died")
+        time.sleep(30.0)
         return super().execute(where)
 
 
@@ -130,10 +146,15 @@ def test_a_dead_worker_fails_its_atom_reverts_and_the_engine_runs_again(
 
 
 def test_calls_lost_with_the_pool_are_failures_naming_every_one(tmp_path: Path) -> None:
-    flow = UnorderedFlow("f").add(Slow("slow"), DiesOnce("dies", "sigkill"))
+    # both are surely running when one worker dies: dies waits for slow to start
+    flow = UnorderedFlow("f").add(Stuck("slow"), DiesOnce("dies", "sigkill", after="slow"))
     engine = _load(flow, tmp_path)
+    began = time.monotonic()
     with pytest.raises(WrappedFailure) as caught:
         engine.run()
+    # heard of at once (CPython's pool can miss a worker it started late: tideflow wakes
+    # it), not only when slow's 30 s are over
+    assert time.monotonic() - began < 20
     messages = sorted(failure.exception_str for failure in caught.value)
     assert len(messages) == 2
     for message in messages:
