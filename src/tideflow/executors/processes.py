@@ -432,6 +432,8 @@ class _EventServer:
         threading.Thread(target=self._serve, name="tideflow-process-events", daemon=True).start()
 
     def close(self) -> None:
+        # the path goes now, not when the thread gets to it: the process may be exiting
+        shutil.rmtree(self._dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # closed already
             self._wake_write.send(b"x")
 
@@ -469,7 +471,6 @@ class _EventServer:
                 conn.close()
             for own in (self._server, self._wake_read, self._wake_write):
                 own.close()
-            shutil.rmtree(self._dir, ignore_errors=True)
 
     def _frames(self, buffer: bytearray) -> None:
         while len(buffer) >= 4:
