@@ -36,6 +36,10 @@ class Const(Task):
         return self.value
 
 
+@pytest.mark.local_only(
+    "task classes or functions defined inside the test: the standard pickle sends them by name",
+    on="processes",
+)
 def test_store_values_fill_parameters(load):
     class Add(Task):
         def execute(self, x, y):
@@ -74,6 +78,10 @@ def test_provided_items_reach_consumers(load, make, journal):
     assert journal.args_of("use") == {"x": 1, "y": 2, "k1": "v1", "k2": "v2"}
 
 
+@pytest.mark.local_only(
+    "task classes or functions defined inside the test: the standard pickle sends them by name",
+    on="processes",
+)
 def test_default_provides_and_explicit_override(load):
     class DP(Task):
         default_provides = "dp"
@@ -86,6 +94,10 @@ def test_default_provides_and_explicit_override(load):
     assert engine.storage.fetch_all() == {"dp": "v", "o": "v"}
 
 
+@pytest.mark.local_only(
+    "task classes or functions defined inside the test: the standard pickle sends them by name",
+    on="processes",
+)
 def test_rebind_list_maps_required_parameters_in_order(load):
     class Two(Task):
         def execute(self, a, b):
@@ -96,6 +108,10 @@ def test_rebind_list_maps_required_parameters_in_order(load):
     assert engine.storage.fetch("out") == (1, 2)
 
 
+@pytest.mark.local_only(
+    "task classes or functions defined inside the test: the standard pickle sends them by name",
+    on="processes",
+)
 def test_rebind_dict_renames_one_parameter(load):
     class Two(Task):
         def execute(self, a, b):
@@ -106,17 +122,23 @@ def test_rebind_dict_renames_one_parameter(load):
     assert engine.storage.fetch("out") == (1, 3)
 
 
+@pytest.mark.local_only("the task writes what it was given into a dict of this process (seen)")
 def test_requires_adds_names_passed_as_keywords(load, seen):
     engine = load(Capture("c", requires=["p", "q"]), store={"p": 1, "q": 2, "other": 3})
     engine.run()
     assert seen["c"] == {"p": 1, "q": 2}
 
 
+@pytest.mark.local_only("the task writes what it was given into a dict of this process (seen)")
 def test_requires_as_a_single_string(load, seen):
     load(Capture("c", requires="p"), store={"p": 1}).run()
     assert seen["c"] == {"p": 1}
 
 
+@pytest.mark.local_only(
+    "task classes or functions defined inside the test: the standard pickle sends them by name",
+    on="processes",
+)
 def test_atom_inject_fills_parameters_and_beats_store_and_providers(load):
     class Show(Task):
         def execute(self, a, b=2, **kwargs):
@@ -131,6 +153,10 @@ def test_atom_inject_fills_parameters_and_beats_store_and_providers(load):
     assert engine.storage.fetch("out") == ("inj", 2, {"extra": "E"})
 
 
+@pytest.mark.local_only(
+    "task classes or functions defined inside the test: the standard pickle sends them by name",
+    on="processes",
+)
 def test_inject_alone_satisfies_a_requirement(load):
     class Need(Task):
         def execute(self, a):
@@ -141,6 +167,10 @@ def test_inject_alone_satisfies_a_requirement(load):
     assert engine.storage.fetch("out") == 5
 
 
+@pytest.mark.local_only(
+    "task classes or functions defined inside the test: the standard pickle sends them by name",
+    on="processes",
+)
 def test_optional_arguments(load):
     class Opt(Task):
         def execute(self, a, b=2):
@@ -280,6 +310,7 @@ def test_a_subflow_result_is_seen_after_the_subflow(load, make, journal):
     assert journal.args_of("after") == {"d": "deep-val"}
 
 
+@pytest.mark.local_only("the reverts write what they were given into a dict of this process")
 def test_revert_gets_result_flow_failures_and_its_own_arguments(load):
     got = {}
 
@@ -364,6 +395,10 @@ def test_revert_requirement_is_validated_before_running(load, states):
     assert states(engine, ["d1"]) == {"d1": "PENDING"}
 
 
+@pytest.mark.local_only(
+    "task classes or functions defined inside the test: the standard pickle sends them by name",
+    on="processes",
+)
 def test_run_returns_every_named_value_store_included(engine_kind):
     class One(Task):
         def execute(self):

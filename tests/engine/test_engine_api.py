@@ -147,6 +147,7 @@ def test_sending_true_finishes_the_round_before_suspending(load, make):
     assert rest == ["WAITING", "ANALYZING", "SUSPENDED"]
 
 
+@pytest.mark.local_only("the task calls suspend() on the engine object of this process")
 def test_suspend_from_inside_a_task(load, make, journal, watch, states):
     holder = {}
 
@@ -370,6 +371,7 @@ def test_reset_after_a_reverted_run_forgets_revert_results(load, make):
     assert_forgotten(engine, "ab")
 
 
+@pytest.mark.local_only("the task reads the engine's storage of this process while it runs")
 def test_running_a_reverted_flow_again_starts_from_forgotten_records(load, make, journal):
     # run() after REVERTED resets by itself: the second run sees no trace of the first
     holder = {}
@@ -504,6 +506,7 @@ def test_storage_after_a_revert(load, make):
     assert storage.get_flow_state() == "REVERTED"
 
 
+@pytest.mark.local_only("a revert calls suspend() on the engine object of this process")
 def test_suspend_while_reverting_then_resume_finishes_reverting_and_raises(
     load, make, journal, watch, states
 ):

@@ -343,6 +343,7 @@ def test_an_ignored_atom_is_written_to_a_copying_store(load, make):
 # -- a suspend that comes too late to stop anything ------------------------------------
 
 
+@pytest.mark.local_only("the task calls suspend() on the engine object of this process")
 def test_suspended_in_the_last_atom_the_flow_still_succeeds(load, make, watch):
     holder = {}
     flow = LinearFlow("f").add(make("a"), make("b", on_execute=lambda t: holder["e"].suspend()))
@@ -357,6 +358,7 @@ def test_suspended_in_the_last_atom_the_flow_still_succeeds(load, make, watch):
     assert engine.storage.get_flow_state() == "SUCCESS"
 
 
+@pytest.mark.local_only("a revert calls suspend() on the engine object of this process")
 def test_suspended_in_the_last_revert_the_flow_is_still_reverted(load, make, watch):
     holder = {}
     flow = LinearFlow("f").add(
@@ -370,6 +372,7 @@ def test_suspended_in_the_last_revert_the_flow_is_still_reverted(load, make, wat
     assert engine.storage.get_flow_state() == "REVERTED"
 
 
+@pytest.mark.local_only("the task calls suspend() on the engine object of this process")
 def test_suspended_midway_the_flow_is_suspended_and_resumes(load, make, watch):
     holder = {}
     flow = LinearFlow("f").add(

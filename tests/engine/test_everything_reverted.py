@@ -217,6 +217,10 @@ def test_a_decider_that_raises_on_a_subflow_fails_its_first_atom(load, make, jou
     assert journal.reverted() == ["first"]
 
 
+@pytest.mark.local_only(
+    "task classes or functions defined inside the test: the standard pickle sends them by name",
+    on="processes",
+)
 def test_a_revert_that_cannot_be_given_its_arguments_is_a_revert_failure(load, journal) -> None:
     class NeedsB(tideflow.Task):
         def execute(self, a: int) -> None:
@@ -240,6 +244,10 @@ def test_a_revert_that_cannot_be_given_its_arguments_is_a_revert_failure(load, j
     assert engine.storage.get_revert_failures()["needs_b"].check(tideflow.NotFoundError)
 
 
+@pytest.mark.local_only(
+    "task classes or functions defined inside the test: the standard pickle sends them by name",
+    on="processes",
+)
 def test_a_failing_pre_execute_hook_fails_the_atom_and_reverts(load, make, journal) -> None:
     class Hooked(tideflow.Task):
         def pre_execute(self) -> None:
@@ -304,6 +312,10 @@ def test_an_executor_that_refuses_work_fails_the_atom_without_stopping_the_engin
     assert "stopped_by" not in engine.storage.flow_meta  # handled, not an engine bug
 
 
+@pytest.mark.local_only(
+    "task classes or functions defined inside the test: the standard pickle sends them by name",
+    on="processes",
+)
 def test_a_progress_notified_by_hand_that_is_not_a_number_is_ignored(load, caplog) -> None:
     class Odd(tideflow.Task):
         def execute(self) -> int:

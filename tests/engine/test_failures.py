@@ -29,6 +29,9 @@ def captured(fn):
 # -- what run() raises ----------------------------------------------------------------
 
 
+@pytest.mark.local_only(
+    "asserts run() raises the very exception object the task raised (a worker sends back a copy)"
+)
 def test_one_failure_reraises_the_original_exception(load, make):
     error = DiskGone("gone")
     engine = load(LinearFlow("f").add(make("a"), make("b", fail=error)))

@@ -23,6 +23,10 @@ def test_functor_task_takes_name_and_requirements_from_the_function(load):
     assert engine.storage.fetch("sum") == 3
 
 
+@pytest.mark.local_only(
+    "task classes or functions defined inside the test: the standard pickle sends them by name",
+    on="processes",
+)
 def test_functor_task_of_a_lambda_and_options(load):
     one = lambda: 1  # noqa: E731
     task = FunctorTask(one, provides="one")
@@ -36,6 +40,7 @@ def test_functor_task_of_a_lambda_and_options(load):
     assert engine.storage.fetch_all() == {"x": 5, "one": 1, "s": 15}
 
 
+@pytest.mark.local_only("the revert function appends to a list of this process")
 def test_functor_task_revert(load):
     reverted = []
 
@@ -63,6 +68,10 @@ def test_functor_task_needs_a_callable():
         FunctorTask("not callable")
 
 
+@pytest.mark.local_only(
+    "task classes or functions defined inside the test: the standard pickle sends them by name",
+    on="processes",
+)
 def test_task_decorator_makes_a_factory(load):
     @tideflow.task
     def multiply(x, y):
@@ -80,6 +89,10 @@ def test_task_decorator_makes_a_factory(load):
     assert engine.storage.fetch_all() == {"x": 2, "y": 5, "p1": 10, "p2": 10}
 
 
+@pytest.mark.local_only(
+    "task classes or functions defined inside the test: the standard pickle sends them by name",
+    on="processes",
+)
 def test_task_decorator_with_defaults(load):
     @tideflow.task(provides="total", rebind={"a": "left"})
     def total(a, b):
@@ -106,6 +119,10 @@ def test_adding_a_factory_without_calling_it_says_to_call_it():
         tideflow.GraphFlow("g").add(forgot)
 
 
+@pytest.mark.local_only(
+    "task classes or functions defined inside the test: the standard pickle sends them by name",
+    on="processes",
+)
 def test_map_functor_task(load):
     task = MapFunctorTask(lambda v: v * 2, requires=["a", "b", "c"], provides="doubled")
     engine = load(LinearFlow("f").add(task), store={"a": 1, "b": 2, "c": 3})
@@ -120,6 +137,10 @@ def test_reduce_functor_task(load):
     assert engine.storage.fetch("diff") == 5
 
 
+@pytest.mark.local_only(
+    "task classes or functions defined inside the test: the standard pickle sends them by name",
+    on="processes",
+)
 def test_map_and_reduce_chained(load):
     flow = LinearFlow("f").add(
         MapFunctorTask(lambda v: v + 1, name="inc", requires=["a", "b"], provides=("x", "y")),

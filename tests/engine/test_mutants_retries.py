@@ -148,6 +148,10 @@ class RevertNeeds(retry.Times):
         return None
 
 
+@pytest.mark.local_only(
+    "task classes or functions defined inside the test: the standard pickle sends them by name",
+    on="processes",
+)
 def test_a_controllers_revert_argument_that_cannot_be_bound_is_its_revert_failure(
     load: Callable[..., tideflow.Engine],
 ) -> None:
@@ -171,6 +175,10 @@ class ExecuteNeeds(retry.Times):
         return len(history) + 1
 
 
+@pytest.mark.local_only(
+    "task classes or functions defined inside the test: the standard pickle sends them by name",
+    on="processes",
+)
 def test_a_controller_that_never_executed_is_reverted_without_calling_its_revert(
     load: Callable[..., tideflow.Engine],
 ) -> None:
@@ -190,6 +198,9 @@ def test_a_controller_that_never_executed_is_reverted_without_calling_its_revert
 # -- what reverts are told about failures after a retry ---------------------------------------
 
 
+@pytest.mark.local_only(
+    "Flaky counts its runs on the task object, which a worker gets a fresh copy of for each call"
+)
 def test_failures_of_an_earlier_attempt_are_not_shown_to_later_reverts(
     load: Callable[..., tideflow.Engine],
 ) -> None:
@@ -249,6 +260,7 @@ def test_a_back_off_deadline_ends_the_wait_for_atoms_still_running(
 # -- a REVERT decision picked up from a stopped run ----------------------------------------------
 
 
+@pytest.mark.local_only("a revert calls suspend() on the engine object of this process")
 def test_a_resumed_revert_decision_raises_the_failure_that_led_to_it(engine_kind: str) -> None:
     store = CopyingStore(batch=True)
     a, b, s = Flaky("a"), Flaky("b"), Flaky("s", 5)
@@ -291,6 +303,7 @@ class Wrong(tideflow.Task):
         raise ValueError(f"{self.name} is wrong")
 
 
+@pytest.mark.local_only("reads the run count Flaky keeps on the task object of this process")
 def test_a_revert_for_a_flow_whose_retry_is_under_way_wins_and_keeps_both_failures(
     load: Callable[..., tideflow.Engine],
 ) -> None:
@@ -328,6 +341,7 @@ def test_nothing_is_reverted_after_a_nested_controllers_revert_fails(
     assert p.reverted_with == []
 
 
+@pytest.mark.local_only("a revert calls suspend() on the engine object of this process")
 def test_a_nested_controllers_decision_is_resumed_and_what_follows_its_flow_runs(
     engine_kind: str,
 ) -> None:
@@ -368,6 +382,9 @@ def test_a_nested_controllers_decision_is_resumed_and_what_follows_its_flow_runs
 # -- decisions about several flows at once ------------------------------------------------------
 
 
+@pytest.mark.local_only(
+    "Flaky counts its runs on the task object, which a worker gets a fresh copy of for each call"
+)
 def test_sibling_flows_failing_together_are_each_retried_by_their_own_controller(
     load: Callable[..., tideflow.Engine],
 ) -> None:
@@ -386,6 +403,9 @@ def test_sibling_flows_failing_together_are_each_retried_by_their_own_controller
         assert engine.storage.flow_detail.find_by_name(name).decision is None
 
 
+@pytest.mark.local_only(
+    "Flaky counts its runs on the task object, which a worker gets a fresh copy of for each call"
+)
 def test_a_retry_of_an_enclosing_flow_takes_over_the_retry_of_a_flow_inside_it(
     load: Callable[..., tideflow.Engine],
 ) -> None:
@@ -410,6 +430,9 @@ def test_a_retry_of_an_enclosing_flow_takes_over_the_retry_of_a_flow_inside_it(
         assert engine.storage.flow_detail.find_by_name(name).decision is None
 
 
+@pytest.mark.local_only(
+    "Flaky counts its runs on the task object, which a worker gets a fresh copy of for each call"
+)
 @pytest.mark.parametrize("with_retries", [False, True])
 def test_atoms_no_controller_guards_are_in_their_first_attempt(
     load: Callable[..., tideflow.Engine], with_retries: bool

@@ -102,6 +102,9 @@ def test_load_without_a_book_saves_a_temporary_one(load, make, backend):
     assert next(iter(books[0])).state == "SUCCESS"
 
 
+@pytest.mark.local_only(
+    "resumable_flows steps log to module lists of this process and suspend its engine"
+)
 def test_load_from_factory_then_resume_from_detail(engine_kind, backend):
     engine = tideflow.load_from_factory(
         resumable_flows.make_flow,
@@ -148,6 +151,7 @@ def test_flow_from_detail_rebuilds_the_flow(backend):
     assert [t.name for t, _ in flow.iter_nodes()] == ["t0", "t1"]
 
 
+@pytest.mark.local_only("resumable_flows steps log to module lists of this process")
 def test_load_from_detail_of_a_finished_run(engine_kind, backend):
     engine = tideflow.load_from_factory(
         resumable_flows.make_flow, factory_args=[2], backend=backend, engine=engine_kind
@@ -159,6 +163,7 @@ def test_load_from_detail_of_a_finished_run(engine_kind, backend):
     assert resumable_flows.EXECUTED == ["t0", "t1"]
 
 
+@pytest.mark.local_only("resumable_flows steps log to module lists of this process")
 def test_atom_caught_running_runs_again(engine_kind, backend):
     engine = tideflow.load_from_factory(
         resumable_flows.make_flow, factory_args=[3], backend=backend, engine=engine_kind
@@ -189,6 +194,9 @@ def test_flow_from_detail_without_factory():
         tideflow.flow_from_detail(FlowDetail("no-factory"))
 
 
+@pytest.mark.local_only(
+    "resumable_flows steps log to module lists of this process and suspend its engine"
+)
 def test_resuming_a_run_suspended_while_reverting(engine_kind, backend):
     engine = tideflow.load_from_factory(
         resumable_flows.make_flow, factory_args=[3], backend=backend, engine=engine_kind

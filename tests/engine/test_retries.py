@@ -47,6 +47,7 @@ def test_every_scenario_has_taskflows_output():
     assert sorted(EXPECTED) == sorted(retry_scenarios.SCENARIOS)
 
 
+@pytest.mark.local_only("the tasks print the trace on this process's stdout")
 @pytest.mark.parametrize("name", sorted(retry_scenarios.SCENARIOS))
 def test_scenario_prints_what_taskflow_printed(
     name: str, engine_kind: str, capsys: pytest.CaptureFixture[str]
@@ -115,6 +116,7 @@ def run_capturing(engine: tideflow.Engine) -> BaseException | None:
 # -- failures that arrive together ----------------------------------------------------------
 
 
+@pytest.mark.local_only("Flaky counts its runs (under a lock) on the task object of this process")
 def test_each_failure_of_an_attempt_is_put_to_the_controller_and_the_flow_is_retried_once(
     load: Callable[..., tideflow.Engine],
 ) -> None:
@@ -139,6 +141,7 @@ def test_each_failure_of_an_attempt_is_put_to_the_controller_and_the_flow_is_ret
     assert engine.storage.get_flow_state() == "SUCCESS"
 
 
+@pytest.mark.local_only("the two tasks meet at a threading.Barrier")
 @pytest.mark.parametrize("revert_all_first", [True, False])
 def test_a_retry_and_a_revert_all_at_once_end_in_revert_all(
     engine_kind: str, load: Callable[..., tideflow.Engine], revert_all_first: bool
@@ -188,6 +191,7 @@ class Broken(retry.Times):
         ("MAYBE", ValueError, r"retry 'bad': on_failure\(\) returned 'MAYBE'"),
     ],
 )
+@pytest.mark.local_only("Flaky counts its runs (under a lock) on the task object of this process")
 def test_a_controller_that_cannot_decide_reverts_everything_and_raises_why(
     load: Callable[..., tideflow.Engine], answer: Any, error: type[Exception], message: str
 ) -> None:
@@ -206,6 +210,7 @@ def test_a_controller_that_cannot_decide_reverts_everything_and_raises_why(
     assert (b.runs, p.reverts) == (1, 1)
 
 
+@pytest.mark.local_only("Flaky counts its runs (under a lock) on the task object of this process")
 def test_a_controller_whose_own_execute_fails_is_resolved_outside_it(
     load: Callable[..., tideflow.Engine],
 ) -> None:
@@ -221,6 +226,7 @@ def test_a_controller_whose_own_execute_fails_is_resolved_outside_it(
 # -- retry_on ------------------------------------------------------------------------------------
 
 
+@pytest.mark.local_only("Flaky counts its runs (under a lock) on the task object of this process")
 @pytest.mark.parametrize(("error", "runs"), [(KeyError, 3), (ValueError, 1)])
 def test_retry_on_retries_only_the_named_exception_types(
     load: Callable[..., tideflow.Engine], error: type[Exception], runs: int
@@ -242,6 +248,7 @@ def test_retry_on_retries_only_the_named_exception_types(
 # -- attempts -----------------------------------------------------------------------------------
 
 
+@pytest.mark.local_only("Flaky counts its runs (under a lock) on the task object of this process")
 def test_every_atom_event_carries_the_attempt_of_its_controller(
     load: Callable[..., tideflow.Engine],
 ) -> None:
@@ -287,6 +294,7 @@ def _suspending_flow(suspend_at: int, engine_box: list[tideflow.Engine]) -> tupl
     return flow, s
 
 
+@pytest.mark.local_only("Flaky counts its runs (under a lock) on the task object of this process")
 def test_a_run_suspended_mid_attempt_resumes_with_its_history_and_attempt_count(
     load: Callable[..., tideflow.Engine],
 ) -> None:
@@ -318,6 +326,7 @@ def test_a_run_suspended_mid_attempt_resumes_with_its_history_and_attempt_count(
     assert transitions(events, "p") == []
 
 
+@pytest.mark.local_only("Flaky counts its runs (under a lock) on the task object of this process")
 def test_a_run_suspended_mid_revert_resumes_the_revert_from_a_copied_record(
     engine_kind: str,
 ) -> None:
@@ -427,6 +436,7 @@ def test_a_back_off_holds_no_worker_and_other_tasks_run_meanwhile() -> None:
     assert (retrying.attempt, retrying.delay) == (2, 0.5)
 
 
+@pytest.mark.local_only("Flaky counts its runs (under a lock) on the task object of this process")
 def test_the_retrying_notification_says_the_attempt_and_the_planned_delay(
     load: Callable[..., tideflow.Engine],
 ) -> None:
@@ -441,6 +451,7 @@ def test_the_retrying_notification_says_the_attempt_and_the_planned_delay(
     ]
 
 
+@pytest.mark.local_only("Flaky counts its runs (under a lock) on the task object of this process")
 def test_suspend_cuts_a_back_off_short_and_the_resumed_run_goes_on(
     load: Callable[..., tideflow.Engine],
 ) -> None:
@@ -461,6 +472,7 @@ def test_suspend_cuts_a_back_off_short_and_the_resumed_run_goes_on(
     assert flaky.runs == 2
 
 
+@pytest.mark.local_only("Flaky counts its runs (under a lock) on the task object of this process")
 def test_reverting_everything_interrupts_a_back_off(load: Callable[..., tideflow.Engine]) -> None:
     waits = LinearFlow("w", retry=retry.Times(2, name="r", backoff=retry.FixedBackoff(30)))
     waits.add(Flaky("a", 1))
@@ -479,6 +491,7 @@ def test_reverting_everything_interrupts_a_back_off(load: Callable[..., tideflow
 # -- engine options -------------------------------------------------------------------------------
 
 
+@pytest.mark.local_only("Flaky counts its runs (under a lock) on the task object of this process")
 def test_never_resolve_stops_at_the_first_failure_without_retries_too(
     load: Callable[..., tideflow.Engine],
 ) -> None:
@@ -514,6 +527,7 @@ def test_taskflow_spellings_of_the_options_are_understood(spelling: Any) -> None
     assert engine.storage.get_atom_state("p") == "REVERTED"  # deferred to nobody: all reverted
 
 
+@pytest.mark.local_only("the task's failures are steered by state in this process")
 def test_load_from_detail_resumes_the_attempts_where_they_stopped(engine_kind: str) -> None:
     import retry_factories
 
@@ -538,6 +552,7 @@ def test_load_from_detail_resumes_the_attempts_where_they_stopped(engine_kind: s
     assert len(resumed.storage.get_retry_history("times")) == 4
 
 
+@pytest.mark.local_only("Flaky counts its runs (under a lock) on the task object of this process")
 def test_an_argument_that_cannot_be_bound_is_not_retried(
     load: Callable[..., tideflow.Engine],
 ) -> None:

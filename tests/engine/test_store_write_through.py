@@ -141,6 +141,7 @@ def test_reset_is_in_the_store(load, make, store):
     assert store.flows[engine.storage.flow_uuid]["state"] == "PENDING"
 
 
+@pytest.mark.local_only("the task calls suspend() on the engine object of this process")
 def test_a_suspended_run_is_in_the_store_and_resumes(load, make, store):
     holder: dict[str, tideflow.Engine] = {}
     flow = LinearFlow("f").add(
@@ -158,6 +159,7 @@ def test_a_suspended_run_is_in_the_store_and_resumes(load, make, store):
     assert store.atoms["c"]["state"] == "SUCCESS"
 
 
+@pytest.mark.local_only("the task reads the store object of this process while it runs")
 def test_each_round_is_in_the_store_before_the_next_starts(load, make, store):
     # when b runs, a's success (an earlier round) has been written
     seen = {}

@@ -34,6 +34,9 @@ class Log:
         return callback
 
 
+@pytest.mark.local_only(
+    "asserts the warning the task's own process logs (caplog sees this process only)"
+)
 def test_progress_and_custom_events_sequence(load, caplog):
     task = Progress("p")
     engine = load(LinearFlow("f").add(task))
@@ -67,6 +70,10 @@ def test_progress_and_custom_events_sequence(load, caplog):
     assert engine.storage.get_task_progress("p") == 1.0
 
 
+@pytest.mark.local_only(
+    "task classes or functions defined inside the test: the standard pickle sends them by name",
+    on="processes",
+)
 def test_progress_is_recorded(load):
     class Half(Task):
         def execute(self):
@@ -91,6 +98,7 @@ def test_progress_is_recorded(load):
     assert engine.storage.get_task_progress("b") == 1.0
 
 
+@pytest.mark.local_only("a task reads the engine's storage of this process while it runs")
 def test_progress_recorded_mid_run(load):
     seen = {}
     holder = {}
@@ -110,6 +118,10 @@ def test_progress_recorded_mid_run(load):
     assert seen["h"] == 1.0  # finished tasks report 1.0
 
 
+@pytest.mark.local_only(
+    "task classes or functions defined inside the test: the standard pickle sends them by name",
+    on="processes",
+)
 def test_progress_around_revert(load):
     class P(Task):
         def execute(self):

@@ -4,8 +4,10 @@ Graph flows: random DAGs whose edges come from data (each task requires the resu
 some earlier tasks), added in a random topological order (compiled by the one-pass path)
 or in any order (compiled by sorting the links). Nestings: random trees of linear and
 unordered flows. On the parallel engine, atoms take varied short times, so failures are
-seen while other atoms still run. For each, with or without a planned failure at a
-random atom:
+seen while other atoms still run. Each test runs on the serial engine and on the
+parallel engine on threads and on asyncio (``property_kinds.py``); on asyncio a random
+part of the atoms are ``async def`` (awaiting their delay on the loop), the others run
+on its threads. For each, with or without a planned failure at a random atom:
 
 - every executed atom started only after all its predecessors finished;
 - without failure, every atom ran once and the results equal a reference computation;
@@ -16,6 +18,7 @@ random atom:
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
 import time
@@ -24,24 +27,31 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from property_kinds import KIND_PARAMS, is_parallel, load_options
 
 import tideflow
 from tideflow import GraphFlow, LinearFlow, Task, UnorderedFlow
 
 # 200 examples: enough that planted bugs this suite once missed (a graph node losing one
 # of several predecessors; atoms started after a failure) are caught on every run; see
-# docs/testing.md. The two tests take about 3 s each.
+# docs/testing.md. 200 on each kind: a few seconds per kind and test.
 SETTINGS = settings(max_examples=200, deadline=None)
 MAX_ATOMS = 30
-ENGINES = st.sampled_from(["serial", "parallel"])
 
 
 def delays(kind: str, n: int) -> st.SearchStrategy[list[float]]:
     """How long each atom's execute takes: on the parallel engine, atoms finish in
     varied orders, so failures are seen while other atoms still run."""
-    if kind != "parallel":
+    if not is_parallel(kind):
         return st.just([0.0] * n)
     return st.lists(st.sampled_from([0.0, 0.0, 0.0005, 0.002]), min_size=n, max_size=n)
+
+
+def asyncs(kind: str, n: int) -> st.SearchStrategy[list[bool]]:
+    """Which atoms are ``async def``: some, on the asyncio kind; none elsewhere."""
+    if kind != "asyncio":
+        return st.just([False] * n)
+    return st.lists(st.booleans(), min_size=n, max_size=n)
 
 
 class Planned(Exception):
@@ -96,6 +106,29 @@ class Node(Task):
         self.log.mark("revert-end", self.index)
 
 
+class AsyncNode(Node):
+    """Node whose execute and revert are coroutines, awaited on the engine's loop."""
+
+    async def execute(self, **kwargs: Any) -> int:  # type: ignore[override]
+        self.log.mark("exec-start", self.index)
+        try:
+            await asyncio.sleep(self.delay)
+            if self.fail:
+                raise Planned(f"planned failure of n{self.index}")
+            return (self.index * 7 + sum(kwargs.values())) % 1_000_003
+        finally:
+            self.log.mark("exec-end", self.index)
+
+    async def revert(self, **kwargs: Any) -> None:  # type: ignore[override]
+        self.log.mark("revert-start", self.index)
+        await asyncio.sleep(0)
+        self.log.mark("revert-end", self.index)
+
+
+def node(index: int, log: Log, fail: bool, requires: list[str], delay: float, is_async: bool):
+    return (AsyncNode if is_async else Node)(index, log, fail, requires, delay)
+
+
 def closure(preds: list[list[int]]) -> list[set[int]]:
     """Every (transitive) predecessor of each atom; ``preds`` lists earlier atoms only."""
     out: list[set[int]] = []
@@ -110,7 +143,7 @@ def closure(preds: list[list[int]]) -> list[set[int]]:
 
 def run_and_check(flow, n, ancestors, kind, fail_at, log):
     """Run ``flow`` and check the properties; ``ancestors[i]`` must finish before ``i``."""
-    engine = tideflow.load(flow, engine=kind, max_workers=4 if kind == "parallel" else None)
+    engine = tideflow.load(flow, **load_options(kind))
     atom_events: list[tuple[str, str]] = []
     engine.atom_notifier.register(
         "*", lambda state, details: atom_events.append((state, details["task_name"]))
@@ -199,13 +232,18 @@ def reference(preds: list[list[int]]) -> list[int]:
     return values
 
 
+@pytest.mark.parametrize("kind", KIND_PARAMS)
 @SETTINGS
-@given(dag=dags(), kind=ENGINES, chunked=st.booleans(), data=st.data())
-def test_random_dag_in_a_graph_flow(dag, kind, chunked, data):
+@given(dag=dags(), chunked=st.booleans(), data=st.data())
+def test_random_dag_in_a_graph_flow(kind, dag, chunked, data):
     n, preds, add_order, fail_at = dag
     log = Log()
     delay = data.draw(delays(kind, n), label="delays")
-    nodes = [Node(i, log, i == fail_at, [f"v{p}" for p in preds[i]], delay[i]) for i in range(n)]
+    is_async = data.draw(asyncs(kind, n), label="async")
+    nodes = [
+        node(i, log, i == fail_at, [f"v{p}" for p in preds[i]], delay[i], is_async[i])
+        for i in range(n)
+    ]
     graph = GraphFlow("g")
     if chunked:
         for i in add_order:
@@ -232,11 +270,11 @@ def trees():
     )
 
 
-def build(tree, log, fail_at, counter, flow_ids, delay):
+def build(tree, log, fail_at, counter, flow_ids, delay, is_async):
     """Build the flow for ``tree``; return (flow or task, its atom indexes, ordering pairs)."""
     if tree == "task":
         index = next(counter)
-        return Node(index, log, index == fail_at, [], delay[index]), [index], []
+        return node(index, log, index == fail_at, [], delay[index], is_async[index]), [index], []
     pattern, children = tree
     flow_cls = LinearFlow if pattern == "linear" else UnorderedFlow
     flow = flow_cls(f"{pattern}-{next(flow_ids)}")
@@ -244,7 +282,9 @@ def build(tree, log, fail_at, counter, flow_ids, delay):
     pairs: list[tuple[int, int]] = []
     previous: list[int] = []
     for child in children:
-        item, child_atoms, child_pairs = build(child, log, fail_at, counter, flow_ids, delay)
+        item, child_atoms, child_pairs = build(
+            child, log, fail_at, counter, flow_ids, delay, is_async
+        )
         flow.add(item)
         pairs.extend(child_pairs)
         if pattern == "linear":
@@ -258,14 +298,18 @@ def count_leaves(tree) -> int:
     return 1 if tree == "task" else sum(count_leaves(c) for c in tree[1])
 
 
+@pytest.mark.parametrize("kind", KIND_PARAMS)
 @SETTINGS
-@given(tree=trees(), kind=ENGINES, data=st.data())
-def test_random_nesting_of_linear_and_unordered_flows(tree, kind, data):
+@given(tree=trees(), data=st.data())
+def test_random_nesting_of_linear_and_unordered_flows(kind, tree, data):
     n = count_leaves(tree)
     fail_at = data.draw(st.none() | st.integers(0, n - 1), label="fail_at")
     log = Log()
     delay = data.draw(delays(kind, n), label="delays")
-    root, atoms, pairs = build(tree, log, fail_at, itertools.count(), itertools.count(), delay)
+    is_async = data.draw(asyncs(kind, n), label="async")
+    root, atoms, pairs = build(
+        tree, log, fail_at, itertools.count(), itertools.count(), delay, is_async
+    )
     if not isinstance(root, tideflow.Flow):
         root = LinearFlow("single").add(root)
     assert sorted(atoms) == list(range(n))

@@ -1,9 +1,10 @@
 """Random nested flows with retry controllers x tasks that fail their first k executions.
 
 Trees of linear and unordered flows, any of which may have a controller (``Times(n)``
-with or without ``revert_all``, ``AlwaysRevert``, ``AlwaysRevertAll``), run on either
-engine (``defer_reverts`` drawn too). Each task fails on its first k executions (k
-drawn per task). After the run:
+with or without ``revert_all``, ``AlwaysRevert``, ``AlwaysRevertAll``), run on the serial
+engine and on the parallel engine on threads and on asyncio, where a random part of the
+tasks are ``async def`` (``property_kinds.py``; ``defer_reverts`` drawn too). Each task
+fails on its first k executions (k drawn per task). After the run:
 
 - no atom is left RUNNING, REVERTING, RETRYING or FAILURE;
 - every revert of an atom came after the reverts of everything that depends on it and
@@ -20,13 +21,16 @@ drawn per task). After the run:
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
 import time
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from property_kinds import KIND_PARAMS, is_parallel, load_options
 
 import tideflow
 from tideflow import AtomEvent, LinearFlow, Task, UnorderedFlow, retry
@@ -80,6 +84,26 @@ class Job(Task):
         self.log.add("revert-end", self.name)
 
 
+class AsyncJob(Job):
+    """Job whose execute and revert are coroutines, awaited on the engine's loop."""
+
+    async def execute(self) -> str:  # type: ignore[override]
+        self.log.add("exec-start", self.name)
+        try:
+            self.runs += 1
+            await asyncio.sleep(self.delay)
+            if self.runs <= self.fails:
+                raise Planned(f"{self.name} #{self.runs}")
+            return self.name
+        finally:
+            self.log.add("exec-end", self.name)
+
+    async def revert(self, **kwargs: Any) -> None:  # type: ignore[override]
+        self.log.add("revert-start", self.name)
+        await asyncio.sleep(0)
+        self.log.add("revert-end", self.name)
+
+
 def logged(cls: type[retry.Retry], log: Log) -> type[retry.Retry]:
     class Logged(cls):  # type: ignore[misc,valid-type]
         def on_failure(self, *args: Any, **kwargs: Any) -> retry.Decision:
@@ -117,13 +141,14 @@ class Built:
         self.parent: dict[str, str | None] = {}  # controller -> enclosing controller
 
 
-def build(tree, log, built, delays, guard, counter):
-    """Return (flow or task, task names inside, first names, last names)."""
+def build(tree, log, built, delays, guard, counter, asyncs=frozenset()):
+    """Return (flow or task, task names inside); tasks named in ``asyncs`` are async def."""
     if tree[0] == "task":
         name = f"t{next(counter)}"
         built.tasks.append(name)
         built.guard[name] = guard
-        return Job(name, log, tree[1], delays.get(name, 0.0)), [name]
+        job = AsyncJob if name in asyncs else Job
+        return job(name, log, tree[1], delays.get(name, 0.0)), [name]
     pattern, kind, attempts, revert_all, children = tree
     flow_name = f"f{next(counter)}"
     controller = None
@@ -144,7 +169,7 @@ def build(tree, log, built, delays, guard, counter):
     names: list[str] = []
     previous: list[str] = []
     for child in children:
-        item, child_names = build(child, log, built, delays, inner_guard, counter)
+        item, child_names = build(child, log, built, delays, inner_guard, counter, asyncs)
         flow.add(item)
         if pattern == "linear":
             built.pairs.extend((p, c) for p in previous for c in child_names)
@@ -168,31 +193,22 @@ def resolution(chain: list[retry.Decision], defer: bool) -> str:
     return "GIVE_UP"
 
 
+@pytest.mark.parametrize("kind", KIND_PARAMS)
 @SETTINGS
-@given(
-    tree=trees(),
-    kind=st.sampled_from(["serial", "parallel"]),
-    defer=st.sampled_from([False, False, True]),
-    data=st.data(),
-)
-def test_random_flows_with_retries(tree, kind, defer, data):
+@given(tree=trees(), defer=st.sampled_from([False, False, True]), data=st.data())
+def test_random_flows_with_retries(kind, tree, defer, data):
     log = Log()
     built = Built()
     counter = itertools.count()
     delays: dict[str, float] = {}
-    if kind == "parallel":
-        delays = data.draw(
-            st.dictionaries(
-                st.sampled_from([f"t{i}" for i in range(40)]), st.sampled_from([0.0005, 0.002])
-            ),
-            label="delays",
-        )
-    root, _ = build(tree, log, built, delays, None, counter)
+    names = st.sampled_from([f"t{i}" for i in range(40)])
+    if is_parallel(kind):
+        delays = data.draw(st.dictionaries(names, st.sampled_from([0.0005, 0.002])), label="delays")
+    asyncs = data.draw(st.sets(names), label="async") if kind == "asyncio" else set()
+    root, _ = build(tree, log, built, delays, None, counter, asyncs)
     if not isinstance(root, tideflow.Flow):
         root = LinearFlow("single").add(root)
-    engine = tideflow.load(
-        root, engine=kind, max_workers=4 if kind == "parallel" else None, defer_reverts=defer
-    )
+    engine = tideflow.load(root, defer_reverts=defer, **load_options(kind))
     events: list[AtomEvent] = []
     engine.subscribe(lambda e: events.append(e) if isinstance(e, AtomEvent) else None)
     engine.atom_notifier.register(
