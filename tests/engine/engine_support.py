@@ -220,6 +220,9 @@ class Recorder(tideflow.Task):
     ``revert_value`` what revert returns; ``on_execute``/``on_revert`` are called with the
     task at the start of execute/revert. Requirements are declared with ``requires=``
     (execute takes ``**kwargs``).
+
+    It runs in worker processes too: the class pickles by name (this module is
+    importable there), its journal by path, and its callables by value (``_Portable``).
     """
 
     def __init__(
