@@ -406,15 +406,18 @@ def test_sibling_flows_failing_together_are_each_retried_by_their_own_controller
 @pytest.mark.local_only(
     "Flaky counts its runs on the task object, which a worker gets a fresh copy of for each call"
 )
+@pytest.mark.parametrize("inner_last", [False, True])
 def test_a_retry_of_an_enclosing_flow_takes_over_the_retry_of_a_flow_inside_it(
-    load: Callable[..., tideflow.Engine],
+    load: Callable[..., tideflow.Engine], inner_last: bool
 ) -> None:
     # x (inside r2's flow) and y (beside it, in r1's flow) fail in the same attempt:
     # r1's retry covers r2's flow, so r2 is reverted and runs afresh, never RETRYING
+    # (inner_last: the two flows' node ranges end at the same node)
     x, y = Flaky("x", 1), Flaky("y", 1)
     inner = LinearFlow("inner", retry=retry.Times(3, name="r2")).add(x)
+    children = [y, inner] if inner_last else [inner, y]
     engine = load(
-        LinearFlow("top", retry=retry.Times(3, name="r1")).add(UnorderedFlow("u").add(inner, y))
+        LinearFlow("top", retry=retry.Times(3, name="r1")).add(UnorderedFlow("u").add(*children))
     )
     events: list[tideflow.AtomEvent] = []
     engine.subscribe(lambda e: events.append(e) if isinstance(e, tideflow.AtomEvent) else None)
@@ -428,6 +431,27 @@ def test_a_retry_of_an_enclosing_flow_takes_over_the_retry_of_a_flow_inside_it(
     assert r2[-2:] == ["RUNNING", "SUCCESS"]
     for name in ("r1", "r2"):
         assert engine.storage.flow_detail.find_by_name(name).decision is None
+
+
+@pytest.mark.local_only(
+    "Flaky counts its runs on the task object, which a worker gets a fresh copy of for each call"
+)
+def test_an_enclosing_flow_given_up_raises_the_failures_of_a_retry_it_took_over(
+    load: Callable[..., tideflow.Engine],
+) -> None:
+    # x fails first: r2 decides RETRY; y fails while that is under way: r1 gives up
+    # (REVERT), which covers r2's flow, so x's failure is raised with y's
+    x, y = Flaky("x", 1), Flaky("y", 5)
+    inner = LinearFlow("inner", retry=retry.Times(3, name="r2")).add(x)
+    late = LinearFlow("late").add(Flaky("pad"), y)
+    engine = load(
+        LinearFlow("top", retry=retry.Times(1, name="r1")).add(UnorderedFlow("u").add(inner, late))
+    )
+    with pytest.raises(WrappedFailure) as raised:
+        engine.run()
+    assert sorted(f.exception_str for f in raised.value) == ["x fails #1", "y fails #1"]
+    assert engine.storage.get_flow_state() == "REVERTED"
+    assert (x.runs, y.runs) == (1, 1)
 
 
 @pytest.mark.local_only(
