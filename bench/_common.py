@@ -6,6 +6,7 @@ either library, so a worker process holds only the side it measures.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 import tracemalloc
@@ -18,6 +19,9 @@ Workload = Callable[[int], Timings]  # one measurement at size N
 
 SLEEP_SECONDS = 0.05
 SLEEP_WORKERS = 8
+#: The processes workload: pure-Python work of about 0.25 s of CPU per task on this
+#: machine's cores (Python 3.11, ~57 ns per loop); workers = the CPUs it has.
+CPU_LOOPS = 4_400_000
 #: The retry workload: attempts its controller allows, and how many its last task fails.
 RETRY_ATTEMPTS = 5
 RETRY_FAILURES = 4
@@ -60,6 +64,30 @@ def graph_requirements(n: int) -> list[list[int]]:
     """Return, for each of ``n`` tasks, up to 3 distinct earlier task indexes (seed 42)."""
     rng = random.Random(42)
     return [sorted(rng.sample(range(i), rng.randint(0, min(3, i)))) for i in range(n)]
+
+
+def ideal_sleeps(n: int, at_once: int) -> float:
+    """Return the ideal time of ``n`` 50 ms sleeps, ``at_once`` of them at a time."""
+    return math.ceil(n / at_once) * SLEEP_SECONDS
+
+
+def against_ideal(timings: Timings, n: int, at_once: int) -> Timings:
+    """Add the ideal (``baseline``) and ``total`` / ideal (``x``) to a sleeps run's timings."""
+    ideal = ideal_sleeps(n, at_once)
+    return {**timings, "baseline": ideal, "x": timings["total"] / ideal}
+
+
+def burn(loops: int = CPU_LOOPS) -> int:
+    """Do pure-Python CPU work (holding the GIL throughout); return its checksum."""
+    total = 0
+    for i in range(loops):
+        total += i * i
+    return total
+
+
+def work(i: int) -> int:
+    """The unit of work of the Dask comparison: as small as a call can be."""
+    return i
 
 
 def noop() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 
@@ -30,9 +31,19 @@ class Spec:
     compare: bool = True  # False for the floor: the same loop on both sides, a reference only
     #: "engine": a flow's load + compile + run (the targets judge these); "calls": one
     #: public call a user makes around each run, timed alone (N = values or nodes);
-    #: "durable": a run recorded in a store, compared per task (see ``STORES``)
+    #: "durable": a run recorded in a store, compared per task (see ``STORES``);
+    #: "executors": a run on one executor against its ``baseline`` (see ``BASELINES``)
     group: str = "engine"
     dbos: tuple[int, ...] = ()
+    #: executors: what the run is set against; each sample holds it as ``baseline`` and
+    #: the run's figure as ``x`` (total / baseline, or baseline / total when ``faster``)
+    baseline: str = ""
+    faster: bool = False
+    #: runs inside each process (0: the runner's default) and the time they may take
+    #: (at least the mode's budget; inf: all of them): short runs get more of them, and
+    #: paired measurements several pairs for their median. Tiny mode runs each once.
+    runs: int = 0
+    budget_s: float = 0.0
 
     def sizes(self, mode: str, side: str) -> tuple[int, ...]:
         """Return the sizes this side runs in ``mode``."""
@@ -57,8 +68,71 @@ SPECS = [
     Spec("retry", "retry linear, 4 fails", (100, 1000), (100,), 100),
     Spec("memory", "memory linear", (100_000,), (1000,), 100, kind="memory", once=True),
     Spec("unordered_threads", "unordered 8 threads", (1000,), (1000,)),
-    Spec("parallel_sleep", "50ms sleeps/8 wkrs", (32,), (32,)),
-    Spec("asyncio_sleep", "asyncio 10ms sleeps", (1000,), (1000,)),
+    # executors (issue 9), each against its baseline: N 50 ms sleeps against the ideal
+    # (8 at a time on threads, all at once as coroutines), CPU-bound tasks on processes
+    # against the serial engine, an unordered flow on Dask against Dask alone
+    Spec(
+        "parallel_sleep",
+        "50ms sleeps, 8 threads",
+        (32,),
+        (32,),
+        group="executors",
+        baseline="ideal",
+        runs=15,
+        budget_s=1.0,
+    ),
+    Spec(
+        "asyncio_sleep32",
+        "async 50ms sleeps, asyncio",
+        (32,),
+        (32,),
+        group="executors",
+        baseline="ideal",
+        runs=15,
+        budget_s=1.0,
+    ),
+    Spec(
+        "asyncio_pool_sleep",
+        "50ms sleeps, asyncio pool",
+        (32,),
+        (32,),
+        group="executors",
+        baseline="ideal",
+        runs=15,
+        budget_s=1.0,
+    ),
+    Spec(
+        "asyncio_sleep",
+        "async 50ms, run_async()",
+        (1000,),
+        (1000,),
+        1000,
+        group="executors",
+        baseline="ideal",
+        runs=15,
+        budget_s=1.0,
+    ),
+    Spec(
+        "processes_cpu",
+        "CPU-bound, processes",
+        (8,),
+        (8,),
+        group="executors",
+        baseline="serial",
+        faster=True,
+        runs=3,
+        budget_s=math.inf,
+    ),
+    Spec(
+        "dask_unordered",
+        "unordered on Dask",
+        (200,),
+        (200,),
+        group="executors",
+        baseline="Dask alone",
+        runs=7,
+        budget_s=math.inf,
+    ),
     # calls users make per run, each timed alone
     Spec(
         "fetch_all",
@@ -94,6 +168,30 @@ STORES = {
     ("durable_linear", "taskflow"): "SQLAlchemy on SQLite (its defaults)",
     ("durable_linear", "dbos"): "SQLite, its default journal (delete)",
     ("durable_wal", "dbos"): "SQLite, journal_mode=WAL",
+}
+
+
+#: How each side runs an executors workload: (workload, side) -> what is measured.
+HOW = {
+    ("parallel_sleep", "tideflow"): "executor='threads', max_workers=8",
+    ("parallel_sleep", "taskflow"): "parallel engine, max_workers=8",
+    ("asyncio_sleep32", "tideflow"): (
+        "async def tasks, executor='asyncio', max_workers=8: max_workers sizes the thread "
+        "pool of plain atoms only, so all N coroutines sleep at once (ideal 50 ms)"
+    ),
+    ("asyncio_sleep32", "taskflow"): "plain sleeps on its parallel engine, 8 threads (no asyncio)",
+    ("asyncio_pool_sleep", "tideflow"): "plain tasks, executor='asyncio', max_workers=8 threads",
+    ("asyncio_sleep", "tideflow"): (
+        "async def tasks, one unordered flow, await engine.run_async() in a running loop"
+    ),
+    ("processes_cpu", "tideflow"): (
+        "N tasks of ~0.25 s pure-Python CPU, executor='processes' (its own pool, "
+        "max_workers = CPUs) vs the serial engine, in turns in one process"
+    ),
+    ("dask_unordered", "tideflow"): (
+        "LocalCluster, one 1-thread worker process per CPU, started untimed; the flow vs "
+        "client.submit() of the same N functions + gather(), in turns in one process"
+    ),
 }
 
 

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from bench._model import (
+    HOW,
     SIDES,
     STORES,
     Cell,
@@ -84,6 +85,46 @@ def table_rows(specs: list[Spec], results: Results, group: str = "engine") -> li
     return rows
 
 
+#: Column headers of the executors table: each side against its own baseline.
+EXECUTOR_COLUMNS = "run|N|tideflow|its baseline|x|TaskFlow|TF x|TaskFlow/tideflow|load|procs"
+
+
+def fmt_x(spec: Spec, cell: Cell | None) -> str:
+    """Format a run against its baseline: "1.04x" (of it), or "1.85x faster" than it."""
+    x = cell.median("x") if cell is not None and cell.status == "ok" else None
+    if x is None:
+        return ""
+    return f"{x:.2f}x faster" if spec.faster else f"{x:.3f}x"
+
+
+def executor_rows(specs: list[Spec], results: Results) -> list[list[str]]:
+    """Build the executors table: each side's time, tideflow's baseline, both figures
+    (run / baseline, or baseline / run for a speedup), the 1-minute load average."""
+    rows = [EXECUTOR_COLUMNS.split("|")]
+    for spec in specs:
+        if spec.group != "executors":
+            continue
+        for n, cells in results[spec.name].items():
+            tide, tf = cells.get("tideflow"), cells.get("taskflow")
+            base = tide.median("baseline") if tide is not None else None
+            load = tide.median("load1") if tide is not None else None
+            rows.append(
+                [
+                    spec.label,
+                    f"{n:,}",
+                    fmt_value(spec, tide),
+                    "" if base is None else f"{spec.baseline} {fmt_seconds(base)}",
+                    fmt_x(spec, tide),
+                    fmt_value(spec, tf),
+                    fmt_x(spec, tf),
+                    fmt_ratio(spec, ratio(spec, cells)),
+                    "" if load is None else f"{load:.1f}",
+                    "/".join(str(len(cell.samples)) if cell else "-" for cell in (tide, tf)),
+                ]
+            )
+    return rows
+
+
 #: Column headers of the durable table: one row per (workload, side, N).
 DURABLE_COLUMNS = "side|store|N|total|µs/task|/ tideflow WAL|procs"
 SIDE_LABELS = {"tideflow": "tideflow", "taskflow": "TaskFlow", "dbos": "DBOS"}
@@ -148,10 +189,11 @@ def to_json(
 ) -> dict[str, Any]:
     """Assemble the JSON document: metadata, every cell, and the verdicts.
 
-    Engine workloads are under ``workloads``, per-run calls under ``calls``, durable
-    runs (with a DBOS side) under ``durable``.
+    Engine workloads are under ``workloads``, runs on each executor under
+    ``executors``, per-run calls under ``calls``, durable runs (with a DBOS side) under
+    ``durable``.
     """
-    groups: dict[str, dict[str, Any]] = {"engine": {}, "calls": {}, "durable": {}}
+    groups: dict[str, dict[str, Any]] = {"engine": {}, "executors": {}, "calls": {}, "durable": {}}
     for spec in specs:
         sizes: dict[str, Any] = {}
         for n, cells in results[spec.name].items():
@@ -171,6 +213,7 @@ def to_json(
     return {
         "meta": meta,
         "workloads": groups["engine"],
+        "executors": groups["executors"],
         "calls": groups["calls"],
         "durable": groups["durable"],
         "targets": [asdict(v) for v in verdicts],
@@ -189,6 +232,17 @@ def report(
     engine = table_rows(specs, results)
     if len(engine) > 1:
         print(render(engine))
+    executors = executor_rows(specs, results)
+    if len(executors) > 1:
+        print(
+            "\nexecutors: each run against its baseline (x = time / baseline; processes: "
+            "serial / time)\nload = 1-minute load average after each measurement (median)"
+        )
+        print(render(executors))
+        for (name, side), how in HOW.items():
+            if name in results and any(side in cells for cells in results[name].values()):
+                label = next(spec.label for spec in specs if spec.name == name)
+                print(f"  {label}, {SIDE_LABELS[side]}: {how}")
     calls = table_rows(specs, results, "calls")
     if len(calls) > 1:
         print("\ncalls users make per run, each timed alone (N = values or graph nodes)")

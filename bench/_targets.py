@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from bench._common import SLEEP_SECONDS, SLEEP_WORKERS
 from bench._model import SPECS, Cell, Results, ratio
 
 FLAT_MAX = 2.0  # "flat": max/min per-task overhead (or per-atom compile time) across sizes
@@ -115,18 +113,107 @@ def memory(results: Results) -> Verdict:
     return Verdict(target, f"{per_atom[n]:,.0f} B/atom", _pass(per_atom[n] <= 2048), note)
 
 
-def parallel_sleeps(results: Results) -> Verdict:
-    """Judge the parallel engine's sleeps against the ideal: ceil(N / 8) x 50 ms."""
-    target = "parallel sleeps within 1.05x of ideal"
-    ours = _values(results, "parallel_sleep", "total")
-    theirs = _values(results, "parallel_sleep", "total", "taskflow")
-    n = next(iter(results.get("parallel_sleep", {})), 0)
-    ideal = math.ceil(n / SLEEP_WORKERS) * SLEEP_SECONDS
-    note = f"TaskFlow {theirs[n] / ideal:.2f}x of ideal" if n in theirs else ""
-    if n not in ours:
-        return _unjudged(results, target, "parallel_sleep", note)
-    value = ours[n] / ideal
-    return Verdict(target, f"{value:.3f}x of {ideal * 1e3:.0f} ms", _pass(value <= 1.05), note)
+#: The executor targets (issue 9): (workload, target, at most / at least, on ``x``).
+SLEEPS_MAX = 1.05  # x of the ideal
+ASYNC_MAX_S = 0.5  # 1,000 async sleeps in one flow, seconds
+PROCESSES_MIN = 1.7  # serial / processes
+DASK_MAX = 1.3  # flow / Dask alone
+
+
+def _x(results: Results, name: str, side: str = "tideflow") -> tuple[int, float] | None:
+    """Return (N, median ``x`` over processes) of one side's executors row."""
+    found = _values(results, name, "x", side)
+    return (n := max(found), found[n]) if found else None
+
+
+def _size_note(n: int, want: int) -> str:
+    """Say at which N a target was judged when it is not the target's N."""
+    return "" if n == want else f"at N={n:,}"
+
+
+def _sleeps(results: Results, name: str, target: str, want: int, how: str) -> Verdict:
+    """Judge N sleeps against the ideal (``baseline``): within ``SLEEPS_MAX``; the note
+    gives TaskFlow's figure (``how`` it ran them, when that differs)."""
+    ours = _x(results, name)
+    if ours is None:
+        return _unjudged(results, target, name)
+    n, x = ours
+    ideal = _values(results, name, "baseline")[n]
+    theirs = _x(results, name, "taskflow")
+    notes = [_size_note(n, want)]
+    if theirs is not None:
+        ideal_tf = _values(results, name, "baseline", "taskflow")[theirs[0]]
+        notes.append(f"TaskFlow {theirs[1]:.2f}x of {ideal_tf * 1e3:.0f} ms{how}")
+    value = f"{x:.3f}x of {ideal * 1e3:.0f} ms"
+    return Verdict(target, value, _pass(x <= SLEEPS_MAX), ", ".join(filter(None, notes)))
+
+
+def executors(results: Results) -> list[Verdict]:
+    """Judge the executor targets, each from the median over processes of ``x``."""
+    verdicts = [
+        _sleeps(
+            results,
+            "parallel_sleep",
+            f"threads: 32 x 50 ms sleeps, 8 workers, <= {SLEEPS_MAX}x ideal",
+            32,
+            "",
+        ),
+        _sleeps(
+            results,
+            "asyncio_sleep32",
+            f"asyncio: 32 async 50 ms sleeps <= {SLEEPS_MAX}x ideal (all at once)",
+            32,
+            " (8 threads, plain sleeps)",
+        ),
+        _sleeps(
+            results,
+            "asyncio_pool_sleep",
+            f"asyncio: 32 plain 50 ms sleeps, its 8 threads, <= {SLEEPS_MAX}x ideal",
+            32,
+            "",
+        ),
+    ]
+    target = f"asyncio: 1,000 async 50 ms sleeps in one flow < {ASYNC_MAX_S} s"
+    totals = _values(results, "asyncio_sleep", "total")
+    if totals:
+        n = max(totals)
+        value = f"{totals[n] * 1e3:.0f} ms"
+        ok = totals[n] < ASYNC_MAX_S
+        verdicts.append(Verdict(target, value, _pass(ok), _size_note(n, 1000)))
+    else:
+        verdicts.append(_unjudged(results, target, "asyncio_sleep"))
+    target = f"processes: CPU-bound >= {PROCESSES_MIN}x faster than serial"
+    found = _x(results, "processes_cpu")
+    if found is None:
+        verdicts.append(_unjudged(results, target, "processes_cpu"))
+    else:
+        n, x = found
+        serial = _values(results, "processes_cpu", "baseline")[n]
+        ours = _values(results, "processes_cpu", "total")[n]
+        got = _values(results, "processes_cpu", "cpus").get(n)
+        serial_got = _values(results, "processes_cpu", "serial_cpus").get(n)
+        value = f"{x:.2f}x ({serial:.2f} s serial, {ours:.2f} s)"
+        note = (
+            ""
+            if got is None or serial_got is None
+            else f"CPUs the tasks got: {serial_got:.2f} serial, {got:.2f} on processes"
+        )
+        verdicts.append(Verdict(target, value, _pass(x >= PROCESSES_MIN), note))
+    target = f"Dask: 200-task flow <= {DASK_MAX}x submit + gather alone"
+    found = _x(results, "dask_unordered")
+    if found is None:
+        verdicts.append(_unjudged(results, target, "dask_unordered"))
+    else:
+        n, x = found
+        alone = _values(results, "dask_unordered", "baseline")[n]
+        ours = _values(results, "dask_unordered", "total")[n]
+        cpu_x = _values(results, "dask_unordered", "cpu_x").get(n)
+        value = f"{x:.2f}x ({ours * 1e3:.0f} ms vs {alone * 1e3:.0f} ms)"
+        notes = [_size_note(n, 200), "" if cpu_x is None else f"CPU here {cpu_x:.2f}x"]
+        verdicts.append(
+            Verdict(target, value, _pass(x <= DASK_MAX), ", ".join(filter(None, notes)))
+        )
+    return verdicts
 
 
 #: The durable targets (issue 8): tideflow's SQLite store in WAL mode, per task.
@@ -233,6 +320,6 @@ def judge(results: Results) -> list[Verdict]:
         import_time(results),
         memory(results),
         speedup(results, "unordered 1,000 on 8 threads >= 50x", "unordered_threads", 1000, 50),
-        parallel_sleeps(results),
+        *executors(results),
         *durable(results),
     ]

@@ -30,6 +30,18 @@ Method (also saved in the JSON):
   journal mode and in WAL mode (DBOS is launched untimed, in the warm-up). The
   durable targets compare per task, each side at the largest N it ran. Kept
   under ``durable`` in the JSON. ``--only durable`` runs just these.
+* An executors table (issue 9; ``--only executors``) sets each run against its own
+  baseline, kept in every sample as ``baseline`` with the figure ``x``: N 50 ms
+  sleeps against the ideal (8 at a time on threads and on the asyncio executor's
+  pool; ``async def`` sleeps all at once on its loop, as its ``max_workers`` sizes only
+  the pool for plain atoms; 1,000 of them under ``run_async()``); CPU-bound tasks on
+  ``'processes'`` against the serial engine (x = serial / processes); an unordered
+  flow on a Dask ``LocalCluster`` (started untimed) against ``client.submit()`` of the
+  same functions and ``gather()``. The paired rows measure both in one worker, in
+  turns, several pairs per process (``Spec.runs``), and x is the median of the pairs'
+  ratios. TaskFlow runs only the threads rows. Every sample records the 1-minute load
+  average, shown per row, and the run prints the load before and after: on a shared
+  machine, a speedup depends on the CPU other work leaves.
 * Sides alternate and rounds interleave all workloads; the table shows the
   median over processes. Ratios are TaskFlow / tideflow at the same N only,
   except the durable targets (per task).
@@ -213,17 +225,25 @@ def measure_all(results: Results, mode: Mode, pythons: dict[str, str | None]) ->
                         continue
                     spec = specs[name]
                     if len(cell.wall_s) < wanted_reps(spec, cell, mode):
-                        max_runs = 1 if spec.once else INNER_RUNS
-                        args = [side, name, str(n), str(max_runs), str(mode.inner_budget_s)]
-                        run_once(cell, python, args, mode.timeout_s)
+                        run_once(cell, python, [side, name, str(n), *inner(spec, mode)], mode)
 
 
-def run_once(cell: Cell, python: str, args: list[str], timeout: float) -> None:
-    """Take one measurement (worker ``run`` with ``args``) into ``cell`` and echo it."""
-    result, wall = call_worker(python, ["run", *args], timeout)
+def inner(spec: Spec, mode: Mode) -> list[str]:
+    """Return the worker's MAX_RUNS and BUDGET_S for ``spec`` in ``mode``."""
+    if mode.name == "tiny" or spec.once:
+        return [str(1 if spec.once else INNER_RUNS), str(mode.inner_budget_s)]
+    return [str(spec.runs or INNER_RUNS), str(max(spec.budget_s, mode.inner_budget_s))]
+
+
+def run_once(cell: Cell, python: str, args: list[str], mode: Mode) -> None:
+    """Take one measurement (worker ``run`` with ``args``) into ``cell`` and echo it.
+
+    Each sample also holds ``load1``, the machine's 1-minute load average just after it.
+    """
+    result, wall = call_worker(python, ["run", *args], mode.timeout_s)
     cell.wall_s.append(wall)
     if result.get("status") == "ok":
-        cell.samples.append(result["timings"])
+        cell.samples.append({**result["timings"], "load1": os.getloadavg()[0]})
     else:
         cell.status = str(result.get("status", "error"))
         cell.note = str(result.get("error") or result.get("note") or "")
@@ -247,7 +267,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated workload names or groups (engine, calls, durable)",
+        help="comma-separated workload names or groups (engine, executors, calls, durable)",
     )
     parser.add_argument("--no-taskflow", action="store_true", help="skip the TaskFlow side")
     parser.add_argument("--no-dbos", action="store_true", help="skip the DBOS side")
@@ -275,17 +295,22 @@ def main(argv: list[str] | None = None) -> int:
         if side in used and probes[side].get("status") != "ok":
             print(f"WARNING: {side} side unavailable: {probes[side].get('error', '')}", flush=True)
     results = plan(specs, mode.name, probes)
+    load_before = os.getloadavg()
     measure_all(results, mode, pythons)
+    load_after = os.getloadavg()
     verdicts = judge(results)
     versions = {side: probes[side].get("version", probes[side].get("status")) for side in SIDES}
     report(specs, results, verdicts, mode, versions)
     elapsed = time.perf_counter() - started
-    print(f"\nfinished in {elapsed:.1f} s; JSON: {args.json}")
+    before, after = ("/".join(f"{v:.2f}" for v in load) for load in (load_before, load_after))
+    print(f"\nload average (1/5/15 min): {before} before, {after} after ({os.cpu_count()} CPUs)")
+    print(f"finished in {elapsed:.1f} s; JSON: {args.json}")
     meta = {
         "mode": mode.name,
         "seconds": elapsed,
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
+        "load_average": {"before": load_before, "after": load_after},
         "versions": versions,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "method": __doc__,

@@ -144,6 +144,12 @@ def _parallel(flow: Any) -> Engine:
     return engines.load(flow, engine="parallel", max_workers=_common.SLEEP_WORKERS)  # type: ignore[no-any-return]
 
 
+def sleeps(n: int) -> Timings:
+    """Time ``n`` 50 ms sleeps on the parallel engine's 8 threads, against the ideal."""
+    timings = _common.build_then_time(lambda: _unordered(n, Sleep), _parallel)
+    return _common.against_ideal(timings, n, _common.SLEEP_WORKERS)
+
+
 def durable_linear(n: int) -> Timings:
     """Run a linear flow of ``n`` tasks recorded in a fresh SQLite database (schema untimed)."""
     try:
@@ -181,8 +187,13 @@ WORKLOADS: dict[str, Workload | str | None] = {
     ),
     "retry": lambda n: _common.build_then_time(lambda: _retried(n), _serial),
     "unordered_threads": lambda n: _common.build_then_time(lambda: _unordered(n), _parallel),
-    "parallel_sleep": lambda n: _common.build_then_time(lambda: _unordered(n, Sleep), _parallel),
-    "asyncio_sleep": "TaskFlow has no asyncio engine",
+    # executors: only threads; the async sleeps row gets the same sleeps as plain tasks
+    "parallel_sleep": sleeps,
+    "asyncio_sleep32": sleeps,
+    "asyncio_pool_sleep": "TaskFlow has no asyncio executor",
+    "asyncio_sleep": "TaskFlow has no asyncio engine (an async def execute is never awaited)",
+    "processes_cpu": "TaskFlow 6 removed its process executor",
+    "dask_unordered": "TaskFlow has no Dask executor",
     "durable_linear": durable_linear,
 }
 """Workload name -> measurement, or a string saying why it does not apply."""

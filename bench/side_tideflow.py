@@ -7,12 +7,16 @@ the capability (threads, asyncio, durable stores) fills its entry in.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import contextlib
+import itertools
 import os
 import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from importlib import metadata
 from typing import Any
 
@@ -86,7 +90,41 @@ class Sleep(tideflow.Task):
         time.sleep(_common.SLEEP_SECONDS)
 
 
-def _unordered(n: int, task: type[tideflow.Task] = Noop) -> tideflow.UnorderedFlow:
+class AsyncSleep(tideflow.Task):
+    """Await a 50 ms ``asyncio.sleep``."""
+
+    async def execute(self) -> None:
+        """Sleep without holding a thread."""
+        await asyncio.sleep(_common.SLEEP_SECONDS)
+
+
+class Burn(tideflow.Task):
+    """CPU-bound pure-Python work; returns the process it ran in and the CPU time it took."""
+
+    def __init__(self, name: str, loops: int = _common.CPU_LOOPS) -> None:
+        super().__init__(name)
+        self.loops = loops
+
+    def execute(self) -> tuple[int, float]:
+        """Burn about 0.25 s of CPU (at the default ``loops``)."""
+        started = time.process_time()
+        _common.burn(self.loops)
+        return os.getpid(), time.process_time() - started
+
+
+class Call(tideflow.Task):
+    """Call ``_common.work(i)``: the Dask comparison's unit of work, as a task."""
+
+    def __init__(self, i: int) -> None:
+        super().__init__(f"t{i}", provides=f"r{i}")
+        self.i = i
+
+    def execute(self) -> int:
+        """Return ``work(i)``."""
+        return _common.work(self.i)
+
+
+def _unordered(n: int, task: Callable[[str], tideflow.Task] = Noop) -> tideflow.UnorderedFlow:
     """Build an unordered flow of ``n`` tasks (no-ops unless told otherwise)."""
     return tideflow.UnorderedFlow("un").add(*[task(f"t{i}") for i in range(n)])
 
@@ -146,6 +184,183 @@ def _parallel(flow: tideflow.Flow) -> Engine:
     """Load ``flow`` into the parallel engine on 8 threads."""
     engine: Engine = tideflow.load(flow, engine="parallel", max_workers=_common.SLEEP_WORKERS)
     return engine
+
+
+# -- executors (issue 9): sleeps against the ideal, processes against serial, Dask direct --
+
+
+def _on(**options: Any) -> Callable[[tideflow.Flow], Engine]:
+    """Return a loader: the parallel engine with ``options`` (executor, max_workers)."""
+
+    def load(flow: tideflow.Flow) -> Engine:
+        engine: Engine = tideflow.load(flow, engine="parallel", **options)
+        return engine
+
+    return load
+
+
+def sleeps(task: type[tideflow.Task], at_once: int | None, **options: Any) -> Workload:
+    """Return the workload: N ``task`` sleeps in one unordered flow, against the ideal.
+
+    ``at_once`` is how many sleep together (None: all N, coroutines on one loop).
+    """
+
+    def measure(n: int) -> Timings:
+        timings = _common.build_then_time(lambda: _unordered(n, task), _on(**options))
+        return _common.against_ideal(timings, n, at_once or n)
+
+    return measure
+
+
+def async_sleeps(n: int) -> Timings:
+    """Time ``n`` async 50 ms sleeps in one unordered flow under ``await run_async()``.
+
+    The event loop runs already (as in an application); timed: load + compile + run.
+    """
+
+    async def measure() -> Timings:
+        start = time.perf_counter()
+        flow = _unordered(n, AsyncSleep)
+        built = time.perf_counter()
+        engine = tideflow.load(flow, engine="parallel", executor="asyncio")
+        engine.compile()
+        compiled = time.perf_counter()
+        await engine.run_async()
+        done = time.perf_counter()
+        timings = {
+            "build": built - start,
+            "compile": compiled - built,
+            "run": done - compiled,
+            "total": done - built,
+        }
+        return _common.against_ideal(timings, n, n)
+
+    return asyncio.run(measure())
+
+
+_TURN = itertools.count()  # alternates which of a pair is measured first, call by call
+
+
+def paired(first: Callable[[], Timings], second: Callable[[], Timings]) -> list[Timings]:
+    """Measure both, in turns (first-then-second on even calls), so load hits both alike."""
+    if next(_TURN) % 2:
+        later = second()
+        return [first(), later]
+    return [first(), second()]
+
+
+def cpu_on_processes(n: int, loops: int = _common.CPU_LOOPS) -> Timings:
+    """Time ``n`` CPU-bound tasks on the processes executor against the serial engine.
+
+    ``baseline`` is the serial engine's load + compile + run of the same flow, measured
+    in the same call (in turns); ``x`` = serial / processes, the speedup. How much CPU
+    each run got, in CPUs (the tasks' CPU time over the run's wall time), is kept as
+    ``serial_cpus`` and ``cpus``: on a machine busy with other work, they say why.
+    """
+    engines: dict[str, Any] = {}
+    workers = os.cpu_count() or 1
+
+    def run(kind: str, **options: Any) -> Timings:
+        def load(flow: tideflow.Flow) -> Engine:
+            engines[kind] = tideflow.load(flow, **options)
+            engine: Engine = engines[kind]
+            return engine
+
+        return _common.build_then_time(lambda: _unordered(n, partial(Burn, loops=loops)), load)
+
+    def cpus(kind: str, timings: Timings) -> tuple[set[int], float]:
+        results = [engines[kind].storage.get_execute_result(f"t{i}") for i in range(n)]
+        return {pid for pid, _ in results}, sum(cpu for _, cpu in results) / timings["total"]
+
+    base, ours = paired(
+        lambda: run("serial"),
+        lambda: run("processes", engine="parallel", executor="processes", max_workers=workers),
+    )
+    serial_pids, serial_cpus = cpus("serial", base)
+    pids, used = cpus("processes", ours)
+    if serial_pids != {os.getpid()} or os.getpid() in pids:
+        raise AssertionError(f"tasks ran in processes {pids}, serially in {serial_pids}")
+    return {
+        **ours,
+        "baseline": base["total"],
+        "x": base["total"] / ours["total"],
+        "serial_cpus": serial_cpus,
+        "cpus": used,
+    }
+
+
+_DASK: list[Any] = []  # the client of this worker process's LocalCluster, made once
+
+
+def _dask_client() -> Any:
+    """Start a LocalCluster (one single-threaded worker process per CPU) on first use."""
+    if not _DASK:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:
+            raise _common.Unavailable(f"needs tideflow[dask]: {exc}") from exc
+        cluster = LocalCluster(
+            n_workers=os.cpu_count() or 1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        )
+        client = Client(cluster)
+        atexit.register(cluster.close)
+        atexit.register(client.close)  # runs first
+        _DASK.append(client)
+    return _DASK[0]
+
+
+def dask_unordered(n: int) -> Timings:
+    """Time ``n`` tasks of an unordered flow on this process's LocalCluster (see below)."""
+    return dask_vs_direct(_dask_client(), n)
+
+
+def dask_vs_direct(client: Any, n: int) -> Timings:
+    """Time ``n`` tasks of an unordered flow on a Dask cluster against Dask alone.
+
+    ``baseline``: ``client.submit(work, i, pure=False)`` for each i, then
+    ``client.gather``, on the same client in the same process, measured in turns with
+    the flow; ``x`` = flow / direct, tideflow's overhead on top of Dask's own. The
+    cluster is started before (the warm-up run starts it), outside every timing.
+    ``cpu_x`` is the same ratio of this process's CPU time (client, engine, and a
+    LocalCluster's scheduler), which waits on a busy machine do not inflate.
+    """
+    engines: list[Any] = []
+
+    def on_dask(flow: tideflow.Flow) -> Engine:
+        engines.append(tideflow.load(flow, engine="parallel", executor=client))
+        engine: Engine = engines[-1]
+        return engine
+
+    def direct() -> Timings:
+        cpu = time.process_time()
+        start = time.perf_counter()
+        futures = [client.submit(_common.work, i, pure=False) for i in range(n)]
+        results = client.gather(futures)
+        done = time.perf_counter()
+        if results != list(range(n)):
+            raise AssertionError("Dask returned other results")
+        return {"total": done - start, "cpu": time.process_time() - cpu}
+
+    def flow() -> Timings:
+        cpu = time.process_time()
+        timings = _common.build_then_time(
+            lambda: tideflow.UnorderedFlow("un").add(*[Call(i) for i in range(n)]), on_dask
+        )
+        return {**timings, "cpu": time.process_time() - cpu}
+
+    base, ours = paired(direct, flow)
+    values = engines[0].storage.fetch_all()
+    if values != {f"r{i}": i for i in range(n)}:
+        raise AssertionError("the flow on Dask returned other results")
+    return {
+        **ours,
+        "baseline": base["total"],
+        "x": ours["total"] / base["total"],
+        "cpu_x": ours["cpu"] / base["cpu"],
+    }
 
 
 SQLITE_FILE = "runs.db"
@@ -239,8 +454,20 @@ WORKLOADS: dict[str, Workload | str | None] = {
     ),
     "retry": lambda n: _common.build_then_time(lambda: _retried(n), _serial),
     "unordered_threads": lambda n: _common.build_then_time(lambda: _unordered(n), _parallel),
-    "parallel_sleep": lambda n: _common.build_then_time(lambda: _unordered(n, Sleep), _parallel),
-    "asyncio_sleep": None,  # asyncio engine: N concurrent 10 ms asyncio.sleep tasks
+    # executors: N sleeps of 50 ms on 8 threads; N async ones on the asyncio executor (its
+    # max_workers sizes the pool for plain atoms only: all N coroutines sleep at once);
+    # N plain ones on that pool; 1,000 async ones under run_async(); CPU-bound tasks on
+    # processes against the serial engine; an unordered flow on Dask against Dask alone
+    "parallel_sleep": sleeps(Sleep, _common.SLEEP_WORKERS, max_workers=_common.SLEEP_WORKERS),
+    "asyncio_sleep32": sleeps(
+        AsyncSleep, None, executor="asyncio", max_workers=_common.SLEEP_WORKERS
+    ),
+    "asyncio_pool_sleep": sleeps(
+        Sleep, _common.SLEEP_WORKERS, executor="asyncio", max_workers=_common.SLEEP_WORKERS
+    ),
+    "asyncio_sleep": async_sleeps,
+    "processes_cpu": cpu_on_processes,
+    "dask_unordered": dask_unordered,
     # a linear flow of N no-op tasks recorded in a fresh SQLite file (schema untimed)
     "durable_linear": _sqlite(),  # WAL, synchronous=NORMAL: the store's default
     "durable_full": _sqlite(synchronous="FULL"),

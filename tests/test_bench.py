@@ -24,8 +24,14 @@ WORKLOADS = {
     "retry",
     "memory",
     "unordered_threads",
+}
+EXECUTORS = {
     "parallel_sleep",
+    "asyncio_sleep32",
+    "asyncio_pool_sleep",
     "asyncio_sleep",
+    "processes_cpu",
+    "dask_unordered",
 }
 DURABLE = {"durable_linear", "durable_full", "durable_wal", "durable_memory"}
 
@@ -48,6 +54,7 @@ def test_tiny_mode_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     assert "targets" in proc.stdout
     data = json.loads(out.read_text())
     assert set(data["workloads"]) == WORKLOADS
+    assert set(data["executors"]) == EXECUTORS
     assert set(data["durable"]) == DURABLE
     assert {"target", "value", "status", "note"} <= set(data["targets"][0])
     linear = data["workloads"]["linear"]["sizes"]["10"]
@@ -65,6 +72,24 @@ def test_tiny_mode_prints_the_table_and_writes_json(tmp_path: Path) -> None:
         assert dbos_ok or "WARNING: dbos side unavailable" in proc.stdout, dbos
     targets = {verdict["target"]: verdict for verdict in data["targets"]}
     assert any("DBOS" in target for target in targets)
+    # every executor ran on the tideflow side (Dask: when distributed is installed),
+    # each against its baseline; TaskFlow has only threads
+    assert "executors: each run against its baseline" in proc.stdout
+    for name, sizes in data["executors"].items():
+        (entry,) = sizes["sizes"].values()
+        tide = entry["tideflow"]
+        if name == "dask_unordered" and tide["status"] == "n/a":
+            assert "tideflow[dask]" in tide["note"]
+            continue
+        assert tide["status"] == "ok", (name, tide)
+        assert tide["median"]["x"] > 0
+        assert tide["median"]["baseline"] > 0
+        taskflow = entry["taskflow"]["status"]
+        threads = name in {"parallel_sleep", "asyncio_sleep32"}
+        assert taskflow == ("ok" if threads and taskflow_ok else "n/a") or not taskflow_ok
+    executor_targets = [t for t in targets if t.split(":")[0] in {"threads", "asyncio"}]
+    assert len(executor_targets) == 4
+    assert {targets[t]["status"] for t in executor_targets} <= {"PASS", "MISS"}
 
 
 # -- the sides' modules, imported as the worker does (bench/ on sys.path) -----------
@@ -158,6 +183,90 @@ def test_wal_check_refuses_a_file_in_another_journal_mode(
         bench["side_tideflow"].wal_check(str(tmp_path))
 
 
+# -- the executors' workloads, at tiny sizes (what they measure, not how fast) ------
+
+
+@pytest.mark.parametrize(
+    ("name", "n", "ideal"),
+    [
+        ("parallel_sleep", 9, 0.1),  # 8 threads: two waves of 50 ms
+        ("asyncio_sleep32", 9, 0.05),  # coroutines: all at once, whatever max_workers
+        ("asyncio_pool_sleep", 9, 0.1),  # plain tasks on the asyncio executor's 8 threads
+        ("asyncio_sleep", 20, 0.05),  # under run_async(), in a running loop
+    ],
+)
+def test_sleeps_are_set_against_their_ideal(
+    bench: dict[str, ModuleType], name: str, n: int, ideal: float
+) -> None:
+    """Each sleeps workload reports the ideal as its baseline and total / ideal as x;
+    the run cannot beat the ideal, so x >= 1 proves the sleeps really ran."""
+    timings = bench["side_tideflow"].WORKLOADS[name](n)
+    assert timings["baseline"] == pytest.approx(ideal)
+    assert timings["x"] == pytest.approx(timings["total"] / ideal)
+    assert timings["x"] >= 1.0
+    assert timings["total"] == pytest.approx(timings["compile"] + timings["run"])
+
+
+def test_async_rows_measure_async_def_tasks(bench: dict[str, ModuleType]) -> None:
+    """The async rows' task is an ``async def`` (awaited on the loop, not a thread)."""
+    from tideflow._task import is_async_method
+
+    side = bench["side_tideflow"]
+    assert is_async_method(side.AsyncSleep("a"), "execute")
+    assert not is_async_method(side.Sleep("s"), "execute")
+
+
+def test_cpu_on_processes_runs_in_workers_and_serially(bench: dict[str, ModuleType]) -> None:
+    """The processes row: the same flow on the serial engine (in this process) and on
+    worker processes, in one call; x = serial / processes, CPU shares reported."""
+    timings = bench["side_tideflow"].cpu_on_processes(3, loops=1000)
+    assert timings["x"] == pytest.approx(timings["baseline"] / timings["total"])
+    assert timings["cpus"] > 0
+    assert timings["serial_cpus"] > 0
+
+
+def test_paired_measurements_take_turns(bench: dict[str, ModuleType]) -> None:
+    """Paired runs alternate which goes first, and always return (first, second)."""
+    order: list[str] = []
+
+    def mark(label: str) -> Any:
+        return lambda: order.append(label) or {"total": float(len(label))}
+
+    results = [bench["side_tideflow"].paired(mark("a"), mark("bb")) for _ in range(2)]
+    assert results == [[{"total": 1.0}, {"total": 2.0}]] * 2
+    assert order in (["a", "bb", "bb", "a"], ["bb", "a", "a", "bb"])
+
+
+def test_dask_flow_is_set_against_dask_alone(bench: dict[str, ModuleType]) -> None:
+    """The Dask row on an in-process cluster: the flow's results are checked and x is
+    flow / (submit + gather of the same functions)."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        timings = bench["side_tideflow"].dask_vs_direct(client, 12)
+    assert timings["x"] == pytest.approx(timings["total"] / timings["baseline"])
+    assert timings["baseline"] > 0
+    assert timings["cpu_x"] > 0
+
+
+def test_executor_rows_run_several_times_per_process(bench: dict[str, ModuleType]) -> None:
+    """Paired rows run all their pairs in each process, whatever the budget; short runs
+    get more runs in a longer budget; tiny mode runs each once; the others are as before."""
+    run, model = bench["run"], bench["_model"]
+    specs = {spec.name: spec for spec in model.SPECS}
+    assert run.inner(specs["processes_cpu"], model.MODES["quick"]) == ["3", "inf"]
+    assert run.inner(specs["dask_unordered"], model.MODES["full"]) == ["7", "inf"]
+    assert run.inner(specs["asyncio_sleep32"], model.MODES["quick"]) == ["15", "1.0"]
+    assert run.inner(specs["processes_cpu"], model.MODES["tiny"]) == ["5", "0.0"]
+    assert run.inner(specs["linear"], model.MODES["quick"]) == ["5", "0.3"]
+    assert run.inner(specs["memory"], model.MODES["full"]) == ["1", "1.0"]
+    assert {spec.name for spec in model.SPECS if spec.group == "executors"} == EXECUTORS
+
+
 # -- sizes, targets, report ---------------------------------------------------------
 
 
@@ -246,6 +355,73 @@ def test_durable_table_lists_each_side_store(bench: dict[str, ModuleType]) -> No
     assert by_store["SQLite, journal_mode=WAL"][0] == "DBOS"
     assert by_store["SQLite, journal_mode=WAL"][4:6] == ["2,000", "40x"]
     assert by_store["SQLite, its default journal (delete)"][5] == "200x"
+
+
+def _executor_results(bench: dict[str, ModuleType], samples: dict[tuple[str, str], Any]) -> Any:
+    """Results holding one sample per (workload, side), at the target's N."""
+    sizes = {"asyncio_sleep": 1000, "processes_cpu": 8, "dask_unordered": 200}
+    results: dict[str, dict[int, dict[str, Any]]] = {}
+    for (name, side), sample in samples.items():
+        cell = bench["_model"].Cell(samples=[sample])
+        results.setdefault(name, {}).setdefault(sizes.get(name, 32), {})[side] = cell
+    return results
+
+
+def test_executor_targets(bench: dict[str, ModuleType]) -> None:
+    """Each executor target is judged on the median x (or the 1,000 sleeps' total)."""
+    sleeps = {"total": 0.208, "baseline": 0.2, "x": 1.04}
+    results = _executor_results(
+        bench,
+        {
+            ("parallel_sleep", "tideflow"): sleeps,
+            ("parallel_sleep", "taskflow"): {"total": 1.22, "baseline": 0.2, "x": 6.1},
+            ("asyncio_sleep32", "tideflow"): {"total": 0.055, "baseline": 0.05, "x": 1.1},
+            ("asyncio_pool_sleep", "tideflow"): sleeps,
+            ("asyncio_sleep", "tideflow"): {"total": 0.12, "baseline": 0.05, "x": 2.4},
+            ("processes_cpu", "tideflow"): {
+                "total": 1.0,
+                "baseline": 1.6,
+                "x": 1.6,
+                "cpus": 1.5,
+                "serial_cpus": 0.95,
+            },
+            ("dask_unordered", "tideflow"): {"total": 0.25, "baseline": 0.2, "x": 1.25},
+        },
+    )
+    verdicts = bench["_targets"].executors(results)
+    assert [v.status for v in verdicts] == ["PASS", "MISS", "PASS", "PASS", "MISS", "PASS"]
+    assert verdicts[0].value == "1.040x of 200 ms"
+    assert verdicts[0].note == "TaskFlow 6.10x of 200 ms"
+    assert verdicts[1].value == "1.100x of 50 ms"
+    assert verdicts[3].value == "120 ms"
+    assert verdicts[4].value == "1.60x (1.60 s serial, 1.00 s)"
+    assert verdicts[4].note == "CPUs the tasks got: 0.95 serial, 1.50 on processes"
+    assert verdicts[5].value == "1.25x (250 ms vs 200 ms)"
+    assert {v.status for v in bench["_targets"].executors({})} == {"not run"}
+
+
+def test_executor_table_shows_each_run_against_its_baseline(
+    bench: dict[str, ModuleType],
+) -> None:
+    """One row per executor run: time, baseline, x (a speedup says 'faster'), load."""
+    cell = bench["_model"].Cell
+    results = _executor_results(
+        bench,
+        {
+            ("processes_cpu", "tideflow"): {"total": 1.0, "baseline": 1.8, "x": 1.8, "load1": 4.5},
+            ("processes_cpu", "taskflow"): {},
+            ("parallel_sleep", "tideflow"): {"total": 0.21, "baseline": 0.2, "x": 1.05},
+            ("parallel_sleep", "taskflow"): {"total": 1.2, "baseline": 0.2, "x": 6.0},
+        },
+    )
+    results["processes_cpu"][8]["taskflow"] = cell(status="n/a", note="removed")
+    specs = [s for s in bench["_model"].SPECS if s.name in results]
+    rows = {row[0]: row for row in bench["_report"].executor_rows(specs, results)[1:]}
+    sleeps = rows["50ms sleeps, 8 threads"]
+    assert sleeps[2:8] == ["210 ms", "ideal 200 ms", "1.050x", "1.2 s", "6.000x", "5.71x faster"]
+    cpu = rows["CPU-bound, processes"]
+    assert cpu[2:6] == ["1 s", "serial 1.8 s", "1.80x faster", "n/a"]
+    assert cpu[8:] == ["4.5", "1/0"]
 
 
 # -- the peers' venvs ---------------------------------------------------------------
