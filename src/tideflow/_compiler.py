@@ -35,6 +35,7 @@ import functools
 from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
+from operator import attrgetter
 from typing import Any, Final, NamedTuple
 
 from tideflow._flow import (
@@ -123,6 +124,9 @@ class Decision(NamedTuple):
     history: tuple[int, ...]  # atom nodes whose results the decider is shown
 
 
+_PRIORITY = attrgetter("priority")
+
+
 class Plan:
     """The compiled form of a flow: flat arrays indexed by node number.
 
@@ -144,6 +148,7 @@ class Plan:
         "kinds",
         "names",
         "pred",
+        "prioritized",
         "providers",
         "retries",
         "revert_args",
@@ -174,6 +179,8 @@ class Plan:
         self.retries: list[int] = b.retries
         #: node -> the controller asked first when it fails (-1: none); [] without retries
         self.guards: list[int] = _guards(self) if b.retries else []
+        #: whether any atom has a priority (C-speed scan: ready work is then ordered)
+        self.prioritized: bool = any(map(_PRIORITY, filter(None, b.atoms)))
 
     def scope(self, retry: int) -> tuple[int, int]:
         """The nodes a retry controller's decisions work on: ``lo <= n < hi``.

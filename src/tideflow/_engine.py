@@ -228,6 +228,8 @@ class Engine:
         self._lock = threading.Lock()
         self._flow_lock = threading.RLock()
         self._suspend_requested = False
+        #: run_async() was cancelled before its run began: that run stops at once
+        self._cancelled_early = False
         self._thread_id: int | None = None
         self._events: deque[tuple[Atom, str, Mapping[str, Any]]] = deque()
         self._stats: dict[str, Any] = {}
@@ -543,15 +545,22 @@ class Engine:
                 done.exception()  # the run ended as the cancel came: the cancel is said
                 raise
             # the awaiting task was cancelled: stop starting atoms, let the running ones
-            # finish and be recorded, then say it was cancelled
-            self.suspend()
-            while not done.done():
-                try:
-                    await asyncio.shield(done)
-                except asyncio.CancelledError:
-                    continue  # a suspension under way is not cut short
-                except BaseException:
-                    break  # the run itself failed while stopping: cancelled still wins
+            # finish and be recorded, then say it was cancelled. A run whose rounds have
+            # not begun (its thread sets _thread_id first, then reads the flag) begins
+            # suspended; its storage may not exist yet, so suspend() is not called then.
+            self._cancelled_early = True
+            if self._thread_id is not None:
+                self.suspend()
+            try:
+                while not done.done():
+                    try:
+                        await asyncio.shield(done)
+                    except asyncio.CancelledError:
+                        continue  # a suspension under way is not cut short
+                    except BaseException:
+                        break  # the run itself failed while stopping: cancelled still wins
+            finally:
+                self._cancelled_early = False  # the run is over: the next one starts afresh
             raise
 
     def run_iter(self, timeout: float | None = None) -> Generator[str, Any, None]:
@@ -618,8 +627,10 @@ class Engine:
         args = plan.args
         kinds = plan.kinds
         decisions = plan.decisions
+        # atoms with priority= (found once per plan): ready work starts highest first
+        prioritized = plan.prioritized
         self._thread_id = threading.get_ident()
-        self._suspend_requested = False
+        self._suspend_requested = self._cancelled_early
         clock = time.perf_counter
         began = clock()
         resuming = scheduling = waiting = analyzing = 0.0
@@ -632,6 +643,9 @@ class Engine:
                 # atoms sent elsewhere (processes, a cluster) are refused before anything runs
                 check(plan.atoms)
             fresh = self._begin()
+            if self._suspend_requested:
+                # asked before the flow was RUNNING (so suspend() could not say it)
+                self._flow_state(_F.SUSPENDING, only_from=_F.RUNNING)
         except BaseException:
             dispatcher.close()  # its pool, its threads: nothing will run on them
             raise
@@ -683,6 +697,9 @@ class Engine:
                 if phases and (yield _SCHEDULING):
                     self.suspend()
                 if not (self._suspend_requested or revert_failures or (failures and not reverting)):
+                    if prioritized and len(ready) > 1:
+                        # stable: equal priorities keep the order they became ready in
+                        ready = deque(sorted(ready, key=lambda n: -atoms[n].priority))
                     while ready:
                         node = ready.popleft()
                         atom = atoms[node]

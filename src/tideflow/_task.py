@@ -334,6 +334,8 @@ class Atom:
 
     name: str
     version: tuple[int, ...] = (1, 0)
+    #: Among atoms ready at the same moment, higher priorities start first (default 0).
+    priority: int = 0
     inject: Mapping[str, Any] | None = None
     save_as: Mapping[str, Index] = _EMPTY_MAP
     #: Whether ``provides`` names items of the result (a tuple/list or a set of names).
@@ -358,6 +360,8 @@ class Atom:
         ignore_list: Iterable[str] | None = None,
         revert_rebind: Rebind = None,
         revert_requires: Requires = None,
+        *,
+        priority: int = 0,
     ) -> None:
         if type(self).execute is Atom.execute:
             raise TypeError(
@@ -370,6 +374,13 @@ class Atom:
         elif not isinstance(name, str):
             raise TypeError(f"an atom name must be a str, got {type(name).__name__}")
         self.name = name
+        if priority:
+            if isinstance(priority, bool) or not isinstance(priority, int):
+                raise TypeError(
+                    f"atom {name!r}: priority= takes an int (higher starts first among atoms "
+                    f"ready at the same time), got {priority!r} ({type(priority).__name__})"
+                )
+            self.priority = priority
         if provides is None:
             provides = self.default_provides
         if provides is not None:
@@ -645,6 +656,8 @@ class FunctorTask(Task):
         revert: Callable[..., Any] | None = None,
         version: tuple[int, ...] | None = None,
         inject: Mapping[str, Any] | None = None,
+        *,
+        priority: int = 0,
     ) -> None:
         if not callable(execute):
             raise InvalidArgumentError(f"FunctorTask needs a callable execute, got {execute!r}")
@@ -659,6 +672,7 @@ class FunctorTask(Task):
             auto_extract=auto_extract,
             rebind=rebind,
             inject=inject,
+            priority=priority,
         )
         if version is not None:
             self.version = version
@@ -794,6 +808,7 @@ def task(
     rebind: Rebind = None,
     revert: Callable[..., Any] | None = None,
     inject: Mapping[str, Any] | None = None,
+    priority: int | None = None,
 ) -> Any:
     """Turn a plain function into a task factory: ``@task`` or ``@task(provides="x")``.
 
@@ -809,6 +824,7 @@ def task(
             "rebind": rebind,
             "revert": revert,
             "inject": inject,
+            "priority": priority,
         }.items()
         if value is not None
     }
