@@ -265,3 +265,37 @@ def test_a_flow_run_synchronously_inside_an_async_atom_does_not_wait_for_itself(
 async def _async_one() -> int:
     await asyncio.sleep(0)
     return 1
+
+
+def test_a_run_cancelled_before_it_began_starts_suspended_and_runs_later() -> None:
+    runs: dict[str, int] = {}
+    names = [f"s{i}" for i in range(3)]
+    engine = tideflow.load(
+        LinearFlow("steps").add(*(Nap(name, runs, delay=0.0) for name in names)),
+        engine="parallel",
+        executor="asyncio",
+    )
+
+    async def cancelled_at_once() -> None:
+        running = asyncio.create_task(engine.run_async())
+        await asyncio.sleep(0)  # it starts its thread, then is cancelled
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+
+    asyncio.run(cancelled_at_once())
+    # the run had not begun (PENDING), or began suspended, or the first atom was already
+    # running (on this loop) when the cancel came: it finished, and nothing else ran
+    state = str(engine.storage.get_flow_state())
+    assert state in ("PENDING", "SUSPENDED")
+    assert set(runs) <= {"s0"}
+    if runs:
+        assert state == "SUSPENDED"
+        assert str(engine.storage.get_atom_state("s0")) == "SUCCESS"
+
+    async def again() -> None:
+        await engine.run_async()
+
+    asyncio.run(again())
+    assert str(engine.storage.get_flow_state()) == "SUCCESS"
+    assert runs == dict.fromkeys(names, 1)
