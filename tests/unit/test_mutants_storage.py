@@ -205,3 +205,54 @@ def test_only_a_change_of_major_version_is_refused(recorded, now, refused):
     else:
         storage.ensure_plan(plan)
         assert record.find_by_name("a").version == now  # a minor change is adopted
+
+
+# -- fetch_all, and a short result's error ------------------------------------------------------
+
+
+class Returns(Task):
+    def __init__(self, name: str, value: Any, **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        self.value = value
+
+    def execute(self) -> Any:
+        return self.value
+
+
+def test_fetch_all_before_preparing_counts_the_results_of_a_loaded_record():
+    def flow() -> LinearFlow:
+        return LinearFlow("f").add(Returns("a", 1, provides="x"))
+
+    first = tideflow.load(flow(), store={"s": 0})
+    first.run()
+    again = tideflow.load(flow(), flow_detail=first.storage.flow_detail)
+    assert again.storage.fetch_all() == {"s": 0, "x": 1}
+
+
+def test_fetch_all_of_a_flow_that_does_not_compile_has_the_store_values():
+    a = T("a", provides="v")
+    engine = tideflow.load(LinearFlow("f").add(a, LinearFlow("s").add(a)), store={"s": 1})
+    assert engine.storage.fetch_all() == {"s": 1}
+    assert engine.storage.fetch_all(many_handler=list) == {"s": [1]}
+
+
+def test_fetch_all_with_a_handler_goes_past_a_name_without_value():
+    # a's result is short: p has a value, q none; r comes after q
+    flow = LinearFlow("f").add(
+        Returns("a", (1,), provides=("p", "q")), Returns("b", 3, provides="r")
+    )
+    engine = tideflow.load(flow)
+    engine.run()
+    assert engine.storage.fetch_all(many_handler=list) == {"p": [1], "r": [3]}
+    assert engine.storage.fetch_all() == {"p": 1, "r": 3}
+
+
+def test_the_error_for_a_short_result_keeps_the_index_error_as_its_cause():
+    flow = LinearFlow("f").add(
+        Returns("short", (1,), provides=("x", "y")), T("need", requires=["y"])
+    )
+    engine = tideflow.load(flow)
+    with pytest.raises(tideflow.NotFoundError, match="'need' needs 'y'") as raised:
+        engine.run()
+    assert isinstance(raised.value.cause, IndexError)
+    assert raised.value.__cause__ is raised.value.cause
