@@ -311,3 +311,28 @@ def test_each_run_loop_thread_is_stopped(options: dict[str, Any]) -> None:
             break
         time.sleep(0.01)
     assert not alive
+
+
+class PicklingExecutor:
+    """Anything with submit() that sends the call elsewhere: here, a pickle round trip."""
+
+    def submit(self, fn: Any, *args: Any) -> Any:
+        import concurrent.futures as cf
+        import pickle
+
+        fn, args = pickle.loads(pickle.dumps((fn, args)))
+        future: cf.Future[Any] = cf.Future()
+        future.set_result(fn(*args))
+        return future
+
+
+class Doubler(Task):
+    async def execute(self, x: int) -> int:
+        await asyncio.sleep(0)
+        return 2 * x
+
+
+def test_an_executor_that_pickles_its_calls_gets_nothing_of_the_dispatcher() -> None:
+    flow = LinearFlow("f").add(Doubler("d", provides="y"))
+    values = tideflow.run(flow, store={"x": 4}, engine="parallel", executor=PicklingExecutor())
+    assert values["y"] == 8

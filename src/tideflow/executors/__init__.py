@@ -265,8 +265,7 @@ def _canonical(name: str) -> str:
     key = name.strip().lower()
     if key in _BY_OBJECT_ONLY:
         raise ValueError(
-            f"executor={name!r} does not say which cluster to run on: pass "
-            f"{_BY_OBJECT_ONLY[key]}"
+            f"executor={name!r} does not say which cluster to run on: pass {_BY_OBJECT_ONLY[key]}"
         )
     found = _ALIASES.get(key)
     if found is None:

@@ -8,7 +8,9 @@ many are in flight. ``close()`` never makes the run wait: its own pool is shut d
 without joining (idle threads exit by themselves). An ``async def`` atom holds its
 worker while its coroutine runs on an event loop the dispatcher owns (one loop thread
 per run, started on the first coroutine), or on the caller's loop under
-``run_async()``; ``executor='asyncio'`` runs coroutines without holding a thread.
+``run_async()``; ``executor='asyncio'`` runs coroutines without holding a thread. A
+user's executor that is not a ``ThreadPoolExecutor`` may send calls elsewhere, so its
+calls carry nothing of the dispatcher: an async atom there runs on a loop of its own.
 """
 
 from __future__ import annotations
@@ -42,10 +44,15 @@ class ThreadDispatcher:
         #: read here, on the engine thread: workers do not see the engine's context
         self._caller_loop = caller_loop()
         self._loop_lock = threading.Lock()
+        # Coroutines go to the run's loop from threads of this process; an executor of
+        # another kind (it may pickle the call to elsewhere) gets no reference to this
+        # dispatcher, and its workers run an async atom on a loop of their own.
+        in_process = self._owned or isinstance(executor, cf.ThreadPoolExecutor)
+        self._awaiter = self.run_coroutine if in_process else None
 
     def start(self, work: Work) -> None:
         try:
-            future = self._executor.submit(call_atom, *work, self.run_coroutine)
+            future = self._executor.submit(call_atom, *work, self._awaiter)
         except Exception as exc:
             # the executor refused the call (shut down, full): the atom fails with that
             # error like any failed call, and the engine reverts as usual
