@@ -255,7 +255,9 @@ def cpu_on_processes(n: int, loops: int = _common.CPU_LOOPS) -> Timings:
     ``baseline`` is the serial engine's load + compile + run of the same flow, measured
     in the same call (in turns); ``x`` = serial / processes, the speedup. How much CPU
     each run got, in CPUs (the tasks' CPU time over the run's wall time), is kept as
-    ``serial_cpus`` and ``cpus``: on a machine busy with other work, they say why.
+    ``serial_cpus`` and ``cpus``, and ``task_cpu_x`` is the tasks' CPU time on processes
+    over theirs in the serial run (above 1: the same work cost more CPU with both CPUs
+    busy, as on a VM whose CPUs share a core): on a busy machine, they say why.
     """
     engines: dict[str, Any] = {}
     workers = os.cpu_count() or 1
@@ -268,24 +270,25 @@ def cpu_on_processes(n: int, loops: int = _common.CPU_LOOPS) -> Timings:
 
         return _common.build_then_time(lambda: _unordered(n, partial(Burn, loops=loops)), load)
 
-    def cpus(kind: str, timings: Timings) -> tuple[set[int], float]:
+    def cpus(kind: str) -> tuple[set[int], float]:
         results = [engines[kind].storage.get_execute_result(f"t{i}") for i in range(n)]
-        return {pid for pid, _ in results}, sum(cpu for _, cpu in results) / timings["total"]
+        return {pid for pid, _ in results}, sum(cpu for _, cpu in results)
 
     base, ours = paired(
         lambda: run("serial"),
         lambda: run("processes", engine="parallel", executor="processes", max_workers=workers),
     )
-    serial_pids, serial_cpus = cpus("serial", base)
-    pids, used = cpus("processes", ours)
+    serial_pids, serial_cpu = cpus("serial")
+    pids, cpu = cpus("processes")
     if serial_pids != {os.getpid()} or os.getpid() in pids:
         raise AssertionError(f"tasks ran in processes {pids}, serially in {serial_pids}")
     return {
         **ours,
         "baseline": base["total"],
         "x": base["total"] / ours["total"],
-        "serial_cpus": serial_cpus,
-        "cpus": used,
+        "serial_cpus": serial_cpu / base["total"],
+        "cpus": cpu / ours["total"],
+        "task_cpu_x": cpu / serial_cpu,
     }
 
 

@@ -223,6 +223,7 @@ def test_cpu_on_processes_runs_in_workers_and_serially(bench: dict[str, ModuleTy
     assert timings["x"] == pytest.approx(timings["baseline"] / timings["total"])
     assert timings["cpus"] > 0
     assert timings["serial_cpus"] > 0
+    assert timings["task_cpu_x"] > 0
 
 
 def test_paired_measurements_take_turns(bench: dict[str, ModuleType]) -> None:
@@ -384,6 +385,7 @@ def test_executor_targets(bench: dict[str, ModuleType]) -> None:
                 "x": 1.6,
                 "cpus": 1.5,
                 "serial_cpus": 0.95,
+                "task_cpu_x": 1.05,
             },
             ("dask_unordered", "tideflow"): {"total": 0.25, "baseline": 0.2, "x": 1.25},
         },
@@ -395,7 +397,9 @@ def test_executor_targets(bench: dict[str, ModuleType]) -> None:
     assert verdicts[1].value == "1.100x of 50 ms"
     assert verdicts[3].value == "120 ms"
     assert verdicts[4].value == "1.60x (1.60 s serial, 1.00 s)"
-    assert verdicts[4].note == "CPUs the tasks got: 0.95 serial, 1.50 on processes"
+    assert verdicts[4].note == (
+        "CPUs the tasks got: 0.95 serial, 1.50 on processes; their CPU time 1.05x serial's"
+    )
     assert verdicts[5].value == "1.25x (250 ms vs 200 ms)"
     assert {v.status for v in bench["_targets"].executors({})} == {"not run"}
 
