@@ -51,7 +51,8 @@ class AtomDetail:
     version: tuple[int, ...] | None = (1, 0)  # the recorded atom's version
     _uuid: str | None = None
     _meta: dict[str, Any] | None = None
-    #: Where the record sits in its flow record (the order atoms were first added).
+    #: Where the record sat in its flow record when a store read it (stores write
+    #: ``FlowDetail.position_of``).
     position: int = 0
 
     #: Which kind of atom this records ("task" or "retry").
@@ -194,15 +195,19 @@ class FlowDetail:
         #: Values given with ``store=`` or ``storage.inject()``.
         self.injected: dict[str, Any] = {}
         self._atoms: dict[str, AtomDetail] = {}
+        self._order: dict[str, int] | None = None  # name -> position, made when asked
 
     def add(self, atom_detail: AtomDetail) -> None:
         """Add (or replace) an atom's record (atom names are unique within a flow)."""
-        atoms = self._atoms
-        old = atoms.get(atom_detail.name)
-        position = old.position if old is not None else len(atoms)
-        if position:
-            atom_detail.position = position
-        atoms[atom_detail.name] = atom_detail
+        self._atoms[atom_detail.name] = atom_detail
+
+    def position_of(self, atom_detail: AtomDetail) -> int:
+        """Where ``atom_detail`` sits among this flow's atom records (the order they were
+        first added; a record replaced by name keeps its place). Stores write it."""
+        order = self._order
+        if order is None or len(order) != len(self._atoms):
+            order = self._order = {name: i for i, name in enumerate(self._atoms)}
+        return order[atom_detail.name]
 
     def find(self, uuid: str) -> AtomDetail | None:
         """The atom record with ``uuid``, or None."""

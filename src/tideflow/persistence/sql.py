@@ -627,7 +627,9 @@ class SqlConnection:
         atom_rows: list[dict[str, Any]] = []
         for flow_detail in book:
             flow_rows.append(flow_row(flow_detail, book.uuid, codec))
-            atom_rows.extend(atom_row(a, flow_detail.uuid, a.position, codec) for a in flow_detail)
+            atom_rows.extend(
+                atom_row(a, flow_detail.uuid, i, codec) for i, a in enumerate(flow_detail)
+            )
         with self.backend._transaction(f"saving log book {book.name!r}") as conn:
             conn.execute(stmts.book_upsert, book_values)
             if flow_rows:
@@ -777,7 +779,8 @@ class SqlConnection:
         codec = self._codec
         fd_uuid = flow_detail.uuid
         # every value encoded before the transaction: an unstorable one writes nothing
-        atom_rows = [atom_row(a, fd_uuid, a.position, codec) for a in atom_details]
+        position = flow_detail.position_of
+        atom_rows = [atom_row(a, fd_uuid, position(a), codec) for a in atom_details]
         row = flow_row(flow_detail, None, codec)
         params = {f"v_{c}": row[c] for c in _FLOW_ROUND}
         params["k_uuid"] = fd_uuid

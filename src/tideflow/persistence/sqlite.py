@@ -780,7 +780,8 @@ class SqliteConnection:
             if flow_changed or now - touched.get(fd_uuid, 0.0) >= _TOUCH_EVERY
             else None
         )
-        atoms = [atom_row(d, fd_uuid, d.position, codec) for d in atom_details]
+        position = flow_detail.position_of
+        atoms = [atom_row(d, fd_uuid, position(d), codec) for d in atom_details]
         slot = self.backend._slot()
         with slot.lock:
             db = slot.db
@@ -910,7 +911,7 @@ def _write_atoms(db: sqlite3.Connection, atoms: list[dict[str, Any]]) -> None:
 
 def _atom_rows(flow_detail: FlowDetail, codec: Codec) -> list[dict[str, Any]]:
     fd_uuid = flow_detail.uuid
-    return [atom_row(d, fd_uuid, d.position, codec) for d in flow_detail]
+    return [atom_row(d, fd_uuid, i, codec) for i, d in enumerate(flow_detail)]
 
 
 def _atom_from(row: Sequence[Any], codec: Codec) -> AtomDetail:
