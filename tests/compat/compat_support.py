@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import taskflow.task
+
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -32,3 +34,10 @@ def run_program(path: Path, timeout: float = 60) -> subprocess.CompletedProcess[
         timeout=timeout,
         check=False,
     )
+
+
+class Seven(taskflow.task.Task):  # type: ignore[misc]
+    """Returns 7; importable by name, so worker processes can load it."""
+
+    def execute(self) -> int:
+        return 7

@@ -497,3 +497,16 @@ def test_logging_listeners_log_on_taskflows_logger(caplog: pytest.LogCaptureFixt
         with caplog.at_level(10), listener(engine):
             engine.run()
         assert {r.name for r in caplog.records} == {"taskflow.listeners.logging"}
+
+
+def test_taskflow_programs_can_name_tideflows_own_executors():
+    import compat_support
+
+    # TaskFlow 6 has no process or asyncio executor; through the compat layer the names
+    # reach tideflow's executors (the task is importable, so a worker process can load it)
+    import taskflow.engines
+    from taskflow.patterns import linear_flow
+
+    for executor in ("processes", "asyncio", "Threaded"):
+        flow = linear_flow.Flow("f").add(compat_support.Seven("a", provides="x"))
+        assert taskflow.engines.run(flow, engine="parallel", executor=executor) == {"x": 7}

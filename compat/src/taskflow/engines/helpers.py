@@ -46,8 +46,14 @@ _KINDS: Final = {"default": "serial", "serial": "serial", "parallel": "parallel"
 _THREAD_EXECUTORS: Final = frozenset(
     {"thread", "threads", "threaded", "greenthread", "greenthreads", "greenthreaded"}
 )
-#: Executors TaskFlow names that tideflow does not run yet.
-_LATER_EXECUTORS: Final = frozenset({"process", "processes", "asyncio", "dask"})
+#: Executors tideflow runs beyond TaskFlow's (TaskFlow 6 removed its process executor and
+#: never had asyncio): passed to tideflow by its own name.
+_TIDEFLOW_EXECUTORS: Final = {
+    "process": "processes",
+    "processes": "processes",
+    "asyncio": "asyncio",
+    "async": "asyncio",
+}
 _URI_SCHEME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
@@ -110,18 +116,17 @@ def _engine_keywords(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
         return {"engine": "serial", **resolution}
     executor = options.get("executor")
     if isinstance(executor, str):
-        if executor.lower() not in _THREAD_EXECUTORS:
-            if executor.lower() in _LATER_EXECUTORS:
-                raise ValueError(
-                    f"executor '{executor}' is not available in this version of tideflow; "
-                    "use 'threads' or an executor object with submit()"
-                )
+        key = executor.lower()
+        if key in _TIDEFLOW_EXECUTORS:
+            executor = _TIDEFLOW_EXECUTORS[key]
+        elif key in _THREAD_EXECUTORS:
+            executor = None
+        else:
+            known = sorted(_THREAD_EXECUTORS | set(_TIDEFLOW_EXECUTORS))
             raise ValueError(
-                f"Unknown executor string '{executor}': "
-                f"{closest(executor, sorted(_THREAD_EXECUTORS | _LATER_EXECUTORS))}"
-                f"expected one of {sorted(_THREAD_EXECUTORS)} (or mixed case equivalent)"
+                f"Unknown executor string '{executor}': {closest(executor, known)}"
+                f"expected one of {known} (or mixed case equivalent)"
             )
-        executor = None
     elif executor is not None and not callable(getattr(executor, "submit", None)):
         raise TypeError(
             f"Unknown executor '{executor}' ({type(executor)}) expected an object with "
