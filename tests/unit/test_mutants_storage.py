@@ -256,3 +256,26 @@ def test_the_error_for_a_short_result_keeps_the_index_error_as_its_cause():
         engine.run()
     assert isinstance(raised.value.cause, IndexError)
     assert raised.value.__cause__ is raised.value.cause
+
+
+def _no(history: Any) -> bool:
+    return False
+
+
+def test_fetch_all_goes_past_a_provider_that_did_not_run_to_a_later_one():
+    gate, skipped = T("gate"), Returns("skipped", 1, provides="x")
+    g = tideflow.GraphFlow("g").add(gate, skipped)
+    g.link(gate, skipped, decider=_no, decider_depth="ATOM")
+    engine = tideflow.load(LinearFlow("f").add(g, Returns("later", 2, provides="x")))
+    engine.run()
+    assert engine.storage.get_atom_state("skipped") == "IGNORE"
+    assert engine.storage.fetch_all() == {"x": 2}
+
+
+def test_fetch_all_goes_past_a_short_result_to_a_later_provider():
+    flow = LinearFlow("f").add(
+        Returns("short", (1,), provides=("p", "x")), Returns("later", 3, provides="x")
+    )
+    engine = tideflow.load(flow)
+    engine.run()
+    assert engine.storage.fetch_all() == {"p": 1, "x": 3}
