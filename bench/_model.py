@@ -186,7 +186,8 @@ HOW = {
     ),
     ("processes_cpu", "tideflow"): (
         "N tasks of ~0.25 s pure-Python CPU, executor='processes' (its own pool, "
-        "max_workers = CPUs) vs the serial engine, in turns in one process"
+        "max_workers = CPUs) vs the serial engine, in turns in one process with the same "
+        "work on a plain ProcessPoolExecutor (the machine's limit: see the target's note)"
     ),
     ("dask_unordered", "tideflow"): (
         "LocalCluster, one 1-thread worker process per CPU, started untimed; the flow vs "

@@ -172,11 +172,12 @@ def processes(results: Results) -> Verdict:
     got = _values(results, "processes_cpu", "cpus").get(n)
     serial_got = _values(results, "processes_cpu", "serial_cpus").get(n)
     cost = _values(results, "processes_cpu", "task_cpu_x").get(n)
+    pool = _values(results, "processes_cpu", "pool_x").get(n)
     note = (
         ""
-        if got is None or serial_got is None or cost is None
-        else f"CPUs the tasks got: {serial_got:.2f} serial, {got:.2f} on processes; "
-        f"their CPU time {cost:.2f}x serial's"
+        if got is None or serial_got is None or cost is None or pool is None
+        else f"a plain ProcessPoolExecutor: {pool:.2f}x; CPUs the tasks got: "
+        f"{serial_got:.2f} serial, {got:.2f} on processes; their CPU time {cost:.2f}x serial's"
     )
     value = f"{x:.2f}x ({serial:.2f} s serial, {ours:.2f} s)"
     return Verdict(target, value, _pass(x >= PROCESSES_MIN), note)

@@ -35,7 +35,8 @@ Method (also saved in the JSON):
   sleeps against the ideal (8 at a time on threads and on the asyncio executor's
   pool; ``async def`` sleeps all at once on its loop, as its ``max_workers`` sizes only
   the pool for plain atoms; 1,000 of them under ``run_async()``); CPU-bound tasks on
-  ``'processes'`` against the serial engine (x = serial / processes); an unordered
+  ``'processes'`` against the serial engine (x = serial / processes; the same work on
+  a plain ``ProcessPoolExecutor`` is measured too, as the machine's limit); an unordered
   flow on a Dask ``LocalCluster`` (started untimed) against ``client.submit()`` of the
   same functions and ``gather()``. The paired rows measure both in one worker, in
   turns, several pairs per process (``Spec.runs``), and x is the median of the pairs'

@@ -11,11 +11,13 @@ import asyncio
 import atexit
 import contextlib
 import itertools
+import multiprocessing
 import os
 import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from importlib import metadata
 from typing import Any
@@ -238,26 +240,40 @@ def async_sleeps(n: int) -> Timings:
     return asyncio.run(measure())
 
 
-_TURN = itertools.count()  # alternates which of a pair is measured first, call by call
+_TURN = itertools.count()  # which of a set of measurements goes first, call by call
 
 
-def paired(first: Callable[[], Timings], second: Callable[[], Timings]) -> list[Timings]:
-    """Measure both, in turns (first-then-second on even calls), so load hits both alike."""
-    if next(_TURN) % 2:
-        later = second()
-        return [first(), later]
-    return [first(), second()]
+def in_turns(*measures: Callable[[], Timings]) -> list[Timings]:
+    """Take each measurement once, starting one further along on each call (so load hits
+    each alike); return their timings in the order given."""
+    count = len(measures)
+    start = next(_TURN) % count
+    taken: dict[int, Timings] = {}
+    for step in range(count):
+        which = (start + step) % count
+        taken[which] = measures[which]()
+    return [taken[which] for which in range(count)]
+
+
+def _burn_timed(loops: int) -> tuple[int, float]:
+    """Burn ``loops`` in a plain pool's worker: its pid and the CPU time it took."""
+    started = time.process_time()
+    _common.burn(loops)
+    return os.getpid(), time.process_time() - started
 
 
 def cpu_on_processes(n: int, loops: int = _common.CPU_LOOPS) -> Timings:
     """Time ``n`` CPU-bound tasks on the processes executor against the serial engine.
 
     ``baseline`` is the serial engine's load + compile + run of the same flow, measured
-    in the same call (in turns); ``x`` = serial / processes, the speedup. How much CPU
-    each run got, in CPUs (the tasks' CPU time over the run's wall time), is kept as
-    ``serial_cpus`` and ``cpus``, and ``task_cpu_x`` is the tasks' CPU time on processes
-    over theirs in the serial run (above 1: the same work cost more CPU with both CPUs
-    busy, as on a VM whose CPUs share a core): on a busy machine, they say why.
+    in the same call (in turns); ``x`` = serial / processes, the speedup. For what the
+    machine allows at that moment, ``pool_x`` is serial / the same work mapped on a
+    plain ``ProcessPoolExecutor`` (fork server, as many workers, started in the timing
+    as the executor's own pool is), measured in the same turns. How much CPU each run
+    got, in CPUs (the tasks' CPU time over the run's wall time), is kept as
+    ``serial_cpus`` and ``cpus``; ``task_cpu_x`` is the tasks' CPU time on processes over
+    theirs in the serial run (above 1: the same work cost more CPU with both CPUs busy,
+    as on a VM whose CPUs share a core). On a busy machine, these say why.
     """
     engines: dict[str, Any] = {}
     workers = os.cpu_count() or 1
@@ -270,13 +286,24 @@ def cpu_on_processes(n: int, loops: int = _common.CPU_LOOPS) -> Timings:
 
         return _common.build_then_time(lambda: _unordered(n, partial(Burn, loops=loops)), load)
 
+    def plain_pool() -> Timings:
+        start = time.perf_counter()
+        context = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            results = list(pool.map(_burn_timed, [loops] * n))
+        done = time.perf_counter()
+        if os.getpid() in {pid for pid, _ in results}:
+            raise AssertionError("the plain pool ran work in this process")
+        return {"total": done - start}
+
     def cpus(kind: str) -> tuple[set[int], float]:
         results = [engines[kind].storage.get_execute_result(f"t{i}") for i in range(n)]
         return {pid for pid, _ in results}, sum(cpu for _, cpu in results)
 
-    base, ours = paired(
+    base, ours, pool = in_turns(
         lambda: run("serial"),
         lambda: run("processes", engine="parallel", executor="processes", max_workers=workers),
+        plain_pool,
     )
     serial_pids, serial_cpu = cpus("serial")
     pids, cpu = cpus("processes")
@@ -286,6 +313,7 @@ def cpu_on_processes(n: int, loops: int = _common.CPU_LOOPS) -> Timings:
         **ours,
         "baseline": base["total"],
         "x": base["total"] / ours["total"],
+        "pool_x": base["total"] / pool["total"],
         "serial_cpus": serial_cpu / base["total"],
         "cpus": cpu / ours["total"],
         "task_cpu_x": cpu / serial_cpu,
@@ -354,7 +382,7 @@ def dask_vs_direct(client: Any, n: int) -> Timings:
         )
         return {**timings, "cpu": time.process_time() - cpu}
 
-    base, ours = paired(direct, flow)
+    base, ours = in_turns(direct, flow)
     values = engines[0].storage.fetch_all()
     if values != {f"r{i}": i for i in range(n)}:
         raise AssertionError("the flow on Dask returned other results")

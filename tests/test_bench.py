@@ -224,18 +224,26 @@ def test_cpu_on_processes_runs_in_workers_and_serially(bench: dict[str, ModuleTy
     assert timings["cpus"] > 0
     assert timings["serial_cpus"] > 0
     assert timings["task_cpu_x"] > 0
+    assert timings["pool_x"] > 0
 
 
-def test_paired_measurements_take_turns(bench: dict[str, ModuleType]) -> None:
-    """Paired runs alternate which goes first, and always return (first, second)."""
+def test_measurements_in_one_call_take_turns(bench: dict[str, ModuleType]) -> None:
+    """Measurements taken together start one further along on each call, and always
+    come back in the order given."""
     order: list[str] = []
 
     def mark(label: str) -> Any:
         return lambda: order.append(label) or {"total": float(len(label))}
 
-    results = [bench["side_tideflow"].paired(mark("a"), mark("bb")) for _ in range(2)]
-    assert results == [[{"total": 1.0}, {"total": 2.0}]] * 2
-    assert order in (["a", "bb", "bb", "a"], ["bb", "a", "a", "bb"])
+    side = bench["side_tideflow"]
+    results = [side.in_turns(mark("a"), mark("bb"), mark("ccc")) for _ in range(3)]
+    assert results == [[{"total": 1.0}, {"total": 2.0}, {"total": 3.0}]] * 3
+    firsts = order[::3]
+    assert sorted(firsts) == ["a", "bb", "ccc"]  # each went first once
+    for i in range(3):  # and each call kept the cyclic order
+        call = order[3 * i : 3 * i + 3]
+        start = ["a", "bb", "ccc"].index(call[0])
+        assert call == (["a", "bb", "ccc"] * 2)[start : start + 3]
 
 
 def test_dask_flow_is_set_against_dask_alone(bench: dict[str, ModuleType]) -> None:
@@ -386,6 +394,7 @@ def test_executor_targets(bench: dict[str, ModuleType]) -> None:
                 "cpus": 1.5,
                 "serial_cpus": 0.95,
                 "task_cpu_x": 1.05,
+                "pool_x": 1.65,
             },
             ("dask_unordered", "tideflow"): {"total": 0.25, "baseline": 0.2, "x": 1.25},
         },
@@ -398,7 +407,8 @@ def test_executor_targets(bench: dict[str, ModuleType]) -> None:
     assert verdicts[3].value == "120 ms"
     assert verdicts[4].value == "1.60x (1.60 s serial, 1.00 s)"
     assert verdicts[4].note == (
-        "CPUs the tasks got: 0.95 serial, 1.50 on processes; their CPU time 1.05x serial's"
+        "a plain ProcessPoolExecutor: 1.65x; CPUs the tasks got: 0.95 serial, 1.50 on "
+        "processes; their CPU time 1.05x serial's"
     )
     assert verdicts[5].value == "1.25x (250 ms vs 200 ms)"
     assert {v.status for v in bench["_targets"].executors({})} == {"not run"}
