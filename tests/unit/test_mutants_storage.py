@@ -16,6 +16,7 @@ from tideflow import FlowChangedError, LinearFlow, Task, UnorderedFlow, retry
 from tideflow._compiler import compile_flow
 from tideflow._storage import Storage
 from tideflow.persistence import FlowDetail, TaskDetail
+from tideflow.persistence._owners import owner_is_stale
 from tideflow.persistence.codec import JsonCodec
 from tideflow.states import AtomState, FlowState
 
@@ -279,3 +280,89 @@ def test_fetch_all_goes_past_a_short_result_to_a_later_provider():
     engine = tideflow.load(flow)
     engine.run()
     assert engine.storage.fetch_all() == {"p": 1, "x": 3}
+
+
+# -- owning the run: claim() and release() ----------------------------------------------------
+
+
+class ClaimingStore:
+    """A store that takes claims, noting each call; ``fail`` names calls that raise."""
+
+    shares_records = False
+
+    def __init__(self, *, known: bool = True, fail: tuple[str, ...] = ()) -> None:
+        self.known = known
+        self.fail = fail
+        self.calls: list[tuple[Any, ...]] = []
+
+    def get_connection(self) -> ClaimingStore:
+        return self
+
+    def close(self) -> None:
+        pass
+
+    def save_logbook(self, book: Any) -> None:
+        self.calls.append(("save_logbook", [d.name for d in book]))
+        self.known = True
+
+    def claim_run(self, uuid: str, owner: str) -> None:
+        self.calls.append(("claim_run", uuid, owner))
+        if not self.known:
+            raise tideflow.NotFoundError(f"no flow record {uuid}")
+        if "claim_run" in self.fail:
+            raise tideflow.StoreError("claimed by another engine")
+
+    def release_run(self, uuid: str, owner: str) -> None:
+        self.calls.append(("release_run", uuid, owner))
+        if "release_run" in self.fail:
+            raise RuntimeError("store down")
+
+
+def test_a_claim_is_released_with_the_same_owner_which_is_then_over():
+    store = ClaimingStore()
+    storage = Storage(FlowDetail("f"), store)
+    storage.claim()
+    (_, uuid, owner), *_ = store.calls
+    assert uuid == storage.flow_uuid
+    assert not owner_is_stale(owner)  # a live run of this process
+    storage.release()
+    assert store.calls == [("claim_run", uuid, owner), ("release_run", uuid, owner)]
+    assert owner_is_stale(owner)
+    storage.release()  # once only
+    assert len(store.calls) == 2
+
+
+def test_a_record_the_store_has_not_seen_is_saved_before_it_is_claimed():
+    store = ClaimingStore(known=False)
+    storage = Storage(FlowDetail("f"), store)
+    storage.claim()
+    uuid, owner = store.calls[0][1:]
+    assert store.calls == [
+        ("claim_run", uuid, owner),
+        ("save_logbook", ["f"]),
+        ("claim_run", uuid, owner),
+    ]
+
+
+def test_a_refused_claim_ends_its_owner():
+    store = ClaimingStore(fail=("claim_run",))
+    storage = Storage(FlowDetail("f"), store)
+    with pytest.raises(tideflow.StoreError, match="claimed by another engine"):
+        storage.claim()
+    owner = store.calls[0][2]
+    assert owner_is_stale(owner)
+    storage.release()  # nothing to release
+    assert [c[0] for c in store.calls] == ["claim_run"]
+
+
+def test_a_release_the_store_refuses_is_logged_and_the_owner_is_over(caplog):
+    store = ClaimingStore(fail=("release_run",))
+    storage = Storage(FlowDetail("f"), store)
+    storage.claim()
+    owner = store.calls[0][2]
+    storage.release()
+    assert owner_is_stale(owner)
+    assert [r.getMessage() for r in caplog.records if r.name == "tideflow.storage"] == [
+        f"could not release flow record {storage.flow_uuid} (RuntimeError: store down); the "
+        "next engine takes it over once this process has exited"
+    ]
