@@ -182,6 +182,71 @@ class Plan:
         #: whether any atom has a priority (C-speed scan: ready work is then ordered)
         self.prioritized: bool = any(map(_PRIORITY, filter(None, b.atoms)))
 
+    # -- the public view: what a plan says, in atom names ------------------------------
+
+    def atom_order(self) -> dict[tuple[str, str], frozenset[str]]:
+        """Every ordering the engine keeps between two atoms, by name.
+
+        ``{(before, after): symbols}``: ``after`` never starts before ``before``
+        succeeded. The edges are those of the plan with the start/end nodes each flow
+        adds collapsed away (so a linear flow of three atoms gives two edges, and an
+        atom after an unordered flow follows each of its children); ``symbols`` names
+        the values ``after`` takes from ``before``'s result (empty for order alone).
+        Public and stable: what ``tideflow graph`` draws.
+        """
+        atoms, succ = self.atoms, self.succ
+        # reach[n]: the atom nodes a bookkeeping node n leads to through bookkeeping nodes
+        # only; worked out once each, without recursion (flows nest to any depth)
+        reach: dict[int, frozenset[int]] = {}
+
+        def atoms_after(node: int) -> frozenset[int]:
+            found: set[int] = set()
+            for nxt in succ[node]:
+                if atoms[nxt] is not None:
+                    found.add(nxt)
+                else:
+                    _reach_from(nxt)
+                    found |= reach[nxt]
+            return frozenset(found)
+
+        def _reach_from(start: int) -> None:
+            stack = [start]
+            while stack:
+                node = stack[-1]
+                if node in reach:
+                    stack.pop()
+                    continue
+                pending = [n for n in succ[node] if atoms[n] is None and n not in reach]
+                if pending:
+                    stack.extend(pending)
+                    continue
+                stack.pop()
+                found: set[int] = set()
+                for nxt in succ[node]:
+                    found |= {nxt} if atoms[nxt] is not None else reach[nxt]
+                reach[node] = frozenset(found)
+
+        order: dict[tuple[str, str], set[str]] = {}
+        for node in self.atom_nodes:
+            before = atoms[node]
+            assert before is not None
+            for after in sorted(atoms_after(node)):
+                order[(before.name, atoms[after].name)] = set()  # type: ignore[union-attr]
+        for node in self.atom_nodes:
+            after_atom = atoms[node]
+            assert after_atom is not None
+            for binding in self.args[node]:
+                if binding.provider >= 0:
+                    provider = atoms[binding.provider]
+                    assert provider is not None
+                    order.setdefault((provider.name, after_atom.name), set()).add(binding.symbol)
+        return {edge: frozenset(symbols) for edge, symbols in order.items()}
+
+    def store_requirements(self) -> dict[str, list[str]]:
+        """``{symbol: [atom names]}``: what must come from the run's store (no atom
+        provides it), and which atoms need it. Public and stable."""
+        return {symbol: sorted(a for a, _ in users) for symbol, users in self.external.items()}
+
     def scope(self, retry: int) -> tuple[int, int]:
         """The nodes a retry controller's decisions work on: ``lo <= n < hi``.
 

@@ -4,10 +4,9 @@ Two sources, both reached through public names: the flow tree (``iter_nodes()``,
 ``iter_links()`` and their metadata, each flow's ``retry``) gives the nesting, the
 links as written or inferred, the deciders and the retry scopes; the engine's
 compiled plan (``Engine.compilation``) gives the order the engine will follow between
-atoms, with the bookkeeping nodes each flow adds collapsed away, and which atom
-provides each argument. The plan's attributes read here (``atoms``, ``succ``,
-``args``, ``external``) are those of ``tideflow._compiler.Plan``: the property that
-returns it is public, its class is not documented.
+atoms (``atom_order()``: the bookkeeping nodes each flow adds collapsed away, and which
+values each atom takes from which) and what must come from the store
+(``store_requirements()``): both public, documented methods of the plan.
 """
 
 from __future__ import annotations
@@ -132,42 +131,8 @@ def draw(engine: tideflow.Engine) -> Drawing:
     atoms: dict[str, tideflow.Atom] = {}
     links: list[Link] = []
     root = _tree(engine.flow, atoms, links)
-    nodes: list[Any] = plan.atoms
-    succ: list[list[int]] = plan.succ
-    reach: dict[int, set[int]] = {}
-
-    def atoms_after(node: int) -> set[int]:
-        """The atom nodes reached from ``node`` through bookkeeping nodes only."""
-        found: set[int] = set()
-        stack = list(succ[node])
-        seen: set[int] = set()
-        while stack:
-            nxt = stack.pop()
-            if nxt in seen:
-                continue
-            seen.add(nxt)
-            if nodes[nxt] is not None:
-                found.add(nxt)
-            elif nxt in reach:
-                found |= reach[nxt]
-            else:
-                stack.extend(succ[nxt])
-        return found
-
-    edges: dict[tuple[str, str], set[str]] = {}
-    for node, atom in enumerate(nodes):
-        if atom is not None:
-            for after in sorted(atoms_after(node)):
-                edges[(atom.name, nodes[after].name)] = set()
-    for node, bindings in enumerate(plan.args):
-        atom = nodes[node]
-        if atom is None:
-            continue
-        for binding in bindings:
-            if binding.provider >= 0:
-                key = (nodes[binding.provider].name, atom.name)
-                edges.setdefault(key, set()).add(binding.symbol)
-    external = {symbol: sorted(a for a, _ in users) for symbol, users in plan.external.items()}
+    edges = {edge: set(symbols) for edge, symbols in plan.atom_order().items()}
+    external = plan.store_requirements()
     return Drawing(root, atoms, edges, links, external)
 
 
