@@ -83,7 +83,9 @@ class AsyncioDispatcher(ThreadDispatcher):
 
     def __init__(self, executor: SubmitExecutor | None = None, max_workers: int | None = None):
         super().__init__(executor, max_workers)
-        self._loop: LoopRunner | None = loop_runner(self._caller_loop)
+        # the loop (a thread of its own unless run_async lends the caller's) starts with
+        # the first async atom: a run of plain atoms never starts one
+        self._loop: LoopRunner | None = None
         self._async_kinds: dict[tuple[int, bool], bool] = {}
 
     def start(self, work: Work) -> None:
@@ -96,10 +98,13 @@ class AsyncioDispatcher(ThreadDispatcher):
         if not is_async:
             super().start(work)
             return
-        assert self._loop is not None
+        with self._loop_lock:  # workers' run_coroutine() may start it too
+            if self._loop is None:
+                self._loop = loop_runner(self._caller_loop)
+            loop = self._loop
         call = call_atom_async(node, reverting, atom, kwargs)
         try:
-            future = self._loop.submit(call)
+            future = loop.submit(call)
         except Exception as exc:
             # the loop is closed: the atom fails with that error, the engine reverts
             call.close()  # never started: closed, so it is not reported as never awaited
