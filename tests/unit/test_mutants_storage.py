@@ -366,3 +366,35 @@ def test_a_release_the_store_refuses_is_logged_and_the_owner_is_over(caplog):
         f"could not release flow record {storage.flow_uuid} (RuntimeError: store down); the "
         "next engine takes it over once this process has exited"
     ]
+
+
+class CountingStore:
+    """A store that copies records and counts flow record writes."""
+
+    shares_records = False
+
+    def __init__(self) -> None:
+        self.flow_writes = 0
+
+    def get_connection(self) -> CountingStore:
+        return self
+
+    def close(self) -> None:
+        pass
+
+    def update_flow_details(self, flow_detail: Any) -> None:
+        self.flow_writes += 1
+
+    def update_atom_details(self, atom_detail: Any) -> None:
+        pass
+
+
+def test_commits_with_nothing_changed_write_nothing_however_many():
+    store = CountingStore()
+    storage = Storage(FlowDetail("f"), store)
+    storage.update_flow_metadata({"note": 1})
+    storage.commit()
+    assert store.flow_writes == 1
+    for _ in range(3):
+        storage.commit()
+    assert store.flow_writes == 1
