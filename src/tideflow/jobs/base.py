@@ -1,0 +1,211 @@
+"""What a job board is: the Job record, its states, the Board protocol and its errors.
+
+A *job* is a flow to run: the import path of a factory that builds it (``'pkg.mod:func'``),
+the arguments to call it with, the values to put in the run's store, a priority and
+free-form details. A *board* keeps jobs where many processes (conductors) can see them.
+
+A conductor *claims* a job before running it. A claim is a **lease**: it holds for
+``lease`` seconds and the owner renews it while the run goes on; a lease that ran out
+is free for anyone to claim, so a dead conductor's job is picked up again without a
+reaper. Each claim of a job increments the job's **fencing token** and hands it to the
+new owner; every later call of that owner (``renew``, ``consume``, ``abandon``,
+``trash``) and every write its run makes (through :meth:`Board.check_fence`, in the
+write's own transaction) names that token, and is refused with
+:class:`LeaseLostError` once another claim has replaced it. An owner paused past its
+lease (SIGSTOP, a long GC pause) therefore wakes up unable to commit anything.
+
+Job states::
+
+    UNCLAIMED --claim--> CLAIMED --consume--> (removed from the board)
+        ^                   |  \\--trash----> TRASHED
+        |                   |
+        +----abandon--------+   (the max_attempts-th abandon moves it to TRASHED)
+        +----lease runs out-+   (nothing is written: a claim treats it as UNCLAIMED)
+
+Errors (all under :class:`~tideflow.errors.TideflowError`)::
+
+    StoreError
+    └── LeaseLostError          the caller's claim was replaced (or the job is gone)
+    JobClaimedError             claim refused: another owner holds a live lease
+    FactoryNotAllowedError      the factory's module is outside the board's allow-list
+    NotFoundError               no job with that uuid
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final, Protocol, runtime_checkable
+
+from tideflow.errors import StoreError, TideflowError
+
+__all__ = [
+    "DEFAULT_LEASE",
+    "DEFAULT_MAX_ATTEMPTS",
+    "Board",
+    "FactoryNotAllowedError",
+    "Job",
+    "JobClaimedError",
+    "JobState",
+    "LeaseLostError",
+    "check_factory",
+]
+
+#: Seconds a claim holds unless renewed.
+DEFAULT_LEASE: Final = 10.0
+#: Abandons after which a job moves to TRASHED instead of back to UNCLAIMED.
+DEFAULT_MAX_ATTEMPTS: Final = 5
+
+
+class LeaseLostError(StoreError):
+    """The caller's claim on a job is no longer current: another claim replaced it, or the
+    job was consumed, trashed or abandoned. Nothing of the refused call was written; the
+    caller must stop working on the job."""
+
+
+class JobClaimedError(TideflowError):
+    """A claim was refused: another owner holds a live lease on the job, or the job is
+    trashed (TaskFlow's ``UnclaimableJob``)."""
+
+
+class FactoryNotAllowedError(TideflowError):
+    """A job names a flow factory outside the board's allow-list of module prefixes."""
+
+
+class JobState(enum.StrEnum):
+    """Where a job is in its life on the board."""
+
+    UNCLAIMED = "UNCLAIMED"
+    CLAIMED = "CLAIMED"
+    TRASHED = "TRASHED"
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One job as the board held it when it was read (a snapshot: read it again to see
+    later changes).
+
+    ``factory`` is ``'package.module:function'``; the run is built by calling it with
+    ``args`` and ``kwargs``, and ``store`` holds the values the run's atoms may require.
+    Higher ``priority`` runs sooner; jobs of equal priority run oldest first. ``token``
+    is the fencing token of the latest claim (0 if never claimed); ``attempts`` counts
+    abandons. Times are seconds since the epoch on the board's clock (the database
+    server's, so that machines with skewed clocks agree on when a lease ends).
+    """
+
+    uuid: str
+    name: str
+    factory: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    store: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    priority: int = 0
+    details: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    state: JobState = JobState.UNCLAIMED
+    owner: str | None = None
+    lease_expires: float | None = None
+    token: int = 0
+    attempts: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@runtime_checkable
+class Board(Protocol):
+    """The operations every job board offers (SQL today; Redis next)."""
+
+    url: str
+    allowed: tuple[str, ...]
+    max_attempts: int
+
+    def post(
+        self,
+        name: str,
+        factory: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        store: Mapping[str, Any] | None = None,
+        priority: int = 0,
+        details: Mapping[str, Any] | None = None,
+    ) -> Job:
+        """Add a job (FactoryNotAllowedError if ``factory`` is outside the allow-list)."""
+        ...
+
+    def get(self, job: Job | str) -> Job:
+        """The job as the board holds it now (NotFoundError if it is gone)."""
+        ...
+
+    def iterjobs(self, only_unclaimed: bool = False) -> Iterator[Job]:
+        """Jobs not trashed, highest priority first, then oldest first. A job whose lease
+        ran out counts as unclaimed."""
+        ...
+
+    def claim(self, job: Job | str, who: str, lease: float = DEFAULT_LEASE) -> Job:
+        """Make ``who`` the job's owner for ``lease`` seconds; the returned Job carries
+        the new fencing token. Of processes racing for one job exactly one wins; the
+        others get JobClaimedError."""
+        ...
+
+    def claim_next(self, who: str, lease: float = DEFAULT_LEASE) -> Job | None:
+        """Claim the first free job in iterjobs order, or None if there is none."""
+        ...
+
+    def renew(self, job: Job | str, who: str, token: int, lease: float = DEFAULT_LEASE) -> Job:
+        """Extend the lease to ``lease`` seconds from now (LeaseLostError if ``token`` is
+        no longer the job's current claim)."""
+        ...
+
+    def consume(self, job: Job | str, who: str, token: int) -> None:
+        """Remove a finished job from the board (LeaseLostError if the claim was lost)."""
+        ...
+
+    def abandon(self, job: Job | str, who: str, token: int) -> Job:
+        """Give the job back for another claim, counting an attempt; the
+        ``max_attempts``-th abandon moves it to TRASHED instead."""
+        ...
+
+    def trash(self, job: Job | str, who: str, token: int) -> Job:
+        """Move the job to TRASHED: it stays on the board but is never claimed again."""
+        ...
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Return True as soon as an unclaimed job exists, False after ``timeout`` s."""
+        ...
+
+    def close(self) -> None:
+        """Release the board's connections (idempotent)."""
+        ...
+
+
+_NAME: Final = r"[A-Za-z_][A-Za-z0-9_]*"
+_FACTORY: Final = re.compile(rf"({_NAME}(?:\.{_NAME})*):({_NAME}(?:\.{_NAME})*)")
+
+
+def check_factory(factory: object, allowed: Sequence[str], where: str) -> str:
+    """``factory`` if it is ``'module:function'`` with a module under one of the
+    ``allowed`` prefixes; else TypeError/ValueError/FactoryNotAllowedError saying why."""
+    if not isinstance(factory, str):
+        raise TypeError(
+            f"a job's factory is the import path of a function, 'package.module:function', "
+            f"got {factory!r} ({type(factory).__name__})"
+        )
+    match = _FACTORY.fullmatch(factory)
+    if match is None:
+        raise ValueError(
+            f"a job's factory is the import path of a function, 'package.module:function', "
+            f"got {factory!r}"
+        )
+    module = match.group(1)
+    if not any(module == prefix or module.startswith(prefix + ".") for prefix in allowed):
+        if not allowed:
+            hint = "the board allows no factory: open it with allowed=('yourapp.flows',)"
+        else:
+            hint = f"it allows modules under {list(allowed)}; add a prefix to allowed= to run it"
+        raise FactoryNotAllowedError(
+            f"{where} refuses the flow factory {factory!r}: its module {module!r} is not on "
+            f"the board's allow-list ({hint}). The allow-list keeps a row written to a shared "
+            "database from making a worker import arbitrary code"
+        )
+    return factory

@@ -1,0 +1,365 @@
+"""The job board contract, over SQLite always and PostgreSQL and MariaDB when enabled.
+
+Set TIDEFLOW_TEST_POSTGRES_URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)
+and TIDEFLOW_TEST_MYSQL_URL (e.g. mysql+pymysql://root@127.0.0.1:3306/test) to run the
+server tests. Each module run creates a database of its own beside the one named (and
+drops it at the end), so these tests never touch other tests' tables.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tideflow.errors import NotFoundError, StoreError
+from tideflow.jobs import (
+    Board,
+    FactoryNotAllowedError,
+    Job,
+    JobClaimedError,
+    JobState,
+    LeaseLostError,
+    SqlBoard,
+    connect,
+)
+
+ENV = {"postgresql": "TIDEFLOW_TEST_POSTGRES_URL", "mysql": "TIDEFLOW_TEST_MYSQL_URL"}
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+ALLOWED = ("myapp.flows",)
+FACTORY = "myapp.flows.orders:build"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "mysql"])
+def kind(request):
+    name = request.param
+    if name != "sqlite" and not os.environ.get(ENV[name]):
+        pytest.skip(f"{name} tests need {ENV[name]} set to a database URL (see module doc)")
+    return name
+
+
+@pytest.fixture(scope="module")
+def server_url(kind):
+    """A database of this module's own on the server (None for SQLite)."""
+    if kind == "sqlite":
+        yield None
+        return
+    sa = pytest.importorskip("sqlalchemy")
+    given = sa.make_url(os.environ[ENV[kind]])
+    name = f"tideflow_jobtest_{os.getpid()}_{os.urandom(3).hex()}"
+    admin = sa.create_engine(given, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    try:
+        yield given.set(database=name).render_as_string(hide_password=False)
+    finally:
+        drop = f"DROP DATABASE {name}" + (" WITH (FORCE)" if kind == "postgresql" else "")
+        with admin.connect() as conn:
+            conn.execute(sa.text(drop))
+        admin.dispose()
+
+
+_tables = iter(range(10**6))
+
+
+@pytest.fixture
+def url(server_url, tmp_path):
+    return server_url or f"sqlite:///{tmp_path / 'jobs.db'}"
+
+
+@pytest.fixture
+def table():
+    """A table of each test's own (the server database lives for the whole module)."""
+    return f"jobs_{next(_tables)}"
+
+
+@pytest.fixture
+def board(url, table):
+    opened = SqlBoard(url, allowed=ALLOWED, table=table, poll_interval=0.01)
+    yield opened
+    opened.close()
+
+
+def test_post_then_read_back_every_field(board):
+    assert isinstance(board, Board)
+    job = board.post(
+        "order-1",
+        FACTORY,
+        args=(1, (2, "x")),
+        kwargs={"n": 3},
+        store={"amount": 1.5, "items": [1, 2]},
+        priority=2,
+        details={"by": "tests"},
+    )
+    assert isinstance(job, Job)
+    assert (job.name, job.factory, job.args, job.kwargs) == (
+        "order-1",
+        FACTORY,
+        (1, (2, "x")),
+        {"n": 3},
+    )
+    assert (job.store, job.priority, job.details) == (
+        {"amount": 1.5, "items": [1, 2]},
+        2,
+        {"by": "tests"},
+    )
+    assert (job.state, job.owner, job.lease_expires, job.token, job.attempts) == (
+        JobState.UNCLAIMED,
+        None,
+        None,
+        0,
+        0,
+    )
+    assert abs(job.created_at - time.time()) < 5
+    assert board.get(job.uuid) == job
+    with pytest.raises(NotFoundError, match="'nope'"):
+        board.get("nope")
+
+
+def test_iterjobs_orders_by_priority_then_age(board):
+    names = ["low-old", "high-old", "low-new", "high-new", "mid"]
+    prios = [0, 5, 0, 5, 1]
+    for name, prio in zip(names, prios, strict=True):
+        board.post(name, FACTORY, priority=prio)
+    assert [j.name for j in board.iterjobs()] == [
+        "high-old",
+        "high-new",
+        "mid",
+        "low-old",
+        "low-new",
+    ]
+    first = board.claim_next("w")
+    assert first is not None
+    assert first.name == "high-old"
+    assert [j.name for j in board.iterjobs(only_unclaimed=True)] == [
+        "high-new",
+        "mid",
+        "low-old",
+        "low-new",
+    ]
+    assert next(j.name for j in board.iterjobs()) == "high-old"
+
+
+def test_claim_gives_a_lease_and_a_growing_token(board):
+    job = board.post("j", FACTORY)
+    claimed = board.claim(job, "w1", lease=5)
+    assert (claimed.state, claimed.owner, claimed.token) == (JobState.CLAIMED, "w1", 1)
+    assert 4 < claimed.lease_expires - claimed.updated_at <= 5.01
+    with pytest.raises(JobClaimedError, match=r"claimed by 'w1' \(token 1\)"):
+        board.claim(job, "w2")
+    renewed = board.renew(job, "w1", claimed.token, lease=20)
+    assert renewed.lease_expires > claimed.lease_expires + 10
+    assert renewed.token == 1
+    board.consume(job, "w1", 1)
+    with pytest.raises(NotFoundError):
+        board.get(job)
+    with pytest.raises(NotFoundError):
+        board.claim(job, "w2")
+
+
+def test_expired_lease_is_taken_over_and_fences_the_old_owner(board):
+    job = board.post("j", FACTORY)
+    old = board.claim(job, "w1", lease=0.2)
+    time.sleep(0.35)
+    assert [j.uuid for j in board.iterjobs(only_unclaimed=True)] == [job.uuid]
+    assert board.wait(0)
+    new = board.claim(job, "w2", lease=30)
+    assert new.token == old.token + 1
+    assert new.owner == "w2"
+    for call in (
+        lambda: board.renew(job, "w1", old.token),
+        lambda: board.consume(job, "w1", old.token),
+        lambda: board.abandon(job, "w1", old.token),
+        lambda: board.trash(job, "w1", old.token),
+    ):
+        with pytest.raises(LeaseLostError, match=r"claimed by 'w2' with token 2") as caught:
+            call()
+        assert isinstance(caught.value, StoreError)
+    # the right owner with a stale token is refused as well
+    with pytest.raises(LeaseLostError):
+        board.renew(job, "w2", old.token)
+    assert board.get(job).owner == "w2"
+    board.consume(job, "w2", new.token)
+
+
+def test_abandon_gives_back_until_max_attempts_then_trashes(url, table):
+    board = SqlBoard(url, allowed=ALLOWED, table=table, max_attempts=3)
+    try:
+        job = board.post("flaky", FACTORY)
+        for attempt in (1, 2):
+            claimed = board.claim(job, "w")
+            left = board.abandon(job, "w", claimed.token)
+            assert (left.state, left.attempts, left.owner) == (JobState.UNCLAIMED, attempt, None)
+        claimed = board.claim(job, "w")
+        assert claimed.token == 3
+        left = board.abandon(job, "w", claimed.token)
+        assert (left.state, left.attempts) == (JobState.TRASHED, 3)
+        assert list(board.iterjobs()) == []
+        with pytest.raises(JobClaimedError, match="trashed"):
+            board.claim(job, "w")
+        assert board.claim_next("w") is None
+        assert not board.wait(0.05)
+    finally:
+        board.close()
+
+
+def test_trash_keeps_the_job_out_of_reach(board):
+    job = board.post("bad", FACTORY)
+    claimed = board.claim(job, "w")
+    assert board.trash(job, "w", claimed.token).state == JobState.TRASHED
+    assert board.get(job).state == JobState.TRASHED
+    with pytest.raises(LeaseLostError, match="TRASHED"):
+        board.consume(job, "w", claimed.token)
+
+
+def test_allow_list_refuses_posts_and_claims(url, table, board):
+    for factory in ("os:system", "myapp.flowsx:f", "myapp:f"):
+        with pytest.raises(FactoryNotAllowedError, match=r"not on the board's allow-list"):
+            board.post("evil", factory)
+    with pytest.raises(ValueError, match=r"package\.module:function"):
+        board.post("x", "myapp.flows.orders")
+    # a row written by a board with a wider allow-list is refused by a narrower one
+    wide = SqlBoard(url, allowed=("myapp", "os"), table=table)
+    narrow = SqlBoard(url, allowed=("myapp.flows.orders",), table=table)
+    closed = SqlBoard(url, table=table)
+    try:
+        evil = wide.post("evil", "os:system", args=("rm -rf /",), priority=9)
+        good = wide.post("good", FACTORY)
+        with pytest.raises(FactoryNotAllowedError, match="'os:system'"):
+            narrow.claim(evil, "w")
+        assert board.get(evil).state == JobState.UNCLAIMED  # the refusal wrote nothing
+        taken = narrow.claim_next("w")  # skips the job it may not run
+        assert taken is not None
+        assert taken.uuid == good.uuid
+        with pytest.raises(FactoryNotAllowedError, match="allows no factory"):
+            closed.claim_next("w")
+        with pytest.raises(FactoryNotAllowedError, match="allows no factory"):
+            closed.post("x", FACTORY)
+    finally:
+        for b in (wide, narrow, closed):
+            b.close()
+
+
+def test_wait_wakes_when_a_job_is_posted(url, table, board):
+    assert not board.wait(0.05)
+    poster = SqlBoard(url, allowed=ALLOWED, table=table)
+    timer = threading.Timer(0.2, lambda: poster.post("late", FACTORY))
+    started = time.monotonic()
+    timer.start()
+    try:
+        assert board.wait(10)
+        waited = time.monotonic() - started
+        assert 0.15 < waited < 5
+    finally:
+        timer.join()
+        poster.close()
+
+
+def test_fence_check_inside_a_transaction(kind, url, table, board):
+    job = board.post("j", FACTORY)
+    claimed = board.claim(job, "w1", lease=0.2)
+    if kind == "sqlite":
+        import sqlite3
+
+        db = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        board.check_fence(job.uuid, claimed.token, db)
+        db.execute("COMMIT")
+        run = lambda: board.check_fence(job.uuid, claimed.token, db)  # noqa: E731
+    else:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(url)
+        conn = engine.connect()
+        with conn.begin():
+            board.check_fence(job.uuid, claimed.token, conn)
+        run = lambda: board.check_fence(job.uuid, claimed.token, conn)  # noqa: E731
+    time.sleep(0.3)
+    board.claim(job, "w2")
+    with pytest.raises(LeaseLostError, match="token 1 is no longer current"):
+        run()
+    if kind != "sqlite":
+        conn.rollback()
+        conn.close()
+        engine.dispose()
+
+
+def test_options_are_checked(url, table):
+    with pytest.raises(TypeError, match=r"'alowed'.*did you mean 'allowed'"):
+        SqlBoard.from_config({"connection": url, "alowed": ["x"]})
+    with pytest.raises(TypeError, match="module prefixes"):
+        SqlBoard(url, allowed="myapp")
+    with pytest.raises(ValueError, match="max_attempts"):
+        SqlBoard(url, max_attempts=0)
+    with pytest.raises(ValueError, match="table="):
+        SqlBoard(url, table="jobs; DROP TABLE x")
+    with pytest.raises(ValueError, match="in memory"):
+        SqlBoard("sqlite://")
+    with pytest.raises(ValueError, match="no job board for 'zookeeper'"):
+        connect("zookeeper://host")
+    board = SqlBoard.from_config({"connection": url, "allowed": ["myapp"], "table": table})
+    try:
+        with pytest.raises(ValueError, match="lease="):
+            board.claim("x", "w", lease=0)
+        with pytest.raises(TypeError, match="who="):
+            board.claim("x", "")
+    finally:
+        board.close()
+
+
+_RACER = textwrap.dedent(
+    """
+    import sys, time
+    from tideflow.jobs import SqlBoard, JobClaimedError
+    url, table, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    board = SqlBoard(url, allowed=("myapp.flows",), table=table)
+    uuids = [j.uuid for j in board.iterjobs()]
+    while time.time() < start:
+        time.sleep(0.001)
+    for uuid in uuids:
+        try:
+            job = board.claim(uuid, sys.argv[4])
+            print("won", uuid, job.token, flush=True)
+        except JobClaimedError:
+            print("lost", uuid, flush=True)
+    board.close()
+    """
+)
+
+
+def test_processes_racing_for_jobs_one_wins_each(url, table, board):
+    uuids = {board.post(f"j{i}", FACTORY).uuid for i in range(15)}
+    env = {**os.environ, "PYTHONPATH": SRC}
+    start = time.time() + 1.5
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACER, url, table, str(start), f"racer-{n}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for n in range(3)
+    ]
+    outputs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        outputs.append(out.split("\n"))
+    winners: dict[str, list[str]] = {u: [] for u in uuids}
+    for n, lines in enumerate(outputs):
+        said = [line.split() for line in lines if line]
+        assert {words[1] for words in said} == uuids
+        for words in said:
+            if words[0] == "won":
+                assert words[2] == "1"
+                winners[words[1]].append(f"racer-{n}")
+    assert all(len(w) == 1 for w in winners.values()), winners
+    for job in board.iterjobs():
+        assert (job.owner, job.token) == (winners[job.uuid][0], 1)
