@@ -398,3 +398,58 @@ def test_commits_with_nothing_changed_write_nothing_however_many():
     for _ in range(3):
         storage.commit()
     assert store.flow_writes == 1
+
+
+class RoundStore(CountingStore):
+    """A store that writes a round at once (``save_round``), or fails to write."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        super().__init__()
+        self.fail = fail
+        self.rounds: list[dict[str, Any]] = []
+
+    def save_round(self, flow_detail: Any, atoms: list[Any], **kwargs: Any) -> None:
+        if self.fail:
+            raise OSError("disk full")
+        self.rounds.append({"atoms": [a.name for a in atoms], **kwargs})
+
+    def save_logbook(self, book: Any) -> None:
+        pass
+
+    def claim_run(self, uuid: str, owner: str) -> None:
+        self.owner = owner
+
+    def release_run(self, uuid: str, owner: str) -> None:
+        pass
+
+
+def test_a_round_is_saved_with_the_claims_owner_and_whether_the_flow_record_changed():
+    store = RoundStore()
+    _, storage = _prepared_on(store)
+    storage.claim()
+    storage.commit()
+    storage.set_atom_state("a", AtomState.SUCCESS)
+    storage.commit()
+    assert store.rounds[-1] == {"atoms": ["a"], "owner": store.owner, "flow_changed": False}
+    storage.update_flow_metadata({"note": 1})
+    storage.commit()
+    assert store.rounds[-1] == {"atoms": [], "owner": store.owner, "flow_changed": True}
+
+
+def test_a_store_that_cannot_write_raises_a_store_error_naming_the_flow_and_the_cause():
+    store = RoundStore(fail=True)
+    _, storage = _prepared_on(store)
+    with pytest.raises(tideflow.StoreError) as raised:
+        storage.commit()
+    assert str(raised.value).startswith(
+        f"the store {store!r} could not record flow 'f' (OSError: disk full); what it "
+        "recorded before is kept, and the run can be resumed from it"
+    )
+    assert isinstance(raised.value.cause, OSError)
+    assert raised.value.__cause__ is raised.value.cause
+
+
+def _prepared_on(store: Any) -> tuple[tideflow.Engine, Storage]:
+    engine = tideflow.load(LinearFlow("f").add(T("a")), backend=store)
+    engine.prepare()
+    return engine, engine.storage
