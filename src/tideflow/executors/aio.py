@@ -34,6 +34,8 @@ are; engine listeners are called on the engine thread.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures as cf
+import functools
 from types import CoroutineType
 from typing import Any
 
@@ -87,9 +89,11 @@ class AsyncioDispatcher(ThreadDispatcher):
         # the first async atom: a run of plain atoms never starts one
         self._loop: LoopRunner | None = None
         self._async_kinds: dict[tuple[int, bool], bool] = {}
+        self._batch: list[Work] = []  # async calls started this round, not launched yet
+        self._tasks: set[asyncio.Task[Outcome]] = set()
 
     def start(self, work: Work) -> None:
-        node, reverting, atom, kwargs = work
+        node, reverting, atom, _ = work
         key = (node, reverting)
         is_async = self._async_kinds.get(key)
         if is_async is None:
@@ -98,20 +102,48 @@ class AsyncioDispatcher(ThreadDispatcher):
         if not is_async:
             super().start(work)
             return
+        # launched with the round's other async calls at wait(): one wake-up of the loop
+        # for all of them, so they begin together (one by one, each costs a wake-up, and
+        # the last of 32 began a couple of milliseconds after the first)
+        self._batch.append(work)
+        self._pending += 1
+
+    def wait(self, timeout: float | None) -> list[Outcome]:
+        if self._batch:
+            self._launch()
+        return super().wait(timeout)
+
+    def _launch(self) -> None:
+        batch, self._batch = self._batch, []
         with self._loop_lock:  # workers' run_coroutine() may start it too
             if self._loop is None:
                 self._loop = loop_runner(self._caller_loop)
-            loop = self._loop
-        call = call_atom_async(node, reverting, atom, kwargs)
+            loop = self._loop.loop
         try:
-            future = loop.submit(call)
-        except Exception as exc:
-            # the loop is closed: the atom fails with that error, the engine reverts
-            call.close()  # never started: closed, so it is not reported as never awaited
-            self.finish((node, reverting, False, Failure.from_exception(exc)))
-            return
-        self._pending += 1
-        future.add_done_callback(self._finished.put)
+            loop.call_soon_threadsafe(self._start_all, batch)
+        except RuntimeError as exc:
+            # the loop is closed: each atom fails with that error, the engine reverts
+            for node, reverting, _, _ in batch:
+                self._pending -= 1
+                self.finish((node, reverting, False, Failure.from_exception(exc)))
+
+    def _start_all(self, batch: list[Work]) -> None:
+        """On the loop: a task for each call; its outcome goes to the engine's queue."""
+        loop = asyncio.get_running_loop()
+        for node, reverting, atom, kwargs in batch:
+            task = loop.create_task(call_atom_async(node, reverting, atom, kwargs))
+            self._tasks.add(task)  # the loop keeps tasks weakly: they must not vanish
+            task.add_done_callback(functools.partial(self._settled, node, reverting))
+
+    def _settled(self, node: int, reverting: bool, task: asyncio.Task[Outcome]) -> None:
+        self._tasks.discard(task)
+        done: cf.Future[Outcome] = cf.Future()
+        if task.cancelled():  # cancelled before it began: a failed call all the same
+            error = asyncio.CancelledError(f"the call of node {node} was cancelled")
+            done.set_result((node, reverting, False, Failure.from_exception(error)))
+        else:
+            done.set_result(task.result())
+        self._finished.put(done)
 
 
 def make_dispatcher(
