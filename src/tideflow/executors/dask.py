@@ -64,6 +64,7 @@ from tideflow._notifier import RestrictedNotifier
 from tideflow._task import Atom
 from tideflow.errors import InvalidArgumentError
 from tideflow.executors import EventSink, Outcome, Work, call_atom
+from tideflow.executors._outcomes import load_outcome
 from tideflow.failure import Failure
 
 __all__ = ["INLINE_LIMIT", "DaskDispatcher", "WorkerLostError", "make_dispatcher"]
@@ -434,30 +435,6 @@ class DaskDispatcher:
         self._sink(atom, event, details)
 
 
-def _load_outcome(data: bytes, record: _Call) -> Outcome:
-    """The outcome a worker sent, with the task's own exception back where it can be."""
-    node, reverting = record.node, record.reverting
-    try:
-        ok, value, exc_data = pickle.loads(data)
-    except Exception as exc:
-        error = TypeError(
-            f"atom {record.atom.name!r}: what its Dask worker sent back cannot be "
-            f"unpickled here ({type(exc).__name__}: {exc})"
-        )
-        return (node, reverting, False, Failure.from_exception(error))
-    if exc_data is not None:
-        try:
-            original = pickle.loads(exc_data)
-        except Exception:
-            original = None  # its type cannot be rebuilt here: the Failure's names will do
-        if isinstance(original, Exception):
-            remote: Failure = value
-            value = Failure((type(original), original, None))
-            value.traceback_str = remote.traceback_str
-            value.causes = remote.causes
-    return (node, reverting, ok, value)
-
-
 def _lost(record: _Call, what: str) -> Outcome:
     where = f"the Dask worker running it ({record.worker})" if record.worker else "its Dask worker"
     error = WorkerLostError(
@@ -470,3 +447,8 @@ def _lost(record: _Call, what: str) -> Outcome:
 def make_dispatcher(executor: Any, *, max_workers: int | None, sink: EventSink) -> DaskDispatcher:
     """The registry's factory for a ``distributed.Client``: a :class:`DaskDispatcher`."""
     return DaskDispatcher(executor, max_workers=max_workers, sink=sink)
+
+
+def _load_outcome(data: bytes, record: _Call) -> Outcome:
+    """The outcome a Dask worker sent for ``record``'s call."""
+    return load_outcome(data, record.node, record.reverting, record.atom, "its Dask worker")

@@ -66,6 +66,7 @@ from tideflow._notifier import RestrictedNotifier
 from tideflow._task import Atom
 from tideflow.errors import InvalidArgumentError
 from tideflow.executors import EventSink, Outcome, Work, call_atom
+from tideflow.executors._outcomes import load_outcome
 from tideflow.failure import Failure
 
 __all__ = ["ProcessDispatcher", "make_dispatcher"]
@@ -293,7 +294,7 @@ class ProcessDispatcher:
                         sent,
                     )
         del self._calls[call]
-        return _load_outcome(data, node, reverting, atom)
+        return load_outcome(data, node, reverting, atom, "its worker process")
 
     def _replace(self, broken: cf.ProcessPoolExecutor) -> None:
         """Put a fresh pool in place of ``broken`` (once, however many calls it lost)."""
@@ -390,29 +391,6 @@ def _died(atom: Atom, lost: list[str], exc: BrokenProcessPool) -> Failure:
     error = BrokenProcessPool(f"atom {atom.name!r}: {where}")
     error.__cause__ = exc
     return Failure.from_exception(error)
-
-
-def _load_outcome(data: bytes, node: int, reverting: bool, atom: Atom) -> Outcome:
-    """The outcome a worker sent, with the task's own exception back where it can be."""
-    try:
-        ok, value, exc_data = pickle.loads(data)
-    except Exception as exc:
-        error = TypeError(
-            f"atom {atom.name!r}: what its worker process sent back cannot be unpickled here "
-            f"({type(exc).__name__}: {exc})"
-        )
-        return (node, reverting, False, Failure.from_exception(error))
-    if exc_data is not None:
-        try:
-            original = pickle.loads(exc_data)
-        except Exception:
-            original = None  # its type cannot be rebuilt here: the Failure's names will do
-        if isinstance(original, Exception):
-            remote: Failure = value
-            value = Failure((type(original), original, None))
-            value.traceback_str = remote.traceback_str
-            value.causes = remote.causes
-    return (node, reverting, ok, value)
 
 
 # -- the engine side of the event channel -------------------------------------------------
