@@ -545,27 +545,21 @@ class SqliteConnection:
 
     def _write(self, doing: str, work: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``work`` in one write transaction: all of it commits, or none."""
-        slot = self.backend._slot()
-        with slot.lock:
-            db = slot.db
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                result = work(db)
-                db.execute("COMMIT")
-            except BaseException as exc:
-                _rollback(db)
-                if isinstance(exc, sqlite3.Error):
-                    raise _store_error(exc, self._where, doing, self._busy) from exc
-                raise
-            return result
+        return self._run("BEGIN IMMEDIATE", doing, work)
 
     def _read(self, doing: str, work: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``work`` on one snapshot of the store."""
+        return self._run("BEGIN", doing, work)
+
+    def _run(self, begin: str, doing: str, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``work`` in a transaction opened with ``begin``; a driver error becomes a
+        StoreError saying what was being done. (``save_round`` opens its own, inline: it
+        is the per-round hot path.)"""
         slot = self.backend._slot()
         with slot.lock:
             db = slot.db
             try:
-                db.execute("BEGIN")
+                db.execute(begin)
                 result = work(db)
                 db.execute("COMMIT")
             except BaseException as exc:
