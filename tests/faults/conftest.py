@@ -32,9 +32,11 @@ def store_url(tmp_path: Path) -> Iterator[StoreUrls]:
     urls.clean_up()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def fork_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[crash_harness.ForkServer]:
-    """The crash driver's fork server, shared by the session's crash trials."""
+    """The crash driver's fork server, one per test: a server that stops answering fails
+    only its own test's trials (shared by the session, one death once failed every
+    later trial in CI)."""
     log = tmp_path_factory.mktemp("crash-driver") / "stderr.log"
     server = crash_harness.ForkServer(log)
     yield server
