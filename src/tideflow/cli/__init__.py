@@ -10,9 +10,16 @@
     tideflow resume RUN
     tideflow graph FILE.py[:NAME] [--format text|dot|mermaid]
     tideflow validate FILE.py[:NAME]
+    tideflow conductor --board URL --allow PREFIX [--store URL] [--workers N]
+                       [--pool threads|processes] [--lease S] [--grace S]
+                       [--max-jobs N] [--until-idle] [--name NAME]
+    tideflow jobs post NAME FACTORY --board URL --allow PREFIX [--arg JSON ...]
+                       [--kwarg NAME=JSON ...] [--store NAME=VALUE ...] [--priority N]
+    tideflow jobs list|show UUID|trash UUID [--board URL]
 
 Runs are recorded in ``./.tideflow/runs.db`` (SQLite) unless ``--db URL`` or the
-``TIDEFLOW_DB`` environment variable name another store. Exit codes: 0 success, 1 the
+``TIDEFLOW_DB`` environment variable name another store; the job commands' board is
+``--board URL`` or ``TIDEFLOW_BOARD``. Exit codes: 0 success, 1 the
 run failed (or the flow is invalid), 2 a mistake in the command (one line on stderr,
 never a traceback), 130 interrupted (Ctrl-C suspends the run; the command that resumes
 it is printed). Needs the ``cli`` extra: ``pip install 'tideflow[cli]'`` (rich).
@@ -108,6 +115,10 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a flow without running it")
     validate.add_argument("flow", metavar="FILE.py[:NAME]", help=spec_help)
     _add_store(validate)
+
+    from tideflow.cli._jobs import add_parsers  # noqa: PLC0415  # rich is an extra
+
+    add_parsers(sub, _positive)
     return parser
 
 
@@ -119,7 +130,7 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tideflow`` command with ``argv`` (default: ``sys.argv[1:]``)."""
     try:
-        from tideflow.cli import _commands  # noqa: PLC0415  # rich is an extra
+        from tideflow.cli import _commands, _jobs  # noqa: PLC0415  # rich is an extra
         from tideflow.cli._load import CommandError  # noqa: PLC0415
     except ImportError as exc:
         if exc.name != "rich":
@@ -137,9 +148,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "resume": _commands.resume,
         "graph": _commands.graph,
         "validate": _commands.validate,
+        "conductor": _jobs.conductor,
+        "jobs post": _jobs.jobs_post,
+        "jobs list": _jobs.jobs_list,
+        "jobs show": _jobs.jobs_show,
+        "jobs trash": _jobs.jobs_trash,
     }
+    command = args.command if args.command != "jobs" else f"jobs {args.verb}"
     try:
-        return commands[args.command](args)
+        return commands[command](args)
     except CommandError as exc:
         print(f"tideflow: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,637 @@
+"""The conductors: a claim loop around :class:`~tideflow.conductors._work.Worker`.
+
+- :class:`Conductor` runs one job at a time, on the thread that called ``run()``.
+- :class:`PooledConductor` runs up to ``workers`` jobs at once: on a pool of threads
+  (``pool='threads'``: one claim loop, jobs on the pool's threads), or in worker
+  processes (``pool='processes'``, for CPU-bound flows: each process is a
+  :class:`Conductor` of its own, named ``NAME.1``, ``NAME.2``..., started with the
+  ``spawn`` method, opening the board and store from their URLs; the parent only
+  starts them, shares ``max_jobs`` between them, relays their events and tells them
+  to stop).
+
+Stopping (:meth:`stop`, safe from any thread or a signal handler): no new claim is
+made; running jobs get ``grace`` seconds to finish, then their engines are suspended
+(atoms already running finish and are recorded) and the jobs abandoned, so another
+conductor resumes them at once instead of waiting for the lease to run out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import multiprocessing
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, Final, Literal
+
+from tideflow._log import logger
+from tideflow.conductors._work import (
+    DEFAULT_GRACE,
+    DEFAULT_WAIT_TIMEOUT,
+    LOG,
+    JobOutcome,
+    LeaseKeeper,
+    Statistics,
+    Worker,
+)
+from tideflow.errors import StoreError
+from tideflow.jobs.base import DEFAULT_LEASE, Board, Job
+
+__all__ = ["Conductor", "PooledConductor"]
+
+_BUDGET_ALL: Final = -1
+
+
+class _Budget:
+    """How many more jobs ``run()`` may dispatch (``max_jobs``), shared by its loops."""
+
+    def __init__(self, limit: int | None) -> None:
+        self._left = _BUDGET_ALL if limit is None else limit
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._left == 0:
+                return False
+            if self._left > 0:
+                self._left -= 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            if self._left >= 0:
+                self._left += 1
+
+
+class _SharedBudget(_Budget):
+    """A budget shared by worker processes (a ``multiprocessing.Value``)."""
+
+    def __init__(self, value: Any) -> None:  # multiprocessing's Synchronized
+        self._value = value
+
+    def take(self) -> bool:
+        with self._value.get_lock():
+            if self._value.value == 0:
+                return False
+            if self._value.value > 0:
+                self._value.value -= 1
+            return True
+
+    def give_back(self) -> None:
+        with self._value.get_lock():
+            if self._value.value >= 0:
+                self._value.value += 1
+
+
+def _check_max_jobs(max_jobs: object) -> None:
+    if max_jobs is not None and (
+        isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 0
+    ):
+        raise ValueError(f"max_jobs= takes a whole number, 0 or more (or None), got {max_jobs!r}")
+
+
+def _check_seconds(option: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(f"{option}= takes a number of seconds, 0 or more, got {value!r}")
+    return float(value)
+
+
+def _open_board(
+    board: Board | str, allowed: tuple[str, ...] | None, options: Mapping[str, Any] | None
+) -> tuple[Board, bool]:
+    if isinstance(board, str):
+        from tideflow import jobs  # noqa: PLC0415  # a registry of boards, when asked for
+
+        if allowed is None:
+            raise ValueError(
+                f"a conductor opening the board {board!r} needs allowed=('yourapp.flows',): "
+                "the module prefixes whose flow factories it may run"
+            )
+        return jobs.connect(board, allowed=allowed, **dict(options or {})), True
+    if not isinstance(board, Board):
+        raise TypeError(f"board= takes a job board or its URL, got {board!r}")
+    if allowed is not None or options:
+        raise ValueError(
+            "allowed= and board_options= are for a board given by URL; this board was "
+            f"opened already ({board!r}): set them where it was opened"
+        )
+    return board, False
+
+
+def _open_store(store: Any) -> tuple[Any, bool]:  # any store backend
+    if isinstance(store, str):
+        import tideflow  # noqa: PLC0415
+
+        return tideflow.connect(store), True
+    if not callable(getattr(store, "get_connection", None)):
+        raise TypeError(f"store= takes a store (backend) or its URL, got {store!r}")
+    return store, False
+
+
+class _Base:
+    """What both conductors share: the worker, the lease keeper, stop/wait/close."""
+
+    def __init__(
+        self,
+        name: str,
+        board: Board | str,
+        store: Any,  # a store backend, or a URL
+        *,
+        lease: float = DEFAULT_LEASE,
+        engine: str = "serial",
+        engine_options: Mapping[str, Any] | None = None,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        allowed: tuple[str, ...] | list[str] | None = None,
+        board_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.wait_timeout = _check_seconds("wait_timeout", wait_timeout)
+        opened_board, self._own_board = _open_board(
+            board, None if allowed is None else tuple(allowed), board_options
+        )
+        try:
+            if not opened_board.allowed:
+                raise ValueError(
+                    f"the board {opened_board.url} allows no flow factory: open it with "
+                    "allowed=('yourapp.flows',) so the conductor has jobs it may run"
+                )
+            opened_store, self._own_store = _open_store(store)
+        except BaseException:
+            if self._own_board:
+                opened_board.close()
+            raise
+        self.worker = Worker(
+            name,
+            opened_board,
+            opened_store,
+            lease=lease,
+            engine=engine,
+            engine_options=engine_options,
+        )
+        self._keeper = LeaseKeeper(self.worker)
+        # stop() from a signal handler only sets this flag and starts a thread; the
+        # events below are set from that thread (a handler must not take their locks)
+        self._stop_flag = False
+        self._stopping = threading.Event()
+        self._deadline: float | None = None
+        self._deadline_lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._running = threading.Lock()
+        self._closed = False
+
+    # -- the public face ------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The owner name this conductor claims jobs under."""
+        return self.worker.name
+
+    @property
+    def board(self) -> Board:
+        """The job board it claims from."""
+        return self.worker.board
+
+    @property
+    def store(self) -> Any:  # any store backend
+        """The store its runs are recorded in."""
+        return self.worker.store
+
+    @property
+    def lease(self) -> float:
+        """Seconds each claim holds unless renewed (renewed every third of it)."""
+        return self.worker.lease
+
+    @property
+    def notifier(self) -> Any:  # a RestrictedNotifier
+        """Conductor events (:data:`tideflow.conductors.EVENTS`); details hold ``job``
+        and ``conductor``, plus ``engine`` (stages) or ``persistence`` (job_*)."""
+        return self.worker.notifier
+
+    @property
+    def dispatching(self) -> bool:
+        """Whether ``run()`` is claiming jobs now."""
+        return not self._idle.is_set() and not self._stop_flag
+
+    def statistics(self) -> Statistics:
+        """How many jobs were dispatched, consumed, abandoned, trashed and dropped."""
+        return self.worker.statistics()
+
+    def stop(self, grace: float = DEFAULT_GRACE) -> None:
+        """Stop claiming; give running jobs ``grace`` seconds to finish, then suspend
+        their runs and abandon them. Returns at once (``wait()`` waits for the end);
+        safe from any thread and from a signal handler; a later call may shorten the
+        grace."""
+        grace = _check_seconds("grace", grace)
+        self._stop_flag = True
+        threading.Thread(
+            target=self._shutdown, args=(grace,), name=f"tideflow-stop-{self.name}", daemon=True
+        ).start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until ``run()`` has returned (True), or ``timeout`` seconds (False)."""
+        return self._idle.wait(timeout)
+
+    def close(self) -> None:
+        """Stop at once if running (grace 0), then close the board and store this
+        conductor opened from URLs. Idempotent."""
+        if self._closed:
+            return
+        if not self._idle.is_set():
+            self.stop(0)
+            self._idle.wait()
+        self._closed = True
+        self._keeper.stop()
+        if self._own_board:
+            self.worker.board.close()
+        if self._own_store:
+            self.worker.store.close()
+
+    def __enter__(self) -> _Base:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} board={self.board.url}>"
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self, max_jobs: int | None = None, until_idle: bool = False) -> int:
+        """Claim and run jobs until stopped, ``max_jobs`` have been dispatched, or (with
+        ``until_idle``) no job is left to claim; return how many were dispatched."""
+        _check_max_jobs(max_jobs)
+        return self._run(_Budget(max_jobs), until_idle)
+
+    def _run(self, budget: _Budget, until_idle: bool) -> int:
+        if self._closed:
+            raise RuntimeError(f"conductor {self.name!r} is closed; make a new one")
+        if not self._running.acquire(blocking=False):
+            raise RuntimeError(
+                f"conductor {self.name!r} is running already (run() is not re-entrant)"
+            )
+        try:
+            self._stop_flag = False
+            self._stopping.clear()
+            self._deadline = None
+            self._idle.clear()
+            self._keeper.start()
+            try:
+                return self._serve(budget, until_idle)
+            except BaseException:
+                # Ctrl-C (or the like) without a handler: give back what runs, then go
+                self._stop_flag = True
+                self._shutdown(0)
+                raise
+        finally:
+            self._keeper.stop()
+            self._idle.set()
+            self._running.release()
+
+    def _serve(self, budget: _Budget, until_idle: bool) -> int:
+        raise NotImplementedError
+
+    def _stopped(self) -> bool:
+        return self._stop_flag
+
+    def _claim(self) -> Job | Literal[False] | None:
+        """The next job claimed, None if none is free, False if the board failed."""
+        try:
+            return self.worker.board.claim_next(self.name, self.lease)
+        except StoreError as exc:
+            logger(LOG).warning("conductor %r: claiming failed: %s", self.name, exc)
+            return False
+
+    def _pause(self, found_nothing: bool) -> None:
+        """Wait for a job to appear (at most ``wait_timeout``), or a while after an error."""
+        if found_nothing:
+            try:
+                if self.worker.board.wait(self.wait_timeout):
+                    # something is free, yet claim_next found nothing for us (another
+                    # conductor's factories, or a race): do not spin on it
+                    self._stopping.wait(min(self.wait_timeout, 0.05))
+                return
+            except StoreError as exc:
+                logger(LOG).warning("conductor %r: waiting for jobs failed: %s", self.name, exc)
+        self._stopping.wait(self.wait_timeout)
+
+    def _shutdown(self, grace: float) -> None:
+        """Stop claiming; after ``grace`` seconds suspend what still runs (it is then
+        abandoned by the thread running it)."""
+        self._stopping.set()
+        with self._deadline_lock:
+            deadline = time.monotonic() + grace
+            if self._deadline is not None and self._deadline <= deadline:
+                return  # an earlier stop() is already counting down to an earlier end
+            self._deadline = deadline
+        while self.worker.held() and not self._idle.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._idle.wait(min(left, 0.05))
+            if self._deadline is not None and self._deadline < deadline:
+                return  # a later stop() shortened the grace: it takes over
+        for held in self.worker.held():
+            if not held.stopping:
+                logger(LOG).warning(
+                    "conductor %r stopping: suspending the run of job %s (%s)",
+                    self.name,
+                    held.job.uuid,
+                    held.job.name,
+                )
+                held.halt()
+
+
+class Conductor(_Base):
+    """Claims jobs from ``board`` and runs them one at a time, recording in ``store``.
+
+    ``board`` is a job board or its URL (then ``allowed=`` gives the module prefixes
+    whose factories may run, ``board_options=`` the board's other options); ``store``
+    a store or its URL. ``lease`` is how long each claim holds unless renewed (it is
+    renewed every ``lease / 3`` s while the job runs); ``engine`` and
+    ``engine_options`` are how each job's flow is loaded (``tideflow.load``);
+    ``wait_timeout`` how long ``run()`` waits for a job before looking again.
+
+    Events are in :attr:`notifier`; :meth:`statistics` counts the jobs. Use it as a
+    context manager, or call :meth:`close`.
+    """
+
+    def _serve(self, budget: _Budget, until_idle: bool) -> int:
+        dispatched = 0
+        while not self._stopped():
+            if not budget.take():
+                break
+            job = self._claim()
+            if not job:
+                budget.give_back()
+                if until_idle and job is None:
+                    break
+                self._pause(found_nothing=job is None)
+                continue
+            dispatched += 1
+            self.worker.work(job)
+        return dispatched
+
+
+class PooledConductor(_Base):
+    """As :class:`Conductor`, running up to ``workers`` jobs at once.
+
+    ``pool='threads'`` runs them on threads of this process (flows that wait on I/O);
+    ``pool='processes'`` in ``workers`` processes (CPU-bound flows): each is a
+    :class:`Conductor` named ``NAME.N`` that opens the board and the store itself, so
+    both must then be given as URLs. Their events reach :attr:`notifier` with the
+    ``job`` and this ``conductor`` only (an engine cannot cross processes).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        board: Board | str,
+        store: Any,  # a store backend, or a URL
+        *,
+        workers: int = 2,
+        pool: Literal["threads", "processes"] = "threads",
+        lease: float = DEFAULT_LEASE,
+        engine: str = "serial",
+        engine_options: Mapping[str, Any] | None = None,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        allowed: tuple[str, ...] | list[str] | None = None,
+        board_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers= takes a whole number, 1 or more, got {workers!r}")
+        if pool not in ("threads", "processes"):
+            raise ValueError(f"pool= is 'threads' or 'processes', got {pool!r}")
+        if pool == "processes":
+            if not isinstance(board, str) or not isinstance(store, str):
+                raise TypeError(
+                    "pool='processes' opens the board and the store in each worker process: "
+                    f"give both as URLs (got board={board!r}, store={store!r})"
+                )
+            self._child = _ChildConfig(
+                name=name,
+                board=board,
+                store=store,
+                allowed=tuple(allowed or ()),
+                board_options=dict(board_options or {}),
+                lease=lease,
+                engine=engine,
+                engine_options=dict(engine_options or {}),
+                wait_timeout=wait_timeout,
+            )
+        super().__init__(
+            name,
+            board,
+            store,
+            lease=lease,
+            engine=engine,
+            engine_options=engine_options,
+            wait_timeout=wait_timeout,
+            allowed=allowed,
+            board_options=board_options,
+        )
+        self.workers = workers
+        self.pool = pool
+        self._mp_stop: Any = None
+        self._mp_grace: Any = None
+
+    def _serve(self, budget: _Budget, until_idle: bool) -> int:
+        if self.pool == "processes":
+            return self._serve_processes(budget, until_idle)
+        return self._serve_threads(budget, until_idle)
+
+    # -- threads ----------------------------------------------------------------------
+
+    def _serve_threads(self, budget: _Budget, until_idle: bool) -> int:
+        slots = threading.BoundedSemaphore(self.workers)
+        inflight: set[Future[JobOutcome]] = set()
+        lock = threading.Lock()
+        dispatched = 0
+
+        def done(future: Future[JobOutcome]) -> None:
+            with lock:
+                inflight.discard(future)
+            slots.release()
+
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"tideflow-{self.name}")
+        try:
+            while not self._stopped():
+                if not slots.acquire(timeout=self.wait_timeout):
+                    continue
+                if not budget.take():
+                    slots.release()
+                    break
+                job = self._claim()
+                if not job:
+                    slots.release()
+                    budget.give_back()
+                    with lock:
+                        busy = bool(inflight)
+                    if until_idle and job is None and not busy:
+                        break
+                    self._pause(found_nothing=job is None)
+                    continue
+                dispatched += 1
+                future = pool.submit(self.worker.work, job)
+                with lock:
+                    inflight.add(future)
+                future.add_done_callback(done)
+        finally:
+            pool.shutdown(wait=True)
+        return dispatched
+
+    # -- processes ----------------------------------------------------------------------
+
+    def _serve_processes(self, budget: _Budget, until_idle: bool) -> int:
+        ctx = multiprocessing.get_context("spawn")
+        limit = budget._left  # the parent's budget seeds the shared one
+        shared = ctx.Value("q", limit)
+        counts = ctx.Array("q", self.workers)
+        events: Any = ctx.Queue()
+        self._mp_stop = ctx.Event()
+        self._mp_grace = ctx.Value("d", 0.0)
+        children = [
+            ctx.Process(
+                target=_child_main,
+                args=(
+                    dataclasses.replace(self._child, name=f"{self.name}.{n + 1}"),
+                    n,
+                    until_idle,
+                    shared,
+                    counts,
+                    events,
+                    self._mp_stop,
+                    self._mp_grace,
+                ),
+                name=f"tideflow-{self.name}.{n + 1}",
+                daemon=False,
+            )
+            for n in range(self.workers)
+        ]
+        relay = threading.Thread(target=self._relay, args=(events,), daemon=True)
+        relay.start()
+        try:
+            for child in children:
+                child.start()
+            while any(child.is_alive() for child in children):
+                if self._stopped() and not self._mp_stop.is_set():
+                    self._tell_children()
+                for child in children:
+                    child.join(0.1)
+            for child in children:
+                if child.exitcode:
+                    logger(LOG).warning(
+                        "conductor %r: worker process %s ended with exit code %s; its job's "
+                        "lease runs out and another conductor resumes it",
+                        self.name,
+                        child.name,
+                        child.exitcode,
+                    )
+        except BaseException:
+            self._tell_children(0.0)
+            for child in children:
+                child.join()
+            raise
+        finally:
+            events.put(None)
+            relay.join()
+            events.close()
+            events.join_thread()
+        return sum(int(n) for n in counts[:])
+
+    def _tell_children(self, grace: float | None = None) -> None:
+        if self._mp_stop is None:
+            return
+        if grace is not None:
+            self._mp_grace.value = grace
+        self._mp_stop.set()
+
+    def _shutdown(self, grace: float) -> None:
+        if self.pool == "processes":
+            self._stopping.set()
+            if self._mp_grace is not None:
+                self._mp_grace.value = grace
+            self._tell_children(grace)
+            return
+        super()._shutdown(grace)
+
+    def _relay(self, events: Any) -> None:  # a multiprocessing queue
+        notifier = self.worker.notifier
+        while True:
+            try:
+                item = events.get()
+            except (EOFError, OSError):
+                return
+            if item is None:
+                return
+            event, job = item
+            self.worker.count(JobOutcome(event.removeprefix("job_").upper()))
+            details = {"job": job, "conductor": self, "persistence": self._child.store}
+            notifier.notify(event, details)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ChildConfig:
+    name: str
+    board: str
+    store: str
+    allowed: tuple[str, ...]
+    board_options: dict[str, Any]
+    lease: float
+    engine: str
+    engine_options: dict[str, Any]
+    wait_timeout: float
+
+
+def _child_main(
+    config: _ChildConfig,
+    index: int,
+    until_idle: bool,
+    shared: Any,  # multiprocessing values: see _serve_processes
+    counts: Any,
+    events: Any,
+    stop: Any,
+    grace: Any,
+) -> None:
+    """A worker process of a process-pooled conductor: a Conductor of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which tells us
+    conductor = Conductor(
+        config.name,
+        config.board,
+        config.store,
+        allowed=config.allowed,
+        board_options=config.board_options,
+        lease=config.lease,
+        engine=config.engine,
+        engine_options=config.engine_options,
+        wait_timeout=config.wait_timeout,
+    )
+
+    def forward(event: str, details: Mapping[str, Any]) -> None:
+        if event.startswith("job_"):
+            with contextlib.suppress(Exception):
+                events.put((event, details["job"]))
+
+    conductor.notifier.register(conductor.notifier.ANY, forward)
+    signal.signal(signal.SIGTERM, lambda signum, frame: conductor.stop(grace.value))
+
+    def watch() -> None:
+        stop.wait()
+        conductor.stop(grace.value)
+
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        counts[index] = conductor._run(_SharedBudget(shared), until_idle)
+    finally:
+        conductor.close()
+        events.close()
+        events.join_thread()

@@ -1,0 +1,513 @@
+"""What a conductor does with one claimed job, and the thread that keeps its leases.
+
+:class:`Worker` holds what every conductor shares (its name, board, store, lease,
+engine options, notifier, the jobs it holds) and runs one job from claim to its end:
+
+1. the run record's uuid is ``job.details['flow_uuid']`` (default: the job's uuid);
+2. a record the store already holds is a run a previous owner began: it is resumed
+   with :func:`tideflow.load_from_detail` (SUCCESS atoms are not run again; a record
+   already finished is not run at all, only consumed); otherwise the factory is
+   checked against the board's allow-list again, imported and called, and a new
+   record with that uuid is saved before the run starts;
+3. the engine is loaded with ``fence=(job.uuid, job.token)``: once a newer claim of
+   the job has taken the run record over, this engine's next write fails and it stops;
+4. how it ends decides what happens to the job::
+
+       run SUCCESS / REVERTED / FAILURE     consume (the outcome is in the run record)
+       factory refused, unimportable, not a flow, requirements missing     trash
+       store error, engine suspended, conductor stopping, anything else    abandon
+       the lease was lost (another claim replaced it)                      drop
+
+   *Drop* means doing nothing to the job: it is not ours any more. An abandon or
+   consume refused because the claim was lost is a drop too.
+
+:class:`LeaseKeeper` is one thread per conductor renewing every held job's lease each
+``lease / 3`` seconds. A renewal refused with LeaseLostError marks the job lost and
+suspends its engine; a board that cannot be reached for longer than the lease has the
+same effect (the lease may be gone), so a partitioned conductor stops by itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import importlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Final
+
+import tideflow
+from tideflow._log import logger
+from tideflow._notifier import RestrictedNotifier
+from tideflow.errors import DefinitionError, NotFoundError, StoreError
+from tideflow.jobs.base import Board, FactoryNotAllowedError, Job, LeaseLostError, check_factory
+from tideflow.persistence.models import FlowDetail, LogBook
+from tideflow.states import FlowState
+
+__all__ = [
+    "DEFAULT_GRACE",
+    "DEFAULT_WAIT_TIMEOUT",
+    "EVENTS",
+    "Held",
+    "JobOutcome",
+    "LeaseKeeper",
+    "Statistics",
+    "Worker",
+]
+
+#: Seconds ``run()`` waits for a job before looking again (TaskFlow's WAIT_TIMEOUT).
+DEFAULT_WAIT_TIMEOUT: Final = 0.5
+#: Seconds ``stop()`` lets running jobs finish before suspending and abandoning them.
+DEFAULT_GRACE: Final = 30.0
+
+#: What ``conductor.notifier`` reports: TaskFlow's conductor events, plus
+#: ``job_trashed`` (tideflow's: TaskFlow's conductors never trash a job).
+EVENTS: Final = (
+    "compilation_start",
+    "compilation_end",
+    "preparation_start",
+    "preparation_end",
+    "validation_start",
+    "validation_end",
+    "running_start",
+    "running_end",
+    "job_consumed",
+    "job_abandoned",
+    "job_trashed",
+)
+
+LOG: Final = "tideflow.conductors"
+_FINISHED: Final = frozenset({FlowState.SUCCESS, FlowState.REVERTED, FlowState.FAILURE})
+#: Engine options the conductor sets itself.
+_RESERVED: Final = frozenset({"store", "backend", "book", "flow_detail", "fence", "engine"})
+
+
+class JobOutcome(enum.StrEnum):
+    """What a conductor did with a job it claimed."""
+
+    CONSUMED = "CONSUMED"
+    ABANDONED = "ABANDONED"
+    TRASHED = "TRASHED"
+    DROPPED = "DROPPED"  # the claim was lost: left to its new owner
+
+
+@dataclasses.dataclass(frozen=True)
+class Statistics:
+    """Counts of one conductor's jobs since it was made."""
+
+    dispatched: int = 0
+    consumed: int = 0
+    abandoned: int = 0
+    trashed: int = 0
+    dropped: int = 0
+
+
+class _Unrunnable(Exception):
+    """The job can never run as posted: it is trashed, with this reason."""
+
+
+class Held:
+    """One claimed job while its conductor works on it."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.engine: tideflow.Engine | None = None
+        #: another claim replaced ours: nothing more may be done to the job
+        self.lost = False
+        #: the conductor is stopping: suspend the run and give the job back
+        self.stopping = False
+        self.renewed = time.monotonic()
+        self._lock = threading.Lock()
+
+    def attach(self, engine: tideflow.Engine) -> None:
+        with self._lock:
+            self.engine = engine
+
+    def halt(self, *, lost: bool = False) -> None:
+        """Ask the job's run to stop (its engine suspends once running atoms finish)."""
+        with self._lock:
+            if lost:
+                self.lost = True
+            else:
+                self.stopping = True
+            engine = self.engine
+        if engine is not None:
+            engine.suspend()
+
+    @property
+    def must_stop(self) -> bool:
+        return self.lost or self.stopping
+
+
+def _import_factory(factory: str) -> Callable[..., Any]:
+    module_name, _, attrs = factory.partition(":")
+    try:
+        found: Any = importlib.import_module(module_name)
+    except Exception as exc:  # any error while importing: the job cannot run here
+        raise _Unrunnable(
+            f"its flow factory {factory!r} cannot be imported ({type(exc).__name__}: {exc}); "
+            "is its module installed on this conductor's machine?"
+        ) from exc
+    for attr in attrs.split("."):
+        try:
+            found = getattr(found, attr)
+        except AttributeError as exc:
+            raise _Unrunnable(
+                f"its flow factory {factory!r} does not exist: {module_name} has no {attrs!r}"
+            ) from exc
+    if not callable(found):
+        raise _Unrunnable(f"its flow factory {factory!r} is not callable ({found!r})")
+    return found  # type: ignore[no-any-return]
+
+
+def _recorded_factory_allowed(name: str, allowed: tuple[str, ...]) -> bool:
+    # the record keeps 'pkg.mod.func': allowed if under a prefix, as a module path
+    return any(name == p or name.startswith(p + ".") for p in allowed)
+
+
+class Worker:
+    """The state and per-job logic every conductor shares (see the module docstring)."""
+
+    def __init__(
+        self,
+        name: str,
+        board: Board,
+        store: Any,
+        *,
+        lease: float,
+        engine: str,
+        engine_options: Mapping[str, Any] | None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"a conductor's name is a non-empty str, got {name!r}")
+        if isinstance(lease, bool) or not isinstance(lease, int | float) or not lease > 0:
+            raise ValueError(f"lease= takes a number of seconds, more than 0, got {lease!r}")
+        options = dict(engine_options or {})
+        clash = sorted(_RESERVED.intersection(options))
+        if clash:
+            raise ValueError(
+                f"engine_options= cannot set {clash}: the conductor sets them for each job "
+                "(the engine kind is engine=)"
+            )
+        self.name = name
+        self.board = board
+        self.store = store
+        self.lease = float(lease)
+        self.engine_kind = engine
+        self.engine_options = options
+        self.notifier = RestrictedNotifier(EVENTS)
+        self._held: set[Held] = set()
+        self._held_lock = threading.Lock()
+        self._counts = dict.fromkeys(("dispatched", *(o.lower() for o in JobOutcome)), 0)
+
+    # -- bookkeeping --------------------------------------------------------------------
+
+    def held(self) -> list[Held]:
+        """The jobs being worked on now."""
+        with self._held_lock:
+            return list(self._held)
+
+    def statistics(self) -> Statistics:
+        """How many jobs this conductor dispatched, and what became of them."""
+        with self._held_lock:
+            return Statistics(**self._counts)
+
+    @contextlib.contextmanager
+    def _holding(self, job: Job) -> Iterator[Held]:
+        held = Held(job)
+        with self._held_lock:
+            self._held.add(held)
+            self._counts["dispatched"] += 1
+        try:
+            yield held
+        finally:
+            with self._held_lock:
+                self._held.discard(held)
+
+    def _notify(self, event: str, details: Mapping[str, Any]) -> None:
+        self.notifier.notify(event, details)
+
+    # -- one job ------------------------------------------------------------------------
+
+    def work(self, job: Job) -> JobOutcome:
+        """Run a claimed job to its end and settle it on the board; never raises but
+        for KeyboardInterrupt/SystemExit (after giving the job back)."""
+        with self._holding(job) as held:
+            try:
+                outcome = self._work(held)
+            except BaseException:
+                self._give_back(held, "the conductor was interrupted")
+                raise
+        self.count(outcome)
+        return outcome
+
+    def count(self, outcome: JobOutcome) -> None:
+        """Count a job's outcome in :meth:`statistics`."""
+        with self._held_lock:
+            self._counts[outcome.lower()] += 1
+
+    def _work(self, held: Held) -> JobOutcome:
+        job = held.job
+        try:
+            engine = self._engine_for(held)
+        except _Unrunnable as exc:
+            return self._trash(held, str(exc))
+        except StoreError as exc:
+            return self._give_back(held, f"the store failed while loading its run: {exc}")
+        except Exception as exc:
+            logger(LOG).exception("conductor %r: loading job %s failed", self.name, job.uuid)
+            return self._give_back(held, f"loading its run failed ({type(exc).__name__}: {exc})")
+        if engine is None:  # its run had finished: a previous owner died before consuming
+            return self._consume(held, None)
+        held.attach(engine)
+        details = {"job": job, "engine": engine, "conductor": self}
+        failure: BaseException | None = None
+        try:
+            for stage, call in (
+                ("compilation", engine.compile),
+                ("preparation", engine.prepare),
+                ("validation", engine.validate),
+                ("running", engine.run),
+            ):
+                if held.must_stop:
+                    break
+                self._notify(f"{stage}_start", details)
+                call()
+                self._notify(f"{stage}_end", details)
+        except Exception as exc:  # the flow's own failure, or the store's; sorted below
+            failure = exc
+        state = _flow_state(engine)
+        if state in _FINISHED:
+            return self._consume(held, state)
+        if isinstance(failure, DefinitionError):
+            return self._trash(held, f"its flow cannot run: {failure}")
+        if isinstance(failure, StoreError):
+            return self._give_back(held, f"its run could not write its record: {failure}")
+        if failure is not None:
+            logger(LOG).error(
+                "conductor %r: job %s stopped (%s: %s)",
+                self.name,
+                job.uuid,
+                type(failure).__name__,
+                failure,
+                exc_info=failure,
+            )
+            return self._give_back(held, f"{type(failure).__name__}: {failure}")
+        why = "the conductor is stopping" if held.stopping else f"its run ended {state}"
+        return self._give_back(held, why)
+
+    def _engine_for(self, held: Held) -> tideflow.Engine | None:
+        """The engine that runs the job's flow (None: its run record has finished)."""
+        job = held.job
+        flow_uuid = str(job.details.get("flow_uuid") or job.uuid)
+        options: dict[str, Any] = {
+            "engine": self.engine_kind,
+            **self.engine_options,
+            "fence": (job.uuid, job.token),
+        }
+        with contextlib.closing(self.store.get_connection()) as conn:
+            try:
+                record: FlowDetail | None = conn.get_flow_details(flow_uuid)
+            except NotFoundError:
+                record = None
+        if record is not None:
+            if record.state in _FINISHED:
+                logger(LOG).info(
+                    "conductor %r: job %s: its run %s had already finished %s; consuming it",
+                    self.name,
+                    job.uuid,
+                    flow_uuid,
+                    record.state,
+                )
+                return None
+            factory = record.meta.get("factory")
+            recorded = factory.get("name") if isinstance(factory, Mapping) else None
+            if not isinstance(recorded, str) or not recorded:
+                raise _Unrunnable(f"its run record {flow_uuid} holds no flow factory to resume")
+            if not _recorded_factory_allowed(recorded, self.board.allowed):
+                raise _Unrunnable(
+                    f"its run record {flow_uuid} names the flow factory {recorded!r}, outside "
+                    f"the board's allow-list {list(self.board.allowed)}"
+                )
+            logger(LOG).info(
+                "conductor %r: job %s: resuming run %s from its record (%s)",
+                self.name,
+                job.uuid,
+                flow_uuid,
+                record.state,
+            )
+            try:
+                return tideflow.load_from_detail(record, dict(job.store), self.store, **options)
+            except NotFoundError as exc:
+                raise _Unrunnable(str(exc)) from exc
+        where = f"conductor {self.name!r}"
+        try:
+            check_factory(job.factory, self.board.allowed, where)
+        except (FactoryNotAllowedError, TypeError, ValueError) as exc:
+            raise _Unrunnable(str(exc)) from exc
+        make = _import_factory(job.factory)
+        flow = make(*job.args, **job.kwargs)
+        if not isinstance(flow, tideflow.Flow | tideflow.Atom):
+            raise _Unrunnable(
+                f"its flow factory {job.factory!r} returned {type(flow).__name__}, not a flow"
+            )
+        record = FlowDetail(flow.name, uuid=flow_uuid)
+        tideflow.save_factory_details(record, make, job.args, job.kwargs)
+        book = LogBook(f"job {job.name}")
+        book.add(record)
+        with contextlib.closing(self.store.get_connection()) as conn:
+            conn.save_logbook(book)
+        return tideflow.load(
+            flow, dict(job.store), backend=self.store, book=book, flow_detail=record, **options
+        )
+
+    # -- settling a job -----------------------------------------------------------------
+
+    def _settled(self, event: str, job: Job) -> None:
+        self._notify(event, {"job": job, "conductor": self, "persistence": self.store})
+
+    def _consume(self, held: Held, state: FlowState | None) -> JobOutcome:
+        job = held.job
+        if held.lost:
+            return self._drop(held, "its claim was lost while it ran")
+        try:
+            self.board.consume(job, self.name, job.token)
+        except LeaseLostError as exc:
+            return self._drop(held, str(exc))
+        except StoreError as exc:
+            # the run has finished: whoever claims the job next finds it so and consumes
+            return self._drop(held, f"consuming it failed ({exc})")
+        if state in (FlowState.REVERTED, FlowState.FAILURE):
+            logger(LOG).warning(
+                "conductor %r: job %s (%s) consumed: its run ended %s (see its record)",
+                self.name,
+                job.uuid,
+                job.name,
+                state,
+            )
+        else:
+            logger(LOG).info("conductor %r: job %s (%s) consumed", self.name, job.uuid, job.name)
+        self._settled("job_consumed", job)
+        return JobOutcome.CONSUMED
+
+    def _give_back(self, held: Held, why: str) -> JobOutcome:
+        job = held.job
+        if held.lost:
+            return self._drop(held, why)
+        try:
+            left = self.board.abandon(job, self.name, job.token)
+        except LeaseLostError as exc:
+            return self._drop(held, str(exc))
+        except StoreError as exc:
+            return self._drop(held, f"abandoning it failed ({exc}); its lease will run out")
+        logger(LOG).warning(
+            "conductor %r: job %s (%s) abandoned (attempt %d; now %s): %s",
+            self.name,
+            job.uuid,
+            job.name,
+            left.attempts,
+            left.state,
+            why,
+        )
+        self._settled("job_abandoned", left)
+        return JobOutcome.ABANDONED
+
+    def _trash(self, held: Held, why: str) -> JobOutcome:
+        job = held.job
+        if held.lost:
+            return self._drop(held, why)
+        try:
+            left = self.board.trash(job, self.name, job.token)
+        except LeaseLostError as exc:
+            return self._drop(held, str(exc))
+        except StoreError as exc:
+            return self._drop(held, f"trashing it failed ({exc}); its lease will run out")
+        logger(LOG).error(
+            "conductor %r: job %s (%s) trashed: %s", self.name, job.uuid, job.name, why
+        )
+        self._settled("job_trashed", left)
+        return JobOutcome.TRASHED
+
+    def _drop(self, held: Held, why: str) -> JobOutcome:
+        logger(LOG).warning(
+            "conductor %r: job %s (%s) dropped, no longer ours: %s",
+            self.name,
+            held.job.uuid,
+            held.job.name,
+            why,
+        )
+        return JobOutcome.DROPPED
+
+
+def _flow_state(engine: tideflow.Engine) -> FlowState | None:
+    try:
+        return engine.storage.get_flow_state()
+    except Exception:  # a storage that never came to be: the run did not start
+        return None
+
+
+class LeaseKeeper:
+    """A thread renewing the leases of a worker's held jobs every ``lease / 3`` s."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.period = worker.lease / 3
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._loop, name=f"tideflow-leases-{self.worker.name}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.period):
+            for held in self.worker.held():
+                self.renew(held)
+
+    def renew(self, held: Held) -> None:
+        """Renew one job's lease; on a lost claim (or a board out of reach past the
+        lease) suspend its run."""
+        worker = self.worker
+        if held.lost:
+            return
+        job = held.job
+        try:
+            worker.board.renew(job, worker.name, job.token, worker.lease)
+        except LeaseLostError as exc:
+            logger(LOG).warning(
+                "conductor %r: lost job %s (%s); suspending its run: %s",
+                worker.name,
+                job.uuid,
+                job.name,
+                exc,
+            )
+            held.halt(lost=True)
+            return
+        except Exception as exc:
+            late = time.monotonic() - held.renewed
+            logger(LOG).warning(
+                "conductor %r: could not renew the lease of job %s (%.1f s since the last "
+                "renewal; lease %.1f s): %s",
+                worker.name,
+                job.uuid,
+                late,
+                worker.lease,
+                exc,
+            )
+            if late >= worker.lease and not held.stopping:
+                held.halt()  # the lease may be gone: stop before another owner starts
+            return
+        held.renewed = time.monotonic()
