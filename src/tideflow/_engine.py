@@ -57,6 +57,7 @@ from tideflow.executors import (
     resolve_executor,
 )
 from tideflow.failure import Failure
+from tideflow.persistence._owners import check_fence
 from tideflow.persistence.memory import MemoryBackend
 from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook
 from tideflow.states import (
@@ -181,6 +182,7 @@ class Engine:
         max_workers: int | None = None,
         defer_reverts: bool = False,
         never_resolve: bool = False,
+        fence: tuple[str, int] | None = None,
     ) -> None:
         if kind not in ENGINE_KINDS:
             raise ValueError(f"unknown engine {kind!r}; choose one of {list(ENGINE_KINDS)}")
@@ -197,6 +199,15 @@ class Engine:
         for option, value in (("defer_reverts", defer_reverts), ("never_resolve", never_resolve)):
             if not isinstance(value, bool):
                 raise TypeError(f"{option}= takes True or False, got {value!r}")
+        if fence is not None:
+            fence = check_fence(fence)
+            if backend is None:
+                raise ValueError(
+                    "fence= guards a run's records in a store shared with other workers; "
+                    "give that store as backend= (a run without one has nothing to fence)"
+                )
+        #: The job claim the run works under (see Storage.fence)
+        self._fence = fence
         self._flow = flow
         self.kind = kind
         #: Where atom calls run: the serial engine's own thread, or a registered executor
@@ -281,6 +292,7 @@ class Engine:
         storage = Storage(flow_detail, self._backend, prepare=lambda: _call_alive(prepare))
         if private:
             storage.private = True  # no other engine can reach this store: nothing to claim
+        storage.fence = self._fence
         if self._initial_store:
             storage.inject(self._initial_store)
         return storage

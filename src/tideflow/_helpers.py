@@ -119,6 +119,7 @@ def load(
     flow_detail: FlowDetail | None = None,
     defer_reverts: bool = False,
     never_resolve: bool = False,
+    fence: tuple[str, int] | None = None,
 ) -> Engine:
     """Make an engine for ``flow``; ``store`` gives the values its atoms may require.
 
@@ -134,7 +135,10 @@ def load(
     the chosen engine would ignore is an error. ``defer_reverts`` and ``never_resolve``
     change how failures are resolved (``docs/failure-resolution.md``): a retry
     controller's REVERT always defers to the enclosing one, or no failure is resolved
-    at all (the run stops FAILURE, nothing reverted).
+    at all (the run stops FAILURE, nothing reverted). ``fence=(job.uuid, job.token)``
+    runs under a job board's claim: a newer claim of the job takes the run's record
+    over, after which this engine's writes are refused (``RunOwnedError``) and it stops
+    (``docs/jobs.md``).
     """
     kind = _engine_kind(engine)
     if isinstance(executor, str):
@@ -155,6 +159,7 @@ def load(
         max_workers=max_workers,
         defer_reverts=defer_reverts,
         never_resolve=never_resolve,
+        fence=fence,
     )
 
 

@@ -56,6 +56,10 @@ class Storage:
         self._owner: str | None = None
         #: True when the store is the engine's own (made for it, seen by no other engine).
         self.private = False
+        #: The job claim this run works under, ``(job key, fencing token)``, or None:
+        #: carried in the owner token, so that a newer claim takes the record over and
+        #: this run's writes are refused from then on (tideflow.persistence._owners).
+        self.fence: tuple[str, int] | None = None
         self._dirty: dict[str, AtomDetail] = {}
         self._flow_dirty = False
         self._transient: dict[str, Any] = {}
@@ -189,6 +193,8 @@ class Storage:
         """
         if self._shared or (not self._dirty and not self._flow_dirty):
             self._flow_dirty = False
+            if self._shared and self.fence is not None and self._owner is not None:
+                self._check_fence()
             return
         backend = self._backend
         assert backend is not None
@@ -221,6 +227,16 @@ class Storage:
         self._dirty.clear()
         self._flow_dirty = False
 
+    def _check_fence(self) -> None:
+        """A store sharing the engine's records has nothing to write, but a fenced run
+        still stops at its commit once a newer claim has taken the record over."""
+        assert self._backend is not None
+        conn = self._backend.get_connection()
+        try:
+            conn.save_round(self._flow_detail, [], owner=self._owner, flow_changed=False)
+        finally:
+            conn.close()
+
     def unstorable(self, detail: AtomDetail, value: Any, reverted: bool) -> Exception | None:
         """The error a result would meet in the store (None if it can be stored).
 
@@ -248,12 +264,19 @@ class Storage:
         backend = self._backend
         if backend is None or self.private:
             return
-        owner = new_owner()
+        fence = self.fence
+        owner = new_owner(fence)
         conn = backend.get_connection()
         try:
             claim_run = getattr(conn, "claim_run", None)
             if claim_run is None:
                 retire_owner(owner)
+                if fence is not None:
+                    raise StoreError(
+                        f"{type(conn).__name__} cannot fence runs (it has no claim_run()): "
+                        "a run under a job claim needs a store that can (every store of "
+                        "tideflow's can)"
+                    )
                 return
             try:
                 try:
@@ -261,8 +284,12 @@ class Storage:
                 except NotFoundError:
                     book = LogBook("tmp")
                     book.add(self._flow_detail)
-                    conn.save_logbook(book)
-                    claim_run(self.flow_uuid, owner)
+                    if fence is not None:
+                        # created under the claim: a stale claimant cannot overwrite it
+                        claim_run(self.flow_uuid, owner, book)
+                    else:
+                        conn.save_logbook(book)
+                        claim_run(self.flow_uuid, owner)
             except BaseException:
                 retire_owner(owner)
                 raise

@@ -33,6 +33,7 @@ __all__ = [
     "MemoryConnection",
     "RetryDetail",
     "TaskDetail",
+    "claim_record",
     "connect",
     "fetch",
     "register_backend",
@@ -122,3 +123,43 @@ def _from_entry_points(scheme: str) -> Callable[[dict[str, Any]], Any] | None:
         _REGISTRY[scheme] = factory
         return factory
     return None
+
+
+def claim_record(
+    backend: Any, fd_uuid: str, fence: tuple[str, int], book: LogBook | None = None
+) -> FlowDetail:
+    """Take the run record ``fd_uuid`` for a job claim and return it as stored then.
+
+    ``fence`` is the claim's ``(job key, fencing token)``. The record is taken from any
+    owner fenced with a lower token of the same key (alive or not), so from this call
+    on a stale claimant can write nothing to it; one with a higher token refuses with
+    ``RunOwnedError``. A record the store does not hold yet is created from ``book``
+    (which holds it) in the same transaction. The record returned was read after the
+    claim, so it holds everything older owners committed: load it with
+    ``tideflow.load_from_detail(record, backend=backend, fence=fence)``, whose engine
+    takes the claim over (same fence) when it runs.
+    """
+    from tideflow.persistence._owners import (  # noqa: PLC0415  # job runs only
+        check_fence,
+        new_owner,
+        retire_owner,
+    )
+
+    owner = new_owner(check_fence(fence))
+    retire_owner(owner)  # stands for no engine: the run's own claim replaces it
+    conn = backend.get_connection()
+    try:
+        claim_run = getattr(conn, "claim_run", None)
+        if claim_run is None:
+            raise TypeError(
+                f"{type(conn).__name__} cannot fence runs (it has no claim_run()); use one "
+                "of tideflow's stores"
+            )
+        if book is None:
+            claim_run(fd_uuid, owner)
+        else:
+            claim_run(fd_uuid, owner, book)
+        record: FlowDetail = conn.get_flow_details(fd_uuid)
+        return record
+    finally:
+        conn.close()

@@ -17,7 +17,13 @@ from typing import Any, Final
 
 from tideflow.errors import RecordFormatError, UnstorableValueError
 from tideflow.failure import Failure
-from tideflow.persistence._owners import describe_owner, new_owner, owner_is_stale
+from tideflow.persistence._owners import (
+    describe_owner,
+    may_take_over,
+    new_owner,
+    owner_is_stale,
+    released,
+)
 from tideflow.persistence.codec import Codec, JsonCodec
 from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook, RetryDetail, TaskDetail
 from tideflow.states import AtomState, FlowState, Intention
@@ -34,8 +40,10 @@ __all__ = [
     "describe_owner",
     "flow_from_row",
     "flow_row",
+    "may_take_over",
     "new_owner",
     "owner_is_stale",
+    "released",
 ]
 
 #: The version of the record layout (tables, columns, value encoding). A store written

@@ -169,14 +169,21 @@ class Connection(Protocol):
         """
         ...
 
-    def claim_run(self, fd_uuid: str, owner: str) -> None:
+    def claim_run(self, fd_uuid: str, owner: str, book: LogBook | None = None) -> None:
         """Make ``owner`` the engine that runs ``fd_uuid``.
 
         Succeeds if nobody owns it, ``owner`` already does, or its owner was a process
-        of this host that has died; else RunOwnedError naming the owner.
+        of this host that has died; else RunOwnedError naming the owner. Owners fenced
+        by a job claim (``host:pid:n#token@key``, see
+        :mod:`tideflow.persistence._owners`) follow ``may_take_over``: a higher token of
+        the same key takes the record over even from a live owner, a lower one never
+        does. With ``book``, a record the store does not hold yet is first saved from
+        it, in the same transaction as the claim (so a stale claimant cannot overwrite
+        a record another created meanwhile).
         """
         ...
 
     def release_run(self, fd_uuid: str, owner: str) -> None:
-        """Stop owning ``fd_uuid`` (nothing happens if ``owner`` no longer owns it)."""
+        """Stop owning ``fd_uuid`` (nothing happens if ``owner`` no longer owns it). A
+        fenced owner leaves its tombstone (``released(owner)``) in place of the owner."""
         ...

@@ -62,7 +62,8 @@ from tideflow.persistence._records import (
     describe_owner,
     flow_from_row,
     flow_row,
-    owner_is_stale,
+    may_take_over,
+    released,
 )
 from tideflow.persistence.codec import Codec, codec_named
 from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook
@@ -447,16 +448,19 @@ class DirConnection:
 
     def save_logbook(self, book: LogBook) -> LogBook:
         """Write a log book with all its flow and atom records, together."""
-        codec = self.backend.codec
         with self._session(f"saving log book {book.name!r}") as store:
-            ops: list[_Op] = [
-                {"op": "put", "path": _book_path(book.uuid), "doc": book_row(book, codec)}
-            ]
-            for flow_detail in book:
-                stored = store._read(_flow_path(flow_detail.uuid), FLOW_COLUMNS)
-                ops.extend(self._flow_ops(flow_detail, list(flow_detail), stored, book.uuid))
-            store._commit(ops)
+            self._write_book(store, book)
             return self._book(book.uuid, lazy=False)
+
+    def _write_book(self, store: DirBackend, book: LogBook) -> None:
+        """Write ``book`` and its records, all or nothing (the store's lock held)."""
+        ops: list[_Op] = [
+            {"op": "put", "path": _book_path(book.uuid), "doc": book_row(book, store.codec)}
+        ]
+        for flow_detail in book:
+            stored = store._read(_flow_path(flow_detail.uuid), FLOW_COLUMNS)
+            ops.extend(self._flow_ops(flow_detail, list(flow_detail), stored, book.uuid))
+        store._commit(ops)
 
     def get_logbook(self, book_uuid: str, lazy: bool = False) -> LogBook:
         """The log book ``book_uuid`` (its flow records without atoms if ``lazy``)."""
@@ -565,16 +569,23 @@ class DirConnection:
                 )
             store._commit(self._flow_ops(flow_detail, atom_details, stored, None))
 
-    def claim_run(self, fd_uuid: str, owner: str) -> None:
-        """Make ``owner`` the engine running ``fd_uuid`` (RunOwnedError if a live one is)."""
+    def claim_run(self, fd_uuid: str, owner: str, book: LogBook | None = None) -> None:
+        """Make ``owner`` the engine running ``fd_uuid`` (RunOwnedError if a live one is);
+        a record not stored yet is saved from ``book`` first, under the same lock."""
         with self._session(f"claiming flow record {fd_uuid}") as store:
-            doc = self._flow_doc(fd_uuid)
+            try:
+                doc = self._flow_doc(fd_uuid)
+            except NotFoundError:
+                if book is None:
+                    raise
+                self._write_book(store, book)  # under the same lock: nobody slips in
+                doc = self._flow_doc(fd_uuid)
             current = doc.get("owner")
-            if current is not None and current != owner and not owner_is_stale(current):
+            if not may_take_over(current, owner):
                 raise RunOwnedError(
                     f"flow record {fd_uuid} ({doc['name']!r}) in directory store {store.path} "
-                    f"is being run by {describe_owner(current)}; wait for that run to finish "
-                    "or be suspended, then try again"
+                    f"is being run by {describe_owner(current or '?')}; wait for that run to "
+                    "finish or be suspended, then try again"
                 )
             if current != owner:
                 doc["owner"] = owner
@@ -587,7 +598,7 @@ class DirConnection:
                 return
             doc = store._read(_flow_path(fd_uuid), FLOW_COLUMNS)
             if doc is not None and doc.get("owner") == owner:
-                doc["owner"] = None
+                doc["owner"] = released(owner)
                 store._commit([{"op": "put", "path": _flow_path(fd_uuid), "doc": doc}])
 
     # -- helpers (store lock held) --------------------------------------------------------

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tideflow.errors import NotFoundError, RunOwnedError
-from tideflow.persistence._owners import describe_owner, owner_is_stale
+from tideflow.persistence._owners import describe_owner, may_take_over, released
 from tideflow.persistence._tree import RecordTree
 from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook
 
@@ -193,15 +193,22 @@ class MemoryConnection:
                 + (f": {describe_owner(current)} took it over" if current else "")
             )
 
-    def claim_run(self, fd_uuid: str, owner: str) -> None:
-        """Make ``owner`` the engine running ``fd_uuid`` (RunOwnedError if another is)."""
+    def claim_run(self, fd_uuid: str, owner: str, book: LogBook | None = None) -> None:
+        """Make ``owner`` the engine running ``fd_uuid`` (RunOwnedError if another is);
+        a record not stored yet is saved from ``book`` first."""
         with self.backend._lock:
-            self.backend._flow(fd_uuid)
+            try:
+                self.backend._flow(fd_uuid)
+            except NotFoundError:
+                if book is None:
+                    raise
+                self.save_logbook(book)
+                self.backend._flow(fd_uuid)
             current = self.backend._owners.get(fd_uuid)
-            if current is not None and current != owner and not owner_is_stale(current):
+            if not may_take_over(current, owner):
                 raise RunOwnedError(
                     f"flow record {fd_uuid} is being run by another engine in this process "
-                    f"({describe_owner(current)}); wait for it to finish or suspend it"
+                    f"({describe_owner(current or '?')}); wait for it to finish or suspend it"
                 )
             self.backend._owners[fd_uuid] = owner
             self.backend._touch(fd_uuid)
@@ -210,5 +217,9 @@ class MemoryConnection:
         """Stop owning ``fd_uuid``."""
         with self.backend._lock:
             if self.backend._owners.get(fd_uuid) == owner:
-                del self.backend._owners[fd_uuid]
+                tombstone = released(owner)
+                if tombstone is None:
+                    del self.backend._owners[fd_uuid]
+                else:
+                    self.backend._owners[fd_uuid] = tombstone
                 self.backend._touch(fd_uuid)

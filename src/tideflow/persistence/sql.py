@@ -33,7 +33,7 @@ import contextlib
 import importlib
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 from tideflow.errors import (
@@ -54,7 +54,8 @@ from tideflow.persistence._records import (
     describe_owner,
     flow_from_row,
     flow_row,
-    owner_is_stale,
+    may_take_over,
+    released,
 )
 from tideflow.persistence.codec import Codec, codec_named
 from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook
@@ -620,6 +621,13 @@ class SqlConnection:
 
     def save_logbook(self, book: LogBook) -> LogBook:
         """Insert or update ``book`` with its flow and atom records, in one transaction."""
+        write = self._book_writer(book)
+        with self.backend._transaction(f"saving log book {book.name!r}") as conn:
+            write(conn)
+        return self.get_logbook(book.uuid)
+
+    def _book_writer(self, book: LogBook) -> Callable[[SaConnection], None]:
+        """What writes ``book``'s rows inside a transaction (encoded before it starts)."""
         stmts = self.backend._stmts()
         codec = self._codec
         book_values = book_row(book, codec)
@@ -630,13 +638,15 @@ class SqlConnection:
             atom_rows.extend(
                 atom_row(a, flow_detail.uuid, i, codec) for i, a in enumerate(flow_detail)
             )
-        with self.backend._transaction(f"saving log book {book.name!r}") as conn:
+
+        def write(conn: SaConnection) -> None:
             conn.execute(stmts.book_upsert, book_values)
             if flow_rows:
                 conn.execute(stmts.flow_upsert, flow_rows)
             if atom_rows:
                 conn.execute(stmts.atom_upsert, atom_rows)
-        return self.get_logbook(book.uuid)
+
+        return write
 
     def get_logbook(self, book_uuid: str, lazy: bool = False) -> LogBook:
         """The log book ``book_uuid`` (NotFoundError if there is none)."""
@@ -796,20 +806,29 @@ class SqlConnection:
             if atom_rows:
                 conn.execute(stmts.atom_upsert, atom_rows)
 
-    def claim_run(self, fd_uuid: str, owner: str) -> None:
-        """Make ``owner`` the engine that runs ``fd_uuid`` (RunOwnedError if another is)."""
+    def claim_run(self, fd_uuid: str, owner: str, book: LogBook | None = None) -> None:
+        """Make ``owner`` the engine that runs ``fd_uuid`` (RunOwnedError if another is);
+        a record not stored yet is saved from ``book`` first, in the same transaction."""
         flows = _tables().flows
         key = flows.c.uuid == fd_uuid
+        create = None if book is None else self._book_writer(book)
         with self.backend._transaction(f"claiming flow record {fd_uuid}") as conn:
             free = sa.or_(flows.c.owner.is_(None), flows.c.owner == owner)
             if conn.execute(flows.update().where(key, free).values(owner=owner)).rowcount == 1:
                 return
             current = conn.execute(sa.select(flows.c.owner).where(key)).first()
+            if current is None and create is not None:
+                # of several creating one record, the upsert waits for the first; the
+                # owner is then set by the same compare-and-set as any takeover
+                create(conn)
+                if conn.execute(flows.update().where(key, free).values(owner=owner)).rowcount:
+                    return
+                current = conn.execute(sa.select(flows.c.owner).where(key)).first()
             if current is None:
                 raise self._missing("flow record", fd_uuid)
             holder: str | None = current[0]
-            if holder is not None and owner_is_stale(holder):
-                # compare-and-set: of two engines taking over a dead one, one wins
+            if may_take_over(holder, owner):
+                # compare-and-set: of two engines taking over one owner, one wins
                 took = flows.update().where(key, flows.c.owner == holder).values(owner=owner)
                 if conn.execute(took).rowcount == 1:
                     return
@@ -827,7 +846,7 @@ class SqlConnection:
             conn.execute(
                 flows.update()
                 .where(flows.c.uuid == fd_uuid, flows.c.owner == owner)
-                .values(owner=None)
+                .values(owner=released(owner))
             )
 
     # -- helpers ------------------------------------------------------------------------

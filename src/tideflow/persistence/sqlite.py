@@ -51,7 +51,8 @@ from tideflow.persistence._records import (
     describe_owner,
     flow_from_row,
     flow_row,
-    owner_is_stale,
+    may_take_over,
+    released,
 )
 from tideflow.persistence.codec import Codec, codec_named
 from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook
@@ -210,7 +211,7 @@ _SELECT_FLOW_ATOMS: Final = (
 _SELECT_OWNER: Final = "SELECT owner FROM tideflow_flows WHERE uuid = ?"
 _FLOW_EXISTS: Final = "SELECT 1 FROM tideflow_flows WHERE uuid = ?"
 _SET_OWNER: Final = "UPDATE tideflow_flows SET owner = ? WHERE uuid = ?"
-_RELEASE: Final = "UPDATE tideflow_flows SET owner = NULL WHERE uuid = ? AND owner = ?"
+_RELEASE: Final = "UPDATE tideflow_flows SET owner = ? WHERE uuid = ? AND owner = ?"
 
 # iter_runs reads pages by (updated_at, rowid), newest first: the updated_at index (and
 # the (state, updated_at) one) holds rowid after its columns, so each page is a range
@@ -613,6 +614,17 @@ class SqliteConnection:
 
     def save_logbook(self, book: LogBook) -> LogBook:
         """Insert or update ``book`` with its flow records and atom records, together."""
+        write = self._book_writer(book)
+
+        def save(db: sqlite3.Connection) -> LogBook:
+            write(db)
+            return self._load_book(db, book.uuid, lazy=False)
+
+        result: LogBook = self._write(f"saving log book {book.name!r}", save)
+        return result
+
+    def _book_writer(self, book: LogBook) -> Callable[[sqlite3.Connection], None]:
+        """What writes ``book``'s rows inside a transaction (encoded before it starts)."""
         codec = self._codec
         row = book_row(book, codec)
         flows = []
@@ -621,14 +633,12 @@ class SqliteConnection:
             flows.append(flow_row(flow_detail, book.uuid, codec))
             atoms.extend(_atom_rows(flow_detail, codec))
 
-        def save(db: sqlite3.Connection) -> LogBook:
+        def write(db: sqlite3.Connection) -> None:
             db.execute(_UPSERT_BOOK, row)
             db.executemany(_UPSERT_BOOK_FLOW, flows)
             _write_atoms(db, atoms)
-            return self._load_book(db, book.uuid, lazy=False)
 
-        result: LogBook = self._write(f"saving log book {book.name!r}", save)
-        return result
+        return write
 
     def get_logbook(self, book_uuid: str, lazy: bool = False) -> LogBook:
         """The log book ``book_uuid`` (its flows without atoms if ``lazy``)."""
@@ -823,15 +833,22 @@ class SqliteConnection:
             + "; nothing of this round was written"
         )
 
-    def claim_run(self, fd_uuid: str, owner: str) -> None:
-        """Make ``owner`` the engine running ``fd_uuid`` (RunOwnedError if another is)."""
+    def claim_run(self, fd_uuid: str, owner: str, book: LogBook | None = None) -> None:
+        """Make ``owner`` the engine running ``fd_uuid`` (RunOwnedError if another is);
+        a record not stored yet is saved from ``book`` first, in the same transaction."""
+        create = None if book is None else self._book_writer(book)
 
         def claim(db: sqlite3.Connection) -> None:
             found = db.execute(_SELECT_OWNER, (fd_uuid,)).fetchone()
             if found is None:
-                raise self._missing("flow record", fd_uuid, "save its log book first")
+                if create is None:
+                    raise self._missing("flow record", fd_uuid, "save its log book first")
+                create(db)
+                found = db.execute(_SELECT_OWNER, (fd_uuid,)).fetchone()
+                if found is None:
+                    raise self._missing("flow record", fd_uuid, "it is not in the log book given")
             current = found[0]
-            if current is not None and current != owner and not owner_is_stale(current):
+            if not may_take_over(current, owner):
                 raise RunOwnedError(
                     f"flow record {fd_uuid} in {self._where} is being run by "
                     f"{describe_owner(current)}; wait for that run to finish or suspend it "
@@ -844,7 +861,10 @@ class SqliteConnection:
 
     def release_run(self, fd_uuid: str, owner: str) -> None:
         """Stop owning ``fd_uuid`` (nothing happens if ``owner`` no longer owns it)."""
-        self._write("releasing a run", lambda db: db.execute(_RELEASE, (fd_uuid, owner)))
+        self._write(
+            "releasing a run",
+            lambda db: db.execute(_RELEASE, (released(owner), fd_uuid, owner)),
+        )
 
     # -- reading rows into records ------------------------------------------------------
 

@@ -271,9 +271,12 @@ class StoreConnection(Connection):
         """Write a flow record and some atom records in one transaction."""
         self._conn.save_round(flow_detail, atom_details, owner=owner, flow_changed=flow_changed)
 
-    def claim_run(self, fd_uuid: str, owner: str) -> None:
-        """Make ``owner`` the engine running ``fd_uuid``."""
-        self._conn.claim_run(fd_uuid, owner)
+    def claim_run(self, fd_uuid: str, owner: str, book: Any = None) -> None:
+        """Make ``owner`` the engine running ``fd_uuid`` (creating it from ``book``)."""
+        if book is None:
+            self._conn.claim_run(fd_uuid, owner)
+        else:
+            self._conn.claim_run(fd_uuid, owner, book)
 
     def release_run(self, fd_uuid: str, owner: str) -> None:
         """Stop owning ``fd_uuid``."""

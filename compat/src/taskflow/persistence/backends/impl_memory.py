@@ -90,11 +90,11 @@ class Connection(StoreConnection):
             return loose
         return super().get_flow_details(fd_uuid, lazy=lazy)
 
-    def claim_run(self, fd_uuid: str, owner: str) -> None:
+    def claim_run(self, fd_uuid: str, owner: str, book: LogBook | None = None) -> None:
         """Own a run; a record outside every log book belongs to its engine alone."""
         if fd_uuid in self._backend._loose:
             return
-        super().claim_run(fd_uuid, owner)
+        super().claim_run(fd_uuid, owner, book)
 
     def clear_all(self) -> None:
         """Forget every record."""
