@@ -226,9 +226,12 @@ def report(
     verdicts: list[Verdict],
     mode: Mode,
     versions: dict[str, Any],
+    extra: list[str] | None = None,
 ) -> None:
-    """Print the header, the comparison table, the notes and the targets."""
-    print(f"\n{describe(mode, versions)}")
+    """Print the header, the comparison table, the notes, ``extra`` lines (another
+    group's section, e.g. the job boards') and the targets."""
+    if specs:  # none when only another group (the job boards') was chosen
+        print(f"\n{describe(mode, versions)}")
     engine = table_rows(specs, results)
     if len(engine) > 1:
         print(render(engine))
@@ -256,6 +259,8 @@ def report(
         print(render(durable, 2))
     for line in notes(results):
         print(f"  note: {line}")
+    for line in extra or ():
+        print(line)
     print("\ntargets")
     rows = [[v.status, v.target, v.value, v.note] for v in verdicts if v.status != "not run"]
     print(render([["verdict", "target", "value", "note"], *rows], 4))

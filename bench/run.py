@@ -43,6 +43,11 @@ Method (also saved in the JSON):
   ratios. TaskFlow runs only the threads rows. Every sample records the 1-minute load
   average, shown per row, and the run prints the load before and after: on a shared
   machine, a speedup depends on the CPU other work leaves.
+* A job-board group (issue 11; ``--only jobs``, never in a run that does not name it:
+  it needs PostgreSQL) measures queues on PostgreSQL side by side, the floor, tideflow,
+  PgQueuer and procrastinate (the last two from ``bench/.venv-pgqueuer`` and
+  ``bench/.venv-procrastinate``): its own method is in ``bench/jobs.py``. Kept under
+  ``jobs`` in the JSON.
 * Sides alternate and rounds interleave all workloads; the table shows the
   median over processes. Ratios are TaskFlow / tideflow at the same N only,
   except the durable targets (per task).
@@ -64,6 +69,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import jobs
 from bench._model import (
     MODES,
     SIDES,
@@ -100,6 +106,19 @@ VENVS = {
     ),
     # DBOS Transact, pinned: its durable workloads compare per step on SQLite
     "dbos": Venv("DBOS", BENCH / ".venv-dbos", ("dbos==3.4.0",), "BENCH_DBOS_PYTHON"),
+    # the job-board peers (``--only jobs``, see bench/jobs.py), pinned, on psycopg's C build
+    "pgqueuer": Venv(
+        "PgQueuer",
+        BENCH / ".venv-pgqueuer",
+        ("pgqueuer==1.6.0", "psycopg[binary]==3.3.9"),
+        "BENCH_PGQUEUER_PYTHON",
+    ),
+    "procrastinate": Venv(
+        "procrastinate",
+        BENCH / ".venv-procrastinate",
+        ("procrastinate==3.10.0", "psycopg[binary]==3.3.9"),
+        "BENCH_PROCRASTINATE_PYTHON",
+    ),
 }
 
 
@@ -268,7 +287,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated workload names or groups (engine, executors, calls, durable)",
+        help="comma-separated workload names or groups (engine, executors, calls, durable; "
+        "jobs, the job boards on PostgreSQL, runs only when named here)",
     )
     parser.add_argument("--no-taskflow", action="store_true", help="skip the TaskFlow side")
     parser.add_argument("--no-dbos", action="store_true", help="skip the DBOS side")
@@ -287,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     used = {side for spec in specs for side in SIDES if spec.sizes(mode.name, side)}
     pythons: dict[str, str | None] = {"tideflow": sys.executable}
     for side in VENVS:
-        pythons[side] = side_python(side) if side in used and not skipped[side] else None
+        pythons[side] = side_python(side) if side in used and not skipped.get(side) else None
     used.add("tideflow")  # its version heads the report whatever runs
     probes = {
         side: probe(pythons[side], side) if side in used else {"status": "unused"} for side in SIDES
@@ -300,8 +320,12 @@ def main(argv: list[str] | None = None) -> int:
     measure_all(results, mode, pythons)
     load_after = os.getloadavg()
     verdicts = judge(results)
+    jobs_results = jobs.measure_all(mode.name, side_python) if "jobs" in only else None
+    if jobs_results is not None:
+        verdicts += jobs.judge(jobs_results)
     versions = {side: probes[side].get("version", probes[side].get("status")) for side in SIDES}
-    report(specs, results, verdicts, mode, versions)
+    extra = [] if jobs_results is None else jobs.report_lines(jobs_results)
+    report(specs, results, verdicts, mode, versions, extra)
     elapsed = time.perf_counter() - started
     before, after = ("/".join(f"{v:.2f}" for v in load) for load in (load_before, load_after))
     print(f"\nload average (1/5/15 min): {before} before, {after} after ({os.cpu_count()} CPUs)")
@@ -317,8 +341,13 @@ def main(argv: list[str] | None = None) -> int:
         "method": __doc__,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(to_json(specs, results, verdicts, meta), indent=1) + "\n")
+    document = to_json(specs, results, verdicts, meta)
+    if jobs_results is not None:
+        document["jobs"] = jobs.to_json(jobs_results)
+    args.json.write_text(json.dumps(document, indent=1) + "\n")
     cells = [c for per_n in results.values() for cs in per_n.values() for c in cs.values()]
+    if jobs_results is not None:
+        cells += list(jobs_results.cells.values())
     return 1 if any(cell.status == "error" for cell in cells) else 0
 
 

@@ -1,0 +1,519 @@
+"""The job-board benchmark (``python -m bench --only jobs``): queues on PostgreSQL, side by side.
+
+Method (also saved in the JSON):
+
+* One PostgreSQL server (``BENCH_JOBS_POSTGRES_URL``, else ``TIDEFLOW_TEST_POSTGRES_URL``,
+  else ``postgresql+psycopg://postgres@127.0.0.1:5432/test``); every measurement gets
+  a fresh database ``tideflow_bench_jobs`` on it (dropped and created again), so no
+  run inherits another's dead rows. ``synchronous_commit`` and ``fsync`` are read
+  from the server and printed: every commit waits for its WAL flush when both are on.
+* A measurement: the system's own setup makes its queue and posts N no-op jobs
+  (untimed); then ``WORKERS`` worker processes start, connect and set up, and say they
+  are ready; the runner reads the clock and tells them all to go; each drains the
+  queue and reports how many jobs it completed and when its last completion was
+  committed. Jobs/s = N / (the last worker's end - go). The jobs the workers report
+  must add up to N (a job run twice or lost fails the measurement). Commits per job
+  come from the server (``pg_stat_database.xact_commit`` of the bench database, from
+  go until every worker has exited), so they count the same way for every system.
+* Rows (``bench/jobs_worker.py``, ``bench/side_pgqueuer.py``,
+  ``bench/side_procrastinate.py`` say exactly what each worker does): the floor (a
+  bare claim loop: one autocommit ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP
+  LOCKED LIMIT 1) RETURNING`` and one autocommit ``DELETE`` per job); tideflow's SQL
+  board (``claim_next`` + ``consume``); tideflow's conductors, when they exist, running
+  one-task no-op jobs and three-task jobs with full run records in a PostgreSQL store;
+  PgQueuer and procrastinate with their own no-op jobs, each from its own venv
+  (``bench/.venv-pgqueuer``, ``bench/.venv-procrastinate``; pinned in ``run.VENVS``,
+  made on first use, or the interpreters ``BENCH_PGQUEUER_PYTHON`` /
+  ``BENCH_PROCRASTINATE_PYTHON`` name). Each row's cost is also given as a ratio to
+  the floor's (floor jobs/s / row jobs/s).
+* Rounds: every round measures every row once, in turn; the table shows medians over
+  rounds (the machine is shared and noisy; the 1-minute load average is kept with
+  each sample). One extra, untimed pass of the board at a small N counts what the
+  board sends per job (statements, commits, connection checkouts).
+* Post-to-start latency (conductors): with every conductor idle, one job is posted at
+  a time; its first task appends ``time.monotonic()`` to a file as it starts; latency
+  = that time - the time ``post()`` returned. p50 and p99 over the posts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from bench._jobs_common import libpq_url
+from bench._model import Cell
+from bench._targets import Verdict
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+WORKERS = 4
+DATABASE = "tideflow_bench_jobs"
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+COUNT_N = 400  # jobs of the untimed pass that counts what the board sends
+
+#: The targets (issue 11).
+BOARD_MAX = 1.5  # the board's cost per job, at most this many times the floor's
+THREE_MIN = 500.0  # jobs/s of three-atom jobs with full run records, at least
+P99_MAX_MS = 50.0  # post-to-start latency p99 of idle conductors, at most
+
+
+@dataclass(frozen=True)
+class JobsMode:
+    """How much the jobs group measures in one of the runner's modes."""
+
+    jobs: int  # N, jobs posted per measurement
+    rounds: int  # measurements per row
+    posts: int  # jobs posted one at a time for the latency row
+    timeout_s: float  # one measurement, at most
+
+
+JOBS_MODES = {
+    "full": JobsMode(10_000, 5, 200, 600.0),
+    "quick": JobsMode(2_000, 3, 50, 300.0),
+    "tiny": JobsMode(20, 1, 5, 120.0),
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One system measured: who runs it, with which script and worker kind."""
+
+    name: str
+    label: str
+    side: str  # "tideflow" (this interpreter) or a peer of ``run.VENVS``
+    script: str  # in bench/
+    kind: str = ""  # the worker kind, for bench/jobs_worker.py
+    how: str = ""
+
+
+ROWS = (
+    Row("floor", "floor: bare claim loop", "tideflow", "jobs_worker.py", "floor",
+        "1 autocommit UPDATE ... SKIP LOCKED claim + 1 autocommit DELETE per job"),
+    Row("board", "tideflow board", "tideflow", "jobs_worker.py", "board",
+        "SqlBoard: claim_next(who) + consume(job, who, token)"),
+    Row("pgqueuer", "PgQueuer", "pgqueuer", "side_pgqueuer.py", "",
+        "QueueManager, mode=drain, its defaults (batch_size=10)"),
+    Row("procrastinate", "procrastinate", "procrastinate", "side_procrastinate.py", "",
+        "run_worker_async(wait=False), its defaults (concurrency=1)"),
+)  # fmt: skip
+
+
+@dataclass
+class JobsResults:
+    """What the jobs group measured: one cell per row, the server's settings, counts."""
+
+    mode: str
+    jobs: int
+    server: dict[str, str] = field(default_factory=dict)
+    cells: dict[str, Cell] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    counted: dict[str, dict[str, float]] = field(default_factory=dict)
+    latency: Cell | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# -- the database --------------------------------------------------------------------------
+
+
+def server_url() -> str:
+    """The PostgreSQL URL the group uses to reach the server (its ``test`` database)."""
+    return (
+        os.environ.get("BENCH_JOBS_POSTGRES_URL")
+        or os.environ.get("TIDEFLOW_TEST_POSTGRES_URL")
+        or DEFAULT_URL
+    )
+
+
+def bench_url(url: str) -> str:
+    """``url`` with its database replaced by the benchmark's own."""
+    head, _, tail = url.partition("://")
+    where, _, _ = tail.partition("/")
+    return f"{head}://{where}/{DATABASE}"
+
+
+class Server:
+    """Administration of the bench database: recreate it, read settings and commits."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.bench = bench_url(url)
+
+    @contextlib.contextmanager
+    def _admin(self, url: str) -> Iterator[Any]:
+        import psycopg  # only when the group runs
+
+        with psycopg.connect(libpq_url(url), autocommit=True, connect_timeout=10) as conn:
+            yield conn
+
+    def recreate(self) -> None:
+        """Drop the bench database (ending its sessions) and create it empty."""
+        with self._admin(self.url) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {DATABASE}")
+
+    def drop(self) -> None:
+        """Drop the bench database."""
+        with self._admin(self.url) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+
+    def settings(self) -> dict[str, str]:
+        """The server settings a commit's cost depends on, and its version."""
+        names = ("synchronous_commit", "fsync", "wal_sync_method", "server_version")
+        with self._admin(self.url) as conn:
+            return {name: str(conn.execute(f"SHOW {name}").fetchone()[0]) for name in names}
+
+    def commits(self) -> int:
+        """Transactions committed in the bench database so far (server statistics)."""
+        with self._admin(self.url) as conn:
+            conn.execute("SELECT pg_stat_force_next_flush()")
+            row = conn.execute(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = %s", (DATABASE,)
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+
+# -- running workers -----------------------------------------------------------------------
+
+
+class MeasureError(Exception):
+    """A measurement failed; the message says where (a worker's last stderr line)."""
+
+
+def _env(side: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if side == "tideflow":
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    else:
+        env.pop("PYTHONPATH", None)  # a peer sees only its own venv
+    return env
+
+
+def _args(row: Row, command: str, url: str, arg: str) -> list[str]:
+    script = str(BENCH / row.script)
+    return [script, command, row.kind, url, arg] if row.kind else [script, command, url, arg]
+
+
+def _tail(log: IO[str]) -> str:
+    log.seek(0)
+    lines = [line for line in log.read().strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output on stderr"
+
+
+def _lines(proc: subprocess.Popen[str], deadline: float) -> dict[str, Any]:
+    """Read the worker's next protocol line (JSON), skipping anything else it prints."""
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise MeasureError(f"worker exited {proc.wait()} before reporting")
+        with contextlib.suppress(json.JSONDecodeError):
+            found = json.loads(line)
+            if isinstance(found, dict):
+                return found
+    raise MeasureError("worker timed out")
+
+
+def setup(python: str, row: Row, url: str, n: int, timeout: float) -> None:
+    """Run the row's setup: its queue, with ``n`` jobs posted."""
+    proc = subprocess.run(
+        [python, *_args(row, "setup", url, str(n))],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(row.side),
+        cwd=BENCH,
+        check=False,
+    )
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise MeasureError(f"setup exited {proc.returncode}: {tail}")
+
+
+def drain(
+    python: str,
+    row: Row,
+    server: Server,
+    n: int,
+    timeout: float,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, float]:
+    """Start ``WORKERS`` workers, say go once all are ready, and time the drain of ``n``."""
+    deadline = time.monotonic() + timeout
+    env = {**_env(row.side), **(extra_env or {})}
+    with contextlib.ExitStack() as stack:
+        procs: list[tuple[subprocess.Popen[str], IO[str]]] = []
+        for i in range(WORKERS):
+            log = stack.enter_context(tempfile.TemporaryFile("w+"))
+            proc = subprocess.Popen(
+                [python, *_args(row, "work", server.bench, f"w{i}")],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env=env,
+                cwd=BENCH,
+            )
+            stack.callback(_stop, proc)
+            procs.append((proc, log))
+        try:
+            for proc, _ in procs:
+                _lines(proc, deadline)  # ready
+            before = server.commits()
+            go = time.monotonic()
+            for proc, _ in procs:
+                assert proc.stdin is not None
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+            results = [_lines(proc, deadline) for proc, _ in procs]
+            for proc, _ in procs:
+                proc.wait(max(1.0, deadline - time.monotonic()))
+        except (MeasureError, subprocess.TimeoutExpired) as exc:
+            tails = "; ".join(_tail(log) for proc, log in procs if proc.poll())
+            raise MeasureError(f"{exc} ({tails or 'no worker failed'})") from exc
+    commits = server.commits() - before
+    done = sum(int(r["done"]) for r in results)
+    if done != n:
+        raise MeasureError(f"the workers completed {done} jobs, not the {n} posted")
+    wall = max(float(r["end"]) for r in results) - go
+    sample = {
+        "jobs_per_s": n / wall,
+        "wall_s": wall,
+        "commits_per_job": commits / n,
+        "load1": os.getloadavg()[0],
+    }
+    for key in ("statements", "commits", "checkouts"):
+        if key in results[0]:
+            sample[f"{key}_per_job"] = sum(float(r[key]) for r in results) / n
+    return sample
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Make sure a worker this runner started is gone (it is killed if still running)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+def measure_row(python: str, row: Row, server: Server, n: int, timeout: float) -> dict[str, float]:
+    """One measurement of ``row``: a fresh database, its setup, the timed drain."""
+    server.recreate()
+    setup(python, row, server.bench, n, timeout)
+    return drain(python, row, server, n, timeout)
+
+
+# -- the group -----------------------------------------------------------------------------
+
+
+def peer_version(python: str, row: Row) -> str:
+    """Ask a peer's side script for its library's version."""
+    proc = subprocess.run(
+        [python, str(BENCH / row.script), "version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(row.side),
+        cwd=BENCH,
+        check=False,
+    )
+    lines = proc.stdout.strip().splitlines()
+    return lines[-1] if proc.returncode == 0 and lines else "unknown"
+
+
+def measure_all(mode: str, python_for: Callable[[str], str | None]) -> JobsResults:
+    """Measure every row, round by round; ``python_for(side)`` gives each side's
+    interpreter (None: that side is skipped)."""
+    jm = JOBS_MODES[mode]
+    server = Server(server_url())
+    results = JobsResults(mode=mode, jobs=jm.jobs)
+    try:
+        results.server = server.settings()
+    except Exception as exc:  # no server: every row says why
+        note = f"PostgreSQL at {server.url} unreachable: {exc}"
+        results.cells = {row.name: Cell(status="missing", note=note) for row in ROWS}
+        return results
+    if results.server.get("synchronous_commit") != "on":
+        results.notes.append(
+            f"synchronous_commit is {results.server.get('synchronous_commit')!r}, not 'on': "
+            "commits do not wait for the WAL flush, the figures are not comparable"
+        )
+    pythons: dict[str, str | None] = {"tideflow": sys.executable}
+    for row in ROWS:
+        if row.side not in pythons:
+            pythons[row.side] = python_for(row.side)
+        python = pythons[row.side]
+        results.cells[row.name] = Cell(
+            status="ok" if python else "missing", note="" if python else "no venv"
+        )
+        if python and row.side != "tideflow":
+            results.versions[row.side] = peer_version(python, row)
+    for round_no in range(jm.rounds):
+        for row in ROWS if round_no % 2 == 0 else ROWS[::-1]:
+            cell, python = results.cells[row.name], pythons[row.side]
+            if cell.status != "ok" or python is None:
+                continue
+            _take(cell, functools.partial(measure_row, python, row, server, jm.jobs, jm.timeout_s))
+            print(f"  jobs {row.name:<14} round {round_no + 1}  {cell.status}", file=sys.stderr)
+    board = next(row for row in ROWS if row.name == "board")
+    if results.cells["board"].status == "ok":
+        with contextlib.suppress(MeasureError, subprocess.TimeoutExpired):
+            server.recreate()
+            setup(sys.executable, board, server.bench, COUNT_N, jm.timeout_s)
+            counted = drain(
+                sys.executable, board, server, COUNT_N, jm.timeout_s, {"BENCH_JOBS_COUNT": "1"}
+            )
+            results.counted["board"] = counted
+    with contextlib.suppress(Exception):
+        server.drop()
+    return results
+
+
+def _take(cell: Cell, measure: Callable[[], dict[str, float]]) -> None:
+    """Add one sample to ``cell``, or mark it failed with the reason."""
+    try:
+        cell.samples.append(measure())
+    except (MeasureError, subprocess.TimeoutExpired, OSError) as exc:
+        cell.status, cell.note = "error", str(exc)
+
+
+# -- the report ----------------------------------------------------------------------------
+
+
+def rate(results: JobsResults, name: str) -> float | None:
+    """The median jobs/s of a row, if it was measured."""
+    cell = results.cells.get(name)
+    return cell.median("jobs_per_s") if cell is not None and cell.status == "ok" else None
+
+
+COLUMNS = "system|how|jobs/s|µs/job|x floor|commits/job|load|runs"
+
+
+def table(results: JobsResults) -> list[list[str]]:
+    """The rows of the jobs table: each system's rate, cost per job and ratio to the floor."""
+    rows = [COLUMNS.split("|")]
+    floor = rate(results, "floor")
+    for row in ROWS:
+        cell = results.cells.get(row.name)
+        if cell is None:
+            continue
+        jobs_s = rate(results, row.name)
+        commits = cell.median("commits_per_job")
+        load = cell.median("load1")
+        rows.append(
+            [
+                row.label,
+                row.how,
+                f"{jobs_s:,.0f}" if jobs_s else cell.status,
+                f"{1e6 / jobs_s:,.0f}" if jobs_s else "",
+                f"{floor / jobs_s:.2f}x" if floor and jobs_s else "",
+                "" if commits is None else f"{commits:.2f}",
+                "" if load is None else f"{load:.1f}",
+                str(len(cell.samples)),
+            ]
+        )
+    return rows
+
+
+def report_lines(results: JobsResults) -> list[str]:
+    """The jobs section of the report: the header, the table, counts and notes."""
+    from bench._report import render  # _report imports nothing of ours
+
+    settings = results.server
+    versions = ", ".join(f"{side} {v}" for side, v in results.versions.items()) or "no peers"
+    lines = [
+        "",
+        f"job boards on PostgreSQL {settings.get('server_version', '?')} "
+        f"(synchronous_commit={settings.get('synchronous_commit', '?')}, "
+        f"fsync={settings.get('fsync', '?')}): {WORKERS} worker processes per system, "
+        f"{results.jobs:,} no-op jobs per run, median of runs; {versions}",
+        "x floor = the floor's jobs/s / the row's (its cost per job, relative); "
+        "commits/job from the server",
+        render(table(results)),
+    ]
+    counted = results.counted.get("board")
+    if counted:
+        lines.append(
+            f"  the board sends per job (counted at N={COUNT_N}): "
+            f"{counted.get('statements_per_job', 0):.2f} statements, "
+            f"{counted.get('commits_per_job', 0):.2f} commits, "
+            f"{counted.get('checkouts_per_job', 0):.2f} pool checkouts (each a ping); "
+            "the floor: 2 statements, 2 commits, no ping"
+        )
+    for name, cell in results.cells.items():
+        if cell.note:
+            lines.append(f"  note: jobs {name}: {cell.status}: {cell.note}")
+    lines += [f"  note: {note}" for note in results.notes]
+    return lines
+
+
+def judge(results: JobsResults) -> list[Verdict]:
+    """The jobs targets: the board within 1.5x of the floor per job, the peers beaten."""
+    verdicts = []
+    floor, board = rate(results, "floor"), rate(results, "board")
+    target = f"jobs: board per-job cost <= {BOARD_MAX}x the floor's (4 processes)"
+    if floor and board:
+        x = floor / board
+        value = f"{x:.2f}x ({board:,.0f} vs {floor:,.0f} jobs/s)"
+        verdicts.append(Verdict(target, value, "PASS" if x <= BOARD_MAX else "MISS"))
+    else:
+        verdicts.append(Verdict(target, "", "no data"))
+    for peer, label in (("pgqueuer", "PgQueuer"), ("procrastinate", "procrastinate")):
+        theirs = rate(results, peer)
+        target = f"jobs: tideflow faster than {label} on no-op jobs"
+        if board and theirs:
+            x = board / theirs
+            value = f"{x:.2f}x ({board:,.0f} vs {theirs:,.0f} jobs/s)"
+            note = "board claim_next + consume: no conductor yet"
+            verdicts.append(Verdict(target, value, "PASS" if x > 1 else "MISS", note))
+        else:
+            verdicts.append(Verdict(target, "", "no data"))
+    verdicts += [
+        Verdict(f"jobs: conductors, 3-atom jobs with run records >= {THREE_MIN:.0f}/s", "",
+                "not available yet", "tideflow.conductors has not landed"),
+        Verdict(f"jobs: post-to-start p99 <= {P99_MAX_MS:.0f} ms, idle conductors", "",
+                "not available yet", "tideflow.conductors has not landed"),
+    ]  # fmt: skip
+    return verdicts
+
+
+def to_json(results: JobsResults) -> dict[str, Any]:
+    """The jobs section of the JSON document."""
+    return {
+        "mode": results.mode,
+        "jobs": results.jobs,
+        "workers": WORKERS,
+        "server": results.server,
+        "versions": results.versions,
+        "rows": {
+            row.name: {
+                "label": row.label,
+                "how": row.how,
+                "status": cell.status,
+                "note": cell.note,
+                "median": {
+                    key: cell.median(key) for key in sorted({k for s in cell.samples for k in s})
+                },
+                "samples": cell.samples,
+            }
+            for row in ROWS
+            if (cell := results.cells.get(row.name)) is not None
+        },
+        "counted": results.counted,
+        "latency": None if results.latency is None else results.latency.samples,
+        "notes": results.notes,
+        "method": __doc__,
+    }
