@@ -9,9 +9,10 @@ A conductor *claims* a job before running it. A claim is a **lease**: it holds f
 is free for anyone to claim, so a dead conductor's job is picked up again without a
 reaper. Each claim of a job increments the job's **fencing token** and hands it to the
 new owner; every later call of that owner (``renew``, ``consume``, ``abandon``,
-``trash``) and every write its run makes (through :meth:`Board.check_fence`, in the
-write's own transaction) names that token, and is refused with
-:class:`LeaseLostError` once another claim has replaced it. An owner paused past its
+``trash``) and every write its run makes names that token, and is refused with
+:class:`LeaseLostError` once another claim has replaced it (a SQL board checks a
+write inside the write's own transaction with ``SqlBoard.check_fence``; on any board
+:meth:`Board.current_token` tells whether a token is still current). An owner paused past its
 lease (SIGSTOP, a long GC pause) therefore wakes up unable to commit anything.
 
 Job states::
@@ -19,8 +20,38 @@ Job states::
     UNCLAIMED --claim--> CLAIMED --consume--> (removed from the board)
         ^                   |  \\--trash----> TRASHED
         |                   |
-        +----abandon--------+   (the max_attempts-th abandon moves it to TRASHED)
+        +----abandon--------+   (an attempt; the max_attempts-th moves it to TRASHED)
         +----lease runs out-+   (nothing is written: a claim treats it as UNCLAIMED)
+
+**Attempts.** A job's ``attempts`` counts the claims that ended without the job being
+consumed or trashed by its owner: each :meth:`Board.abandon`, and each claim that takes
+over a lease that ran out (its previous owner died or hung, so that run failed too).
+When the count reaches the board's ``max_attempts`` the job moves to TRASHED instead of
+back to UNCLAIMED, or instead of being claimed: the claim that would have taken over the
+lease trashes the job and is refused with :class:`JobClaimedError` (``claim_next``
+moves on to the next job). So a job that crashes its worker every time stops cycling
+after ``max_attempts`` runs, the same as one that fails cleanly every time.
+
+**Notifications.** ``board.notifier`` (a :class:`~tideflow._notifier.Notifier`; its
+callbacks are called as ``callback(event, details=details)``) reports, with details
+``{'job': Job}``:
+
+- :data:`POSTED` when *this board object* first meets a job: it posts it, or it reads
+  it (``get``, ``iterjobs``, ``claim``, ``claim_next``, ``renew``, and ``wait`` while
+  anyone listens: it then lists the board each time it looks) and had not announced it
+  before. The Job is the snapshot that call read.
+- :data:`REMOVAL` when a job it announced leaves the board: this board consumes it,
+  trashes it (``trash``, the last ``abandon``, a claim over the last attempt), or reads
+  it as TRASHED, or finds it gone (``get`` or an owner call finding no job, or a full
+  ``iterjobs()`` listing, or ``wait``'s, not containing it). The Job is the last
+  snapshot this board read (as trashed, when it was trashed).
+
+So every REMOVAL follows a POSTED of the same job on the same board object, and each is
+sent once per job. A board reports only what its own calls read: jobs posted and
+consumed elsewhere between two of its readings are never announced. Events are sent
+after the board's write has been made, in the calling thread. Nothing is tracked while
+nobody is registered (a listener registered later hears POSTED for the jobs the board
+reads from then on, including those already there).
 
 Errors (all under :class:`~tideflow.errors.TideflowError`)::
 
@@ -39,11 +70,15 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final, Protocol, runtime_checkable
 
+from tideflow._notifier import Notifier
 from tideflow.errors import StoreError, TideflowError
 
 __all__ = [
     "DEFAULT_LEASE",
     "DEFAULT_MAX_ATTEMPTS",
+    "EVENTS",
+    "POSTED",
+    "REMOVAL",
     "Board",
     "FactoryNotAllowedError",
     "Job",
@@ -55,8 +90,14 @@ __all__ = [
 
 #: Seconds a claim holds unless renewed.
 DEFAULT_LEASE: Final = 10.0
-#: Abandons after which a job moves to TRASHED instead of back to UNCLAIMED.
+#: Attempts (abandons and taken-over leases) after which a job moves to TRASHED.
 DEFAULT_MAX_ATTEMPTS: Final = 5
+#: Event: a job this board object had not seen is on the board (TaskFlow's name).
+POSTED: Final = "POSTED"
+#: Event: a job this board object had announced is consumed or trashed (TaskFlow's name).
+REMOVAL: Final = "REMOVAL"
+#: The events ``board.notifier`` reports.
+EVENTS: Final = (POSTED, REMOVAL)
 
 
 class LeaseLostError(StoreError):
@@ -91,8 +132,9 @@ class Job:
     ``args`` and ``kwargs``, and ``store`` holds the values the run's atoms may require.
     Higher ``priority`` runs sooner; jobs of equal priority run oldest first. ``token``
     is the fencing token of the latest claim (0 if never claimed); ``attempts`` counts
-    abandons. Times are seconds since the epoch on the board's clock (the database
-    server's, so that machines with skewed clocks agree on when a lease ends).
+    abandons and taken-over leases. Times are seconds since the epoch on the board's
+    clock (the database or Redis server's, so that machines with skewed clocks agree on
+    when a lease ends).
     """
 
     uuid: str
@@ -114,11 +156,14 @@ class Job:
 
 @runtime_checkable
 class Board(Protocol):
-    """The operations every job board offers (SQL today; Redis next)."""
+    """The operations every job board offers (:class:`~tideflow.jobs.sql.SqlBoard`,
+    :class:`~tideflow.jobs.redis.RedisBoard`)."""
 
     url: str
     allowed: tuple[str, ...]
     max_attempts: int
+    #: Reports POSTED and REMOVAL (see the module docstring for exactly when).
+    notifier: Notifier
 
     def post(
         self,
@@ -145,7 +190,8 @@ class Board(Protocol):
     def claim(self, job: Job | str, who: str, lease: float = DEFAULT_LEASE) -> Job:
         """Make ``who`` the job's owner for ``lease`` seconds; the returned Job carries
         the new fencing token. Of processes racing for one job exactly one wins; the
-        others get JobClaimedError."""
+        others get JobClaimedError (so does a claim that trashed the job because taking
+        over its lease was its last attempt)."""
         ...
 
     def claim_next(self, who: str, lease: float = DEFAULT_LEASE) -> Job | None:
@@ -163,11 +209,17 @@ class Board(Protocol):
 
     def abandon(self, job: Job | str, who: str, token: int) -> Job:
         """Give the job back for another claim, counting an attempt; the
-        ``max_attempts``-th abandon moves it to TRASHED instead."""
+        ``max_attempts``-th attempt moves it to TRASHED instead."""
         ...
 
     def trash(self, job: Job | str, who: str, token: int) -> Job:
         """Move the job to TRASHED: it stays on the board but is never claimed again."""
+        ...
+
+    def current_token(self, job: Job | str) -> int | None:
+        """The fencing token of the job's claim while it is CLAIMED (its lease may have
+        run out, as long as no other claim replaced it); None if it is unclaimed,
+        trashed or gone. An owner holding ``token`` may still write iff this equals it."""
         ...
 
     def wait(self, timeout: float | None = None) -> bool:

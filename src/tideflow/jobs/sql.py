@@ -32,15 +32,19 @@ column types of the DDL, and the row locks.
   either commits while its claim is current or not at all. It needs the jobs table in
   the same database as the run records.
 
+- **Attempts**: a claim whose row is CLAIMED (its lease ran out) counts an attempt in
+  the same ``UPDATE`` that takes it; when that attempt is the ``max_attempts``-th the
+  row is set TRASHED instead, that transaction commits, and the claim is refused.
+
 ``wait()`` polls (every ``poll_interval`` s). LISTEN/NOTIFY on PostgreSQL would wake
-waiters at once; it is left for later, as are POSTED/REMOVAL notifications.
+waiters at once; it is left for later. POSTED and REMOVAL are sent as
+:mod:`tideflow.jobs.base` says, after the transaction that read or wrote the job.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-import math
 import os
 import re
 import sqlite3
@@ -51,6 +55,21 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from tideflow.errors import NotFoundError, StoreError
+from tideflow.jobs._common import (
+    Sightings,
+    check_allowed,
+    check_max_attempts,
+    check_seconds,
+    check_who,
+    encode_post,
+    exhausted_error,
+    held_error,
+    lost_error,
+    missing_error,
+    new_notifier,
+    trashed_error,
+    uuid_of,
+)
 from tideflow.jobs.base import (
     DEFAULT_LEASE,
     DEFAULT_MAX_ATTEMPTS,
@@ -285,7 +304,7 @@ class SqlBoard:
     Options (keyword-only): ``allowed``, the module prefixes whose flow factories may be
     posted and claimed (a factory ``'myapp.flows.orders:build'`` needs ``'myapp'``,
     ``'myapp.flows'`` or ``'myapp.flows.orders'``; nothing is allowed by default);
-    ``max_attempts`` (abandons before a job is trashed, default 5); ``table`` (default
+    ``max_attempts`` (attempts before a job is trashed, default 5); ``table`` (default
     ``tideflow_jobs``); ``poll_interval`` (seconds between checks in :meth:`wait`);
     ``codec`` (how args, kwargs, store values and details are kept: 'json' or 'pickle');
     SQLite's ``busy_timeout``; the servers' ``pool_size`` and ``connect_timeout``.
@@ -304,24 +323,22 @@ class SqlBoard:
         pool_size: int = 5,
         connect_timeout: float = 10.0,
     ) -> None:
-        if isinstance(allowed, str) or not all(isinstance(p, str) and p for p in allowed):
-            raise TypeError(
-                f"allowed= takes a sequence of module prefixes, e.g. ('myapp.flows',), "
-                f"got {allowed!r}"
-            )
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise ValueError(f"max_attempts= takes a whole number, 1 or more, got {max_attempts!r}")
+        allowed = check_allowed(allowed)
+        check_max_attempts(max_attempts)
         if not isinstance(table, str) or not _TABLE_NAME.fullmatch(table):
             raise ValueError(
                 f"table= takes a plain SQL name (letters, digits, _; at most 51), got {table!r}"
             )
-        _check_seconds("poll_interval", poll_interval, positive=True)
+        check_seconds("poll_interval", poll_interval, positive=True)
         self.url = url
         self.allowed: tuple[str, ...] = tuple(allowed)
         self.max_attempts = max_attempts
         self.table = table
         self.poll_interval = float(poll_interval)
         self.codec: Codec = codec_named(codec)
+        #: POSTED and REMOVAL, as :mod:`tideflow.jobs.base` says.
+        self.notifier = new_notifier()
+        self._sightings = Sightings(self.notifier)
         scheme = url.partition("://")[0] if isinstance(url, str) else ""
         self._db: _Db
         if scheme.partition("+")[0] == "sqlite":
@@ -405,57 +422,68 @@ class SqlBoard:
     ) -> Job:
         """Add a job; returns it as stored (FactoryNotAllowedError if ``factory`` is
         outside the allow-list)."""
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"a job's name is a non-empty str, got {name!r}")
-        check_factory(factory, self.allowed, f"the job board {self.shown}")
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise TypeError(f"priority= takes an int (higher runs sooner), got {priority!r}")
-        if isinstance(args, str | bytes) or not isinstance(args, Sequence):
-            raise TypeError(f"args= takes a sequence of positional arguments, got {args!r}")
-        dumps = self.codec.dumps
-        params = {
-            "uuid": str(uuidlib.uuid4()),
-            "name": name,
-            "factory": factory,
-            "args": dumps(tuple(args), f"args of job {name!r}"),
-            "kwargs": dumps(_mapping(kwargs, "kwargs"), f"kwargs of job {name!r}"),
-            "store": dumps(_mapping(store, "store"), f"store values of job {name!r}"),
-            "details": dumps(_mapping(details, "details"), f"details of job {name!r}"),
-            "priority": priority,
-        }
+        params = encode_post(
+            self.codec,
+            self.allowed,
+            f"the job board {self.shown}",
+            name,
+            factory,
+            args,
+            kwargs,
+            store,
+            priority,
+            details,
+        )
+        params["uuid"] = str(uuidlib.uuid4())
         with self._tx(f"posting job {name!r}") as tx:
             tx.run(self._sql["insert"], params)
-            return self._job(tx.rows(self._sql["get"], params)[0])
+            posted = self._job(tx.rows(self._sql["get"], params)[0])
+        self._sightings.saw((posted,))
+        return posted
 
     def get(self, job: Job | str) -> Job:
         """The job as the board holds it now (NotFoundError if it was consumed or never
         posted)."""
-        key = _uuid_of(job)
+        key = uuid_of(job)
         with self._tx(f"reading job {key}", write=False) as tx:
             rows = tx.rows(self._sql["get"], {"uuid": key})
         if not rows:
+            self._sightings.gone(key)
             raise self._missing(key)
-        return self._job(rows[0])
+        found = self._job(rows[0])
+        self._sightings.saw((found,))
+        return found
 
     def iterjobs(self, only_unclaimed: bool = False) -> Iterator[Job]:
         """Jobs not trashed, highest priority first, then in posting order. With
         ``only_unclaimed``, only those a claim would take now (lease run out included)."""
+        yield from self._listing(only_unclaimed)
+
+    def _listing(self, only_unclaimed: bool) -> list[Job]:
         statement = self._sql["free" if only_unclaimed else "listing"]
         with self._tx("listing jobs", write=False) as tx:
             rows = tx.rows(statement, {})
-        for row in rows:
-            yield self._job(row)
+        jobs = [self._job(row) for row in rows]
+        self._sightings.saw(jobs, complete=not only_unclaimed)
+        return jobs
 
     def wait(self, timeout: float | None = None) -> bool:
         """Return True as soon as a job could be claimed, False after ``timeout`` seconds
         (None: wait as long as it takes)."""
         if timeout is not None:
-            _check_seconds("timeout", timeout)
+            check_seconds("timeout", timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            # while someone listens each look reads the whole board, to report what came
+            # and went since the last one
+            listing = self._sightings.listening()
             with self._tx("waiting for jobs", write=False) as tx:
-                if tx.rows(self._sql["any_free"], {}):
-                    return True
+                free = bool(tx.rows(self._sql["any_free"], {}))
+                rows = tx.rows(self._sql["listing"], {}) if listing else []
+            if listing:
+                self._sightings.saw([self._job(row) for row in rows], complete=True)
+            if free:
+                return True
             if deadline is None:
                 time.sleep(self.poll_interval)
                 continue
@@ -468,75 +496,141 @@ class SqlBoard:
 
     def claim(self, job: Job | str, who: str, lease: float = DEFAULT_LEASE) -> Job:
         """Make ``who`` the owner for ``lease`` seconds; the Job returned holds the new
-        fencing token. JobClaimedError if another owner's lease is live (or the job is
-        trashed), FactoryNotAllowedError if its factory is outside the allow-list."""
-        key = _uuid_of(job)
-        _check_who(who)
-        _check_seconds("lease", lease, positive=True)
+        fencing token. JobClaimedError if another owner's lease is live, if the job is
+        trashed, or if taking over its run-out lease was its last attempt (the job is
+        then trashed); FactoryNotAllowedError if its factory is outside the allow-list."""
+        key = uuid_of(job)
+        check_who(who)
+        check_seconds("lease", lease, positive=True)
+        refused: Exception | None = None
         with self._tx(f"claiming job {key}") as tx:
             rows = tx.rows(self._sql["lock_one"], {"uuid": key})
             if not rows:
-                raise self._unclaimable(tx, key)
+                refused = self._unclaimable(tx, key)
+                if isinstance(refused, NotFoundError):
+                    self._sightings.gone(key)
+                raise refused
             check_factory(rows[0]["factory"], self.allowed, f"the job board {self.shown}")
-            return self._take(tx, key, who, lease)
+            taken = self._take(tx, key, rows[0], who, lease)
+        self._sightings.saw((taken,))
+        if taken.state is JobState.TRASHED:
+            raise exhausted_error(self.shown, taken, self.max_attempts)
+        return taken
 
     def claim_next(self, who: str, lease: float = DEFAULT_LEASE) -> Job | None:
         """Claim the first job a claim can take (highest priority, then oldest) whose
-        factory this board allows; None if there is none."""
-        _check_who(who)
-        _check_seconds("lease", lease, positive=True)
+        factory this board allows; None if there is none. A job whose run-out lease was
+        its last attempt is trashed on the way (see :mod:`tideflow.jobs.base`)."""
+        check_who(who)
+        check_seconds("lease", lease, positive=True)
         if not self.allowed:
             check_factory("nothing:allowed", (), f"the job board {self.shown}")
+        seen: list[Job] = []
+        taken: Job | None = None
         with self._tx("claiming the next job") as tx:
-            for row in tx.rows(self._sql["lock_next"], {"n": _CLAIM_BATCH}):
-                try:
-                    check_factory(row["factory"], self.allowed, "")
-                except FactoryNotAllowedError:
-                    continue  # another conductor's job: leave it to them
-                return self._take(tx, row["uuid"], who, lease)
-        return None
+            trashed = True
+            while taken is None and trashed:  # a batch that trashed some may hide more
+                trashed = False
+                for row in tx.rows(self._sql["lock_next"], {"n": _CLAIM_BATCH}):
+                    try:
+                        check_factory(row["factory"], self.allowed, "")
+                    except FactoryNotAllowedError:
+                        continue  # another conductor's job: leave it to them
+                    job = self._take(tx, row["uuid"], row, who, lease)
+                    seen.append(job)
+                    if job.state is JobState.CLAIMED:
+                        taken = job
+                        break
+                    trashed = True
+        self._sightings.saw(seen)
+        return taken
 
-    def _take(self, tx: _Tx, key: str, who: str, lease: float) -> Job:
-        tx.run(self._sql["take"], {"uuid": key, "who": who, "lease": float(lease)})
+    def _take(self, tx: _Tx, key: str, row: Mapping[str, Any], who: str, lease: float) -> Job:
+        """Claim the free row ``row`` (locked), or trash it if its run-out lease was the
+        last attempt; the job as left."""
+        if row["state"] == JobState.CLAIMED and int(row["attempts"]) + 1 >= self.max_attempts:
+            tx.run(self._sql["exhaust"], {"uuid": key})
+        else:
+            extra = 1 if row["state"] == JobState.CLAIMED else 0
+            params = {"uuid": key, "who": who, "lease": float(lease), "extra": extra}
+            tx.run(self._sql["take"], params)
         return self._job(tx.rows(self._sql["get"], {"uuid": key})[0])
 
     def renew(self, job: Job | str, who: str, token: int, lease: float = DEFAULT_LEASE) -> Job:
         """Extend the lease to ``lease`` seconds from now, if ``token`` is still the job's
         current claim (LeaseLostError otherwise: stop working on the job)."""
-        key = _uuid_of(job)
-        _check_seconds("lease", lease, positive=True)
-        params = {"uuid": key, "who": who, "token": token, "lease": float(lease)}
-        with self._tx(f"renewing the lease of job {key}") as tx:
-            if tx.run(self._sql["renew"], params) != 1:
-                raise self._lost(tx, key, who, token, "renew the lease of")
-            return self._job(tx.rows(self._sql["get"], params)[0])
+        check_seconds("lease", lease, positive=True)
+        found = self._owner_call(
+            "renew", job, who, token, ("renewing the lease of", "renew the lease of"), lease
+        )
+        assert found is not None  # only consume returns None
+        return found
 
     def consume(self, job: Job | str, who: str, token: int) -> None:
         """Remove a finished job from the board (LeaseLostError if the claim was lost)."""
-        key = _uuid_of(job)
-        params = {"uuid": key, "who": who, "token": token}
-        with self._tx(f"consuming job {key}") as tx:
-            if tx.run(self._sql["consume"], params) != 1:
-                raise self._lost(tx, key, who, token, "consume")
+        self._owner_call("consume", job, who, token, ("consuming", "consume"))
 
     def abandon(self, job: Job | str, who: str, token: int) -> Job:
         """Give the job back for another claim and count an attempt; the
-        ``max_attempts``-th abandon moves it to TRASHED. Returns the job as left."""
-        key = _uuid_of(job)
-        params = {"uuid": key, "who": who, "token": token, "max": self.max_attempts}
-        with self._tx(f"abandoning job {key}") as tx:
-            if tx.run(self._sql["abandon"], params) != 1:
-                raise self._lost(tx, key, who, token, "abandon")
-            return self._job(tx.rows(self._sql["get"], params)[0])
+        ``max_attempts``-th attempt moves it to TRASHED. Returns the job as left."""
+        found = self._owner_call("abandon", job, who, token, ("abandoning", "abandon"))
+        assert found is not None
+        return found
 
     def trash(self, job: Job | str, who: str, token: int) -> Job:
         """Move the job to TRASHED: kept for inspection, never claimed again."""
-        key = _uuid_of(job)
-        params = {"uuid": key, "who": who, "token": token}
-        with self._tx(f"trashing job {key}") as tx:
-            if tx.run(self._sql["trash"], params) != 1:
-                raise self._lost(tx, key, who, token, "trash")
-            return self._job(tx.rows(self._sql["get"], params)[0])
+        found = self._owner_call("trash", job, who, token, ("trashing", "trash"))
+        assert found is not None
+        return found
+
+    def _owner_call(
+        self,
+        name: str,
+        job: Job | str,
+        who: str,
+        token: int,
+        doing: tuple[str, str],
+        lease: float = 0.0,
+    ) -> Job | None:
+        """Run the owner statement ``name`` if ``token`` is current; the job as left
+        (None once consumed), or LeaseLostError saying what the job is now."""
+        key = uuid_of(job)
+        params = {
+            "uuid": key,
+            "who": who,
+            "token": token,
+            "lease": float(lease),
+            "max": self.max_attempts,
+        }
+        lost: tuple[Exception, str | None] | None = None
+        left: Job | None = None
+        with self._tx(f"{doing[0]} job {key}") as tx:
+            if tx.run(self._sql[name], params) != 1:
+                lost = self._lost(tx, key, who, token, doing[1])
+            elif name != "consume":
+                left = self._job(tx.rows(self._sql["get"], params)[0])
+        if lost is not None:
+            error, state = lost
+            if state in (None, JobState.TRASHED):
+                self._sightings.gone(key)
+            raise error
+        if left is None:
+            self._sightings.gone(key)
+        else:
+            self._sightings.saw((left,))
+        return left
+
+    def current_token(self, job: Job | str) -> int | None:
+        """The fencing token of the job's claim while it is CLAIMED (a run-out lease
+        included, until another claim replaces it); None if it is unclaimed, trashed or
+        gone. Outside a transaction this is a snapshot: for a write that must commit only
+        under a current claim, use :meth:`check_fence` inside that write's transaction."""
+        key = uuid_of(job)
+        with self._tx(f"reading the fencing token of job {key}", write=False) as tx:
+            rows = tx.rows(self._sql["token"], {"uuid": key})
+        if not rows or rows[0]["state"] != JobState.CLAIMED:
+            return None
+        return int(rows[0]["token"])
 
     def check_fence(self, job_uuid: str, token: int, connection: object) -> None:
         """Inside the caller's open transaction on ``connection`` (a ``sqlite3``
@@ -583,9 +677,7 @@ class SqlBoard:
         )
 
     def _missing(self, key: str) -> NotFoundError:
-        return NotFoundError(
-            f"no job with uuid {key!r} on the job board {self.shown} (consumed, or never posted)"
-        )
+        return missing_error(self.shown, key)
 
     def _unclaimable(self, tx: _Tx, key: str) -> Exception:
         rows = tx.rows(self._sql["peek"], {"uuid": key})
@@ -593,30 +685,22 @@ class SqlBoard:
             return self._missing(key)
         row = rows[0]
         if row["state"] == JobState.TRASHED:
-            return JobClaimedError(f"job {key} on {self.shown} is trashed; it cannot be claimed")
+            return trashed_error(self.shown, key)
         if row["state"] == JobState.CLAIMED and row["left"] is not None and row["left"] > 0:
-            return JobClaimedError(
-                f"job {key} on {self.shown} is claimed by {row['owner']!r} (token "
-                f"{row['token']}) for {row['left']:.1f} s more unless renewed; claim another "
-                "job, or wait for this one's lease to run out"
-            )
+            return held_error(self.shown, key, row["owner"], int(row["token"]), row["left"])
         return JobClaimedError(
             f"job {key} on {self.shown} is being claimed or written by another process right "
             "now; try again in a moment"
         )
 
-    def _lost(self, tx: _Tx, key: str, who: str, token: int, doing: str) -> Exception:
+    def _lost(
+        self, tx: _Tx, key: str, who: str, token: int, doing: str
+    ) -> tuple[Exception, str | None]:
+        """The LeaseLostError for a refused owner call, and the job's state (None: gone)."""
         rows = tx.rows(self._sql["peek"], {"uuid": key})
-        if not rows:
-            now = "was consumed (or never posted)"
-        elif rows[0]["state"] == JobState.CLAIMED:
-            now = f"was claimed by {rows[0]['owner']!r} with token {rows[0]['token']}"
-        else:
-            now = f"is {rows[0]['state']} (token {rows[0]['token']})"
-        return LeaseLostError(
-            f"{who!r} cannot {doing} job {key} on {self.shown} with fencing token {token}: "
-            f"the job {now}; nothing was changed: stop working on the job"
-        )
+        now = (rows[0]["state"], rows[0]["owner"], int(rows[0]["token"])) if rows else None
+        error = lost_error(self.shown, key, who, token, doing, now)
+        return error, (now[0] if now else None)
 
 
 def _statements(dialect: str, table: str) -> dict[str, str]:
@@ -650,14 +734,22 @@ def _statements(dialect: str, table: str) -> dict[str, str]:
         "free": f"SELECT {_COLUMNS} FROM {table} WHERE {free} {order}",
         "any_free": f"SELECT 1 AS found FROM {table} WHERE {free} LIMIT 1",
         "lock_one": (
-            f"SELECT factory FROM {table} WHERE uuid = :uuid AND {free}{_LOCK_CLAIM[dialect]}"
+            f"SELECT factory, state, attempts FROM {table} WHERE uuid = :uuid AND {free}"
+            f"{_LOCK_CLAIM[dialect]}"
         ),
         "lock_next": (
-            f"SELECT uuid, factory FROM {table} WHERE {free} {order} LIMIT :n{_LOCK_CLAIM[dialect]}"
+            f"SELECT uuid, factory, state, attempts FROM {table} WHERE {free} {order} "
+            f"LIMIT :n{_LOCK_CLAIM[dialect]}"
         ),
         "take": (
             f"UPDATE {table} SET state = 'CLAIMED', owner = :who, lease_expires = {now} + :lease, "
-            f"token = token + 1, updated_at = {now} WHERE uuid = :uuid"
+            f"token = token + 1, attempts = attempts + :extra, updated_at = {now} "
+            "WHERE uuid = :uuid"
+        ),
+        # a claim over a run-out lease that was the job's last attempt
+        "exhaust": (
+            f"UPDATE {table} SET state = 'TRASHED', attempts = attempts + 1, owner = NULL, "
+            f"lease_expires = NULL, updated_at = {now} WHERE uuid = :uuid"
         ),
         "renew": (
             f"UPDATE {table} SET lease_expires = {now} + :lease, updated_at = {now} WHERE {mine}"
@@ -674,41 +766,9 @@ def _statements(dialect: str, table: str) -> dict[str, str]:
             f"updated_at = {now} WHERE {mine}"
         ),
         "fence": f"SELECT state, token FROM {table} WHERE uuid = :uuid{_LOCK_FENCE[dialect]}",
+        "token": f"SELECT state, token FROM {table} WHERE uuid = :uuid",
     }
 
 
 def _quote(name: str, dialect: str) -> str:
     return f"`{name}`" if dialect == "mysql" else f'"{name}"'
-
-
-def _uuid_of(job: Job | str) -> str:
-    if isinstance(job, Job):
-        return job.uuid
-    if isinstance(job, str) and job:
-        return job
-    raise TypeError(f"expected a Job or a job's uuid (str), got {job!r}")
-
-
-def _check_who(who: object) -> None:
-    if not isinstance(who, str) or not who:
-        raise TypeError(f"who= names the claiming owner as a non-empty str, got {who!r}")
-
-
-def _check_seconds(option: str, value: object, positive: bool = False) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or math.isnan(value)
-        or value < 0
-        or (positive and value == 0)
-    ):
-        more = "more than 0" if positive else "0 or more"
-        raise ValueError(f"{option}= takes a number of seconds, {more}, got {value!r}")
-
-
-def _mapping(value: Mapping[str, Any] | None, option: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise TypeError(f"{option}= takes a mapping with str keys, got {value!r}")
-    return dict(value)
