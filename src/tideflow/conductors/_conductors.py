@@ -123,13 +123,23 @@ def _open_board(
 
 
 def _open_store(store: Any) -> tuple[Any, bool]:  # any store backend
-    if isinstance(store, str):
+    """The store, checked now: a conductor given a wrong one would otherwise abandon
+    every job it claims (and so trash them all after max_attempts)."""
+    own = isinstance(store, str)
+    if own:
         import tideflow  # noqa: PLC0415
 
-        return tideflow.connect(store), True
-    if not callable(getattr(store, "get_connection", None)):
+        store = tideflow.connect(store)
+    elif not callable(getattr(store, "get_connection", None)):
         raise TypeError(f"store= takes a store (backend) or its URL, got {store!r}")
-    return store, False
+    try:
+        with contextlib.closing(store.get_connection()) as conn:
+            conn.validate()
+    except BaseException:
+        if own:
+            store.close()
+        raise
+    return store, own
 
 
 class _Base:
@@ -171,6 +181,7 @@ class _Base:
             engine=engine,
             engine_options=engine_options,
         )
+        self.worker.conductor = self
         self._keeper = LeaseKeeper(self.worker)
         # stop() from a signal handler only sets this flag and starts a thread; the
         # events below are set from that thread (a handler must not take their locks)
@@ -303,6 +314,17 @@ class _Base:
     def _stopped(self) -> bool:
         return self._stop_flag
 
+    def _back_off(self) -> None:
+        """After a job was given back for a store error, wait out up to one lease before
+        the next claim: a store that is down would otherwise burn through every job's
+        attempts (and trash them) in a few seconds."""
+        left = self.worker.store_trouble + self.lease - time.monotonic()
+        if left > 0:
+            logger(LOG).warning(
+                "conductor %r: the store failed; claiming again in %.1f s", self.name, left
+            )
+            self._stopping.wait(left)
+
     def _claim(self) -> Job | Literal[False] | None:
         """The next job claimed, None if none is free, False if the board failed."""
         try:
@@ -379,6 +401,7 @@ class Conductor(_Base):
                 continue
             dispatched += 1
             self.worker.work(job)
+            self._back_off()
         return dispatched
 
 
@@ -470,6 +493,7 @@ class PooledConductor(_Base):
                 if not budget.take():
                     slots.release()
                     break
+                self._back_off()
                 job = self._claim()
                 if not job:
                     slots.release()

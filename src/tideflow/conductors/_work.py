@@ -41,7 +41,7 @@ from typing import Any, Final
 import tideflow
 from tideflow._log import logger
 from tideflow._notifier import RestrictedNotifier
-from tideflow.errors import DefinitionError, NotFoundError, StoreError
+from tideflow.errors import DefinitionError, NotFoundError, RunOwnedError, StoreError
 from tideflow.jobs.base import Board, FactoryNotAllowedError, Job, LeaseLostError, check_factory
 from tideflow.persistence.models import FlowDetail, LogBook
 from tideflow.states import FlowState
@@ -198,8 +198,12 @@ class Worker:
         self.engine_kind = engine
         self.engine_options = options
         self.notifier = RestrictedNotifier(EVENTS)
+        #: what events name as their ``conductor`` (the conductor this worker serves)
+        self.conductor: object = self
         self._held: set[Held] = set()
         self._held_lock = threading.Lock()
+        #: monotonic time of the last job given back for a store error (0: never)
+        self.store_trouble = 0.0
         self._counts = dict.fromkeys(("dispatched", *(o.lower() for o in JobOutcome)), 0)
 
     # -- bookkeeping --------------------------------------------------------------------
@@ -255,6 +259,7 @@ class Worker:
         except _Unrunnable as exc:
             return self._trash(held, str(exc))
         except StoreError as exc:
+            self.store_trouble = time.monotonic()
             return self._give_back(held, f"the store failed while loading its run: {exc}")
         except Exception as exc:
             logger(LOG).exception("conductor %r: loading job %s failed", self.name, job.uuid)
@@ -262,7 +267,7 @@ class Worker:
         if engine is None:  # its run had finished: a previous owner died before consuming
             return self._consume(held, None)
         held.attach(engine)
-        details = {"job": job, "engine": engine, "conductor": self}
+        details = {"job": job, "engine": engine, "conductor": self.conductor}
         failure: BaseException | None = None
         try:
             for stage, call in (
@@ -284,6 +289,8 @@ class Worker:
         if isinstance(failure, DefinitionError):
             return self._trash(held, f"its flow cannot run: {failure}")
         if isinstance(failure, StoreError):
+            if not isinstance(failure, RunOwnedError | LeaseLostError):
+                self.store_trouble = time.monotonic()
             return self._give_back(held, f"its run could not write its record: {failure}")
         if failure is not None:
             logger(LOG).error(
@@ -366,7 +373,7 @@ class Worker:
     # -- settling a job -----------------------------------------------------------------
 
     def _settled(self, event: str, job: Job) -> None:
-        self._notify(event, {"job": job, "conductor": self, "persistence": self.store})
+        self._notify(event, {"job": job, "conductor": self.conductor, "persistence": self.store})
 
     def _consume(self, held: Held, state: FlowState | None) -> JobOutcome:
         job = held.job

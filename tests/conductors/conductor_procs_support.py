@@ -1,0 +1,114 @@
+"""Helpers of the conductor tests: where things live, conductor processes, waiting."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SRC = HERE.parents[1] / "src"
+ALLOWED = "conductor_flows_support"
+
+
+@dataclasses.dataclass(frozen=True)
+class Where:
+    """A board URL and a store URL (the same database), and a scratch directory."""
+
+    kind: str
+    board: str
+    store: str
+    tmp: Path
+
+    @property
+    def ledger(self) -> str:
+        return str(self.tmp / "ledger.txt")
+
+
+def env() -> dict[str, str]:
+    """The environment of a conductor process: the test flows and tideflow importable."""
+    paths = [str(HERE), str(SRC), os.environ.get("PYTHONPATH", "")]
+    return {
+        **{k: v for k, v in os.environ.items() if k not in ("TIDEFLOW_DB", "TIDEFLOW_BOARD")},
+        "PYTHONPATH": os.pathsep.join(p for p in paths if p),
+        "COLUMNS": "200",
+    }
+
+
+@contextmanager
+def conductor_process(where: Where, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """``tideflow conductor`` on ``where`` in a process of its own (killed at the end if
+    it is still running)."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tideflow.cli",
+            "conductor",
+            "--board",
+            where.board,
+            "--store",
+            where.store,
+            "--allow",
+            ALLOWED,
+            *args,
+        ],
+        cwd=where.tmp,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str]:
+    """Wait for a conductor process to end: its exit code and what it logged."""
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err
+
+
+def wait_for(what: str, condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll ``condition`` until it holds (AssertionError naming ``what`` after timeout)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _marks(ledger: str, job: str, atom: str) -> list[str]:
+    path = Path(ledger)
+    lines = path.read_text().splitlines() if path.exists() else []
+    prefix = f"{job}:{atom}:"
+    return [line[len(prefix) :] for line in lines if line.startswith(prefix)]
+
+
+def started(ledger: str, job: str, atom: str) -> list[int]:
+    """PIDs of the processes that started ``atom`` of ``job``, in order."""
+    return [int(mark) for mark in _marks(ledger, job, atom) if mark != "done"]
+
+
+def finished(ledger: str, job: str, atom: str) -> int:
+    """How many times ``atom`` of ``job`` returned."""
+    return _marks(ledger, job, atom).count("done")
+
+
+def go(ledger: str) -> None:
+    """Release every atom paused on this ledger (see conductor_flows_support)."""
+    Path(ledger + ".go").touch()
+
+
+def steps_job(ledger: str, job: str, **extra: object) -> dict[str, object]:
+    """The kwargs of a conductor_flows_support.steps job."""
+    return {"job": job, "ledger": ledger, **extra}

@@ -1,0 +1,403 @@
+"""Conductors in the test's own process, over SQLite (and PostgreSQL when enabled)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conductor_procs_support import (
+    ALLOWED,
+    Where,
+    finished,
+    go,
+    started,
+    steps_job,
+    wait_for,
+)
+
+import tideflow
+from tideflow.conductors import (
+    EVENTS,
+    Conductor,
+    PooledConductor,
+    Statistics,
+    stop_on_signals,
+)
+from tideflow.jobs import Board, Job, JobState, LeaseLostError
+from tideflow.persistence.models import FlowDetail, LogBook
+
+STEPS = f"{ALLOWED}:steps"
+
+
+def conductor(where: Where, board: Board, store: Any, **options: Any) -> Conductor:
+    options.setdefault("wait_timeout", 0.05)
+    return Conductor("c-test", board, store, **options)
+
+
+def record(store: Any, flow_uuid: str) -> FlowDetail:
+    with store.get_connection() as conn:
+        return conn.get_flow_details(flow_uuid)  # type: ignore[no-any-return]
+
+
+def in_thread(call: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(call()), daemon=True)
+    thread.start()
+    return thread, out
+
+
+# -- running jobs to their end ------------------------------------------------------------
+
+
+def test_posted_jobs_run_once_and_are_consumed_with_results_in_the_store(where, board, store):
+    posted = [board.post(f"j{n}", STEPS, kwargs=steps_job(where.ledger, f"j{n}")) for n in (0, 1)]
+    named = board.post(
+        "j2", STEPS, kwargs=steps_job(where.ledger, "j2"), details={"flow_uuid": "run-of-j2"}
+    )
+    with conductor(where, board, store) as c:
+        assert c.run(until_idle=True) == 3
+        assert c.statistics() == Statistics(dispatched=3, consumed=3)
+    assert list(board.iterjobs()) == []
+    for job, flow_uuid in [
+        (posted[0], posted[0].uuid),
+        (posted[1], posted[1].uuid),
+        (named, "run-of-j2"),
+    ]:
+        done = record(store, flow_uuid)
+        assert done.state is tideflow.FlowState.SUCCESS
+        assert {d.name: d.results for d in done} == {
+            f"s{n}": f"s{n} of {job.name}" for n in (1, 2, 3)
+        }
+        assert done.meta["factory"]["name"] == "conductor_flows_support.steps"
+        for atom in ("s1", "s2", "s3"):
+            assert started(where.ledger, job.name, atom) == [os.getpid()]
+
+
+def test_a_reverted_run_is_consumed_and_logged(where, board, store, caplog):
+    job = board.post("f", f"{ALLOWED}:failing", kwargs={"job": "f", "ledger": where.ledger})
+    with caplog.at_level(logging.INFO, "tideflow.conductors"), conductor(where, board, store) as c:
+        assert c.run(until_idle=True) == 1
+        assert c.statistics().consumed == 1
+    assert list(board.iterjobs()) == []
+    assert record(store, job.uuid).state is tideflow.FlowState.REVERTED
+    assert f"job {job.uuid} (f) consumed: its run ended REVERTED" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("factory", "kwargs", "why"),
+    [
+        (f"{ALLOWED}:not_a_flow", {}, "returned str, not a flow"),
+        (f"{ALLOWED}:nowhere", {}, "does not exist: conductor_flows_support has no 'nowhere'"),
+        (f"{ALLOWED}.missing:make", {}, "cannot be imported (ModuleNotFoundError"),
+        (f"{ALLOWED}:needs_value", {}, "its flow cannot run: nothing provides"),
+    ],
+)
+def test_a_job_that_can_never_run_is_trashed_saying_why(
+    where, board, store, caplog, factory, kwargs, why
+):
+    job = board.post("bad", factory, kwargs=kwargs)
+    seen: list[tuple[str, Job]] = []
+    with caplog.at_level(logging.INFO, "tideflow.conductors"), conductor(where, board, store) as c:
+        c.notifier.register(
+            "job_trashed", lambda event, details: seen.append((event, details["job"]))
+        )
+        assert c.run(until_idle=True) == 1
+        assert c.statistics() == Statistics(dispatched=1, trashed=1)
+    assert board.get(job.uuid).state is JobState.TRASHED
+    assert [(e, j.uuid, j.state) for e, j in seen] == [("job_trashed", job.uuid, JobState.TRASHED)]
+    assert f"job {job.uuid} (bad) trashed: " in caplog.text
+    assert why in caplog.text
+
+
+def test_a_record_naming_a_factory_outside_the_allow_list_is_trashed(where, board, store, caplog):
+    planted = FlowDetail("planted", uuid="planted-run")
+    planted.meta["factory"] = {"name": "os.system", "args": ["echo owned"], "kwargs": {}}
+    book = LogBook("planted")
+    book.add(planted)
+    with store.get_connection() as conn:
+        conn.save_logbook(book)
+    job = board.post(
+        "sly", STEPS, kwargs=steps_job(where.ledger, "sly"), details={"flow_uuid": "planted-run"}
+    )
+    with caplog.at_level(logging.INFO, "tideflow.conductors"), conductor(where, board, store) as c:
+        c.run(until_idle=True)
+    assert board.get(job.uuid).state is JobState.TRASHED
+    assert "names the flow factory 'os.system', outside the board's allow-list" in caplog.text
+    assert not Path(where.ledger).exists()
+
+
+def test_a_job_whose_run_had_finished_is_consumed_without_running_again(where, board, store):
+    engine = tideflow.load_from_factory(
+        __import__("conductor_flows_support").steps,
+        factory_kwargs=steps_job(where.ledger, "once"),
+        backend=store,
+    )
+    engine.run()
+    flow_uuid = engine.storage.flow_uuid
+    assert len(started(where.ledger, "once", "s1")) == 1
+    job = board.post(
+        "again", STEPS, kwargs=steps_job(where.ledger, "once"), details={"flow_uuid": flow_uuid}
+    )
+    with conductor(where, board, store) as c:
+        assert c.run(until_idle=True) == 1
+        assert c.statistics().consumed == 1
+    assert list(board.iterjobs()) == []
+    assert job.uuid not in {j.uuid for j in board.iterjobs()}
+    assert len(started(where.ledger, "once", "s1")) == 1  # not run again
+
+
+def test_a_failing_factory_is_abandoned_until_the_board_trashes_it(where, store):
+    from tideflow import jobs
+
+    board = jobs.connect(where.board, allowed=(ALLOWED,), max_attempts=2)
+    try:
+        job = board.post("flaky", f"{ALLOWED}:raising")
+        with conductor(where, board, store) as c:
+            assert c.run(until_idle=True) == 2
+            assert c.statistics() == Statistics(dispatched=2, abandoned=2)
+        left = board.get(job.uuid)
+        assert (left.state, left.attempts) == (JobState.TRASHED, 2)
+    finally:
+        board.close()
+
+
+def test_max_jobs_bounds_what_run_dispatches(where, board, store):
+    for n in range(3):
+        board.post(f"m{n}", STEPS, kwargs=steps_job(where.ledger, f"m{n}", atoms=1))
+    with conductor(where, board, store) as c:
+        assert c.run(max_jobs=2) == 2
+        assert c.run(max_jobs=0) == 0
+    assert [j.name for j in board.iterjobs()] == ["m2"]
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+def test_events_follow_taskflows_names_with_the_job_in_their_details(where, board, store):
+    job = board.post("e", STEPS, kwargs=steps_job(where.ledger, "e", atoms=1))
+    seen: list[tuple[str, dict[str, Any]]] = []
+    with conductor(where, board, store) as c:
+        c.notifier.register("*", lambda event, details: seen.append((event, details)))
+        with pytest.raises(ValueError, match="'job_finished' is not one this notifier reports"):
+            c.notifier.register("job_finished", print)
+        c.run(until_idle=True)
+    assert [event for event, _ in seen] == [
+        "compilation_start",
+        "compilation_end",
+        "preparation_start",
+        "preparation_end",
+        "validation_start",
+        "validation_end",
+        "running_start",
+        "running_end",
+        "job_consumed",
+    ]
+    assert set(EVENTS) >= {event for event, _ in seen}
+    for event, details in seen:
+        assert details["job"].uuid == job.uuid
+        assert details["conductor"] is c
+        if event.startswith("job_"):
+            assert details["persistence"] is c.store
+        else:
+            assert isinstance(details["engine"], tideflow.Engine)
+
+
+# -- pools ------------------------------------------------------------------------------------
+
+
+def test_a_thread_pool_runs_several_jobs_at_once(where, board, store):
+    for n in range(3):
+        board.post(f"t{n}", STEPS, kwargs=steps_job(where.ledger, f"t{n}", pause_at="s1"))
+    with PooledConductor("pool", board, store, workers=3, wait_timeout=0.05) as c:
+        thread, out = in_thread(lambda: c.run(until_idle=True))
+        # all three wait in s1 at once: only a pool of three can get them there
+        wait_for(
+            "three jobs in s1", lambda: all(started(where.ledger, f"t{n}", "s1") for n in range(3))
+        )
+        go(where.ledger)
+        thread.join(60)
+        assert out == [3]
+        assert c.statistics().consumed == 3
+    assert list(board.iterjobs()) == []
+
+
+def test_a_process_pool_runs_jobs_in_worker_processes(where, board):
+    for n in range(4):
+        board.post(f"p{n}", STEPS, kwargs=steps_job(where.ledger, f"p{n}", pause_at="s1"))
+    seen: list[str] = []
+    c = PooledConductor(
+        "procs",
+        where.board,
+        where.store,
+        workers=2,
+        pool="processes",
+        allowed=(ALLOWED,),
+        wait_timeout=0.05,
+    )
+    with c:
+        c.notifier.register("job_consumed", lambda event, details: seen.append(details["job"].name))
+        thread, out = in_thread(lambda: c.run(until_idle=True))
+        wait_for(
+            "two worker processes in s1",
+            lambda: len({p for n in range(4) for p in started(where.ledger, f"p{n}", "s1")}) == 2,
+            timeout=60,
+        )
+        go(where.ledger)
+        thread.join(90)
+        assert out == [4]
+    pids = {p for n in range(4) for p in started(where.ledger, f"p{n}", "s1")}
+    assert os.getpid() not in pids
+    assert sorted(seen) == ["p0", "p1", "p2", "p3"]
+    assert c.statistics().consumed == 4
+    assert list(board.iterjobs()) == []
+
+
+# -- stopping --------------------------------------------------------------------------------
+
+
+def test_stop_lets_a_running_job_finish_within_the_grace_and_claims_no_more(where, board, store):
+    board.post("first", STEPS, kwargs=steps_job(where.ledger, "first", pause_at="s1"))
+    with conductor(where, board, store) as c:
+        thread, out = in_thread(c.run)
+        wait_for("s1 of the first job", lambda: started(where.ledger, "first", "s1"))
+        board.post("second", STEPS, kwargs=steps_job(where.ledger, "second"))
+        c.stop(grace=60)
+        go(where.ledger)
+        thread.join(60)
+        assert c.wait(1)
+        assert out == [1]
+        assert c.statistics().consumed == 1
+    assert [j.name for j in board.iterjobs()] == ["second"]
+
+
+def test_stop_past_the_grace_suspends_the_run_and_abandons_the_job(where, board, store):
+    job = board.post("slow", STEPS, kwargs=steps_job(where.ledger, "slow", pause_at="s1"))
+    abandoned: list[Job] = []
+    with conductor(where, board, store) as c:
+        c.notifier.register(
+            "job_abandoned", lambda event, details: abandoned.append(details["job"])
+        )
+        thread, out = in_thread(c.run)
+        wait_for("s1", lambda: started(where.ledger, "slow", "s1"))
+        c.stop(grace=0)
+        wait_for("the run suspending", lambda: any(h.stopping for h in c.worker.held()))
+        go(where.ledger)  # the running atom finishes and is recorded; nothing new starts
+        thread.join(60)
+        assert out == [1]
+    left = board.get(job.uuid)
+    assert (left.state, left.attempts, left.owner) == (JobState.UNCLAIMED, 1, None)
+    assert [j.attempts for j in abandoned] == [1]
+    assert record(store, job.uuid).state is tideflow.FlowState.SUSPENDED
+    assert started(where.ledger, "slow", "s2") == []
+    # another conductor resumes it from its record: s1 is not run again
+    with conductor(where, board, store) as again:
+        assert again.run(until_idle=True) == 1
+    assert len(started(where.ledger, "slow", "s1")) == 1
+    assert finished(where.ledger, "slow", "s3") == 1
+    assert record(store, job.uuid).state is tideflow.FlowState.SUCCESS
+
+
+def test_stop_on_signals_stops_on_sigterm_and_restores_the_handler(where, board, store):
+    board.post("sig", STEPS, kwargs=steps_job(where.ledger, "sig", pause_at="s1"))
+    before = signal.getsignal(signal.SIGTERM)
+    with conductor(where, board, store) as c:
+        with stop_on_signals(c, grace=60):
+            thread, out = in_thread(c.run)
+            wait_for("s1", lambda: started(where.ledger, "sig", "s1"))
+            os.kill(os.getpid(), signal.SIGTERM)
+            wait_for("stopping", lambda: not c.dispatching)
+            go(where.ledger)
+            thread.join(60)
+        assert out == [1]
+        assert c.statistics().consumed == 1
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+class _LosingBoard:
+    """A board whose renewals report the claim lost once ``lose`` is set."""
+
+    def __init__(self, board: Board) -> None:
+        self._board = board
+        self.lose = threading.Event()
+        self.settled: list[str] = []
+        self.url, self.allowed, self.max_attempts = board.url, board.allowed, board.max_attempts
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._board, name)
+
+    def renew(self, job: Job, who: str, token: int, lease: float = 10.0) -> Job:
+        if self.lose.is_set():
+            raise LeaseLostError(f"test: job {job.uuid} was claimed by another")
+        return self._board.renew(job, who, token, lease)
+
+    def consume(self, job: Job, who: str, token: int) -> None:
+        self.settled.append("consume")
+        self._board.consume(job, who, token)
+
+    def abandon(self, job: Job, who: str, token: int) -> Job:
+        self.settled.append("abandon")
+        return self._board.abandon(job, who, token)
+
+
+def test_a_lost_lease_suspends_the_run_and_drops_the_job(where, board, store, caplog):
+    job = board.post("lost", STEPS, kwargs=steps_job(where.ledger, "lost", pause_at="s1"))
+    losing = _LosingBoard(board)
+    made = Conductor("c-lose", losing, store, lease=0.3, wait_timeout=0.05)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, "tideflow.conductors"), made as c:
+        thread, out = in_thread(lambda: c.run(max_jobs=1))
+        wait_for("s1", lambda: started(where.ledger, "lost", "s1"))
+        losing.lose.set()
+        wait_for("the run suspending", lambda: any(h.lost for h in c.worker.held()))
+        go(where.ledger)
+        thread.join(60)
+        assert out == [1]
+        assert c.statistics() == Statistics(dispatched=1, dropped=1)
+    assert losing.settled == []  # not ours any more: neither consumed nor abandoned
+    assert started(where.ledger, "lost", "s2") == []
+    assert f"lost job {job.uuid} (lost); suspending its run" in caplog.text
+    assert f"job {job.uuid} (lost) dropped, no longer ours" in caplog.text
+
+
+# -- mistakes ---------------------------------------------------------------------------------
+
+
+def test_mistakes_in_making_a_conductor_are_refused_saying_what_to_do(where, board, store):
+    with pytest.raises(ValueError, match=r"needs allowed=\('yourapp.flows',\)"):
+        Conductor("c", where.board, store)
+    with pytest.raises(
+        ValueError, match="allowed= and board_options= are for a board given by URL"
+    ):
+        Conductor("c", board, store, allowed=("x",))
+    from tideflow import jobs
+
+    empty = jobs.connect(where.board)
+    try:
+        with pytest.raises(ValueError, match="allows no flow factory"):
+            Conductor("c", empty, store)
+    finally:
+        empty.close()
+    with pytest.raises(ValueError, match=r"engine_options= cannot set \['backend'\]"):
+        Conductor("c", board, store, engine_options={"backend": "memory://"})
+    with pytest.raises(ValueError, match="lease= takes a number of seconds, more than 0"):
+        Conductor("c", board, store, lease=0)
+    with pytest.raises(TypeError, match="store= takes a store"):
+        Conductor("c", board, 42)
+    with pytest.raises(ValueError, match="workers= takes a whole number, 1 or more"):
+        PooledConductor("c", board, store, workers=0)
+    with pytest.raises(ValueError, match="pool= is 'threads' or 'processes'"):
+        PooledConductor("c", board, store, pool="fibers")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="give both as URLs"):
+        PooledConductor("c", board, store, pool="processes")
+    with (
+        conductor(where, board, store) as c,
+        pytest.raises(ValueError, match="max_jobs= takes a whole number"),
+    ):
+        c.run(max_jobs=-1)
+    with pytest.raises(RuntimeError, match="is closed; make a new one"):
+        c.run()
