@@ -18,6 +18,18 @@ KIND is one of:
     (the first one; the rest are copies of its row made by one ``INSERT ... SELECT``,
     with fresh uuids, so that setting up 10,000 jobs takes no time).
 
+``conductor``
+    tideflow's conductors: each worker process is one ``tideflow.conductors.Conductor``
+    running ``run(until_idle=True)`` on the board; the jobs are ``bench.jobs_flows:noop``
+    (one no-op task) and the runs are recorded in a ``memory://`` store of the process.
+``conductor3``
+    The same with ``bench.jobs_flows:three`` (three no-op tasks) and full run records in
+    a PostgreSQL store, the bench database itself (``tideflow.connect(url)``).
+``idle``
+    A conductor that runs (``run()``) until the runner writes a second line: the
+    latency row's conductors, which wait for jobs posted one at a time (the runner
+    posts them; their first task stamps the time it starts).
+
 With ``BENCH_JOBS_COUNT=1`` a board worker also counts, through SQLAlchemy's events,
 what its board sends: statements, transactions (commits), and connection checkouts
 (each one a ``SELECT 1`` round trip, as the board's pool pings on checkout).
@@ -25,8 +37,10 @@ what its board sends: statements, transactions (commits), and connection checkou
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -157,8 +171,85 @@ def work_board(url: str, who: str) -> None:
         board.close()
 
 
-SETUPS: dict[str, Callable[[str, int], None]] = {"floor": setup_floor, "board": setup_board}
-WORKERS: dict[str, Callable[[str, str], None]] = {"floor": work_floor, "board": work_board}
+FACTORIES = {"conductor": NOOP_FACTORY, "conductor3": "bench.jobs_flows:three"}
+STORES = {"conductor": "memory://", "conductor3": ""}  # "": the bench database
+
+
+def _store_url(kind: str, url: str) -> str:
+    return STORES[kind] or url
+
+
+def setup_conductor(kind: str, url: str, n: int) -> None:
+    """Post one job of the kind's flow through the board, copy it; make the store's schema."""
+    import tideflow
+
+    board = _board(url)
+    try:
+        if n:
+            board.post(kind, FACTORIES.get(kind, NOOP_FACTORY))
+        else:
+            board.wait(0)  # the latency row posts its own jobs: only the table is made
+    finally:
+        board.close()
+    if n > 1:
+        copy_rows(url, board.table, n - 1)
+    store = tideflow.connect(_store_url(kind, url))
+    try:
+        store.get_connection().close()  # creates the schema before the workers race for it
+    finally:
+        store.close()
+
+
+def _conductor(kind: str, url: str, who: str) -> Any:
+    import bench.jobs_flows  # noqa: F401  # imported before the clock starts
+    from tideflow.conductors import Conductor
+
+    conductor = Conductor(who, url, _store_url(kind, url), allowed=ALLOWED)
+    conductor.board.wait(0)
+    conductor.store.get_connection().close()
+    return conductor
+
+
+def work_conductor(kind: str, url: str, who: str) -> None:
+    """One conductor: run jobs until none is left to claim."""
+    with _conductor(kind, url, who) as conductor:
+        ready_then_wait()
+        conductor.run(until_idle=True)
+        end = time.monotonic()
+        stats = conductor.statistics()
+        finish(stats.consumed, end, dispatched=stats.dispatched)
+
+
+def work_idle(url: str, who: str) -> None:
+    """One conductor waiting for jobs, until the runner writes a second line."""
+    with _conductor("conductor3", url, who) as conductor:
+        ready_then_wait()
+
+        def stop_when_told() -> None:
+            sys.stdin.readline()
+            conductor.stop(5.0)
+
+        threading.Thread(target=stop_when_told, daemon=True).start()
+        conductor.run()
+        end = time.monotonic()
+        stats = conductor.statistics()
+        finish(stats.consumed, end, dispatched=stats.dispatched)
+
+
+SETUPS: dict[str, Callable[[str, int], None]] = {
+    "floor": setup_floor,
+    "board": setup_board,
+    "conductor": functools.partial(setup_conductor, "conductor"),
+    "conductor3": functools.partial(setup_conductor, "conductor3"),
+    "idle": functools.partial(setup_conductor, "conductor3"),
+}
+WORKERS: dict[str, Callable[[str, str], None]] = {
+    "floor": work_floor,
+    "board": work_board,
+    "conductor": functools.partial(work_conductor, "conductor"),
+    "conductor3": functools.partial(work_conductor, "conductor3"),
+    "idle": work_idle,
+}
 
 
 def main(argv: list[str]) -> None:
