@@ -132,3 +132,22 @@ def test_trashing_by_attempts_is_a_removal(make):
 def test_only_the_two_events_can_be_registered(board):
     with pytest.raises(ValueError, match="did you mean 'POSTED'"):
         board.notifier.register("POSTD", print)
+
+
+def test_a_listener_may_use_the_board(make, board):
+    """Events are sent after the board's transaction: a callback can call the board."""
+    names = []
+
+    def look(event, details):
+        names.append((event, [j.name for j in board.iterjobs()]))
+
+    board.notifier.register("*", look)
+    job = board.post("a", FACTORY)
+    board.consume(job, "w", board.claim(job, "w").token)
+    other = make()
+    b = other.post("b", FACTORY)
+    board.get(b)
+    other.consume(b, "o", other.claim(b, "o").token)
+    with pytest.raises(Exception, match="no job with uuid"):
+        board.claim(b, "w")
+    assert names == [("POSTED", ["a"]), ("REMOVAL", []), ("POSTED", ["b"]), ("REMOVAL", [])]

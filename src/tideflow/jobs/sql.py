@@ -502,16 +502,17 @@ class SqlBoard:
         key = uuid_of(job)
         check_who(who)
         check_seconds("lease", lease, positive=True)
-        refused: Exception | None = None
         with self._tx(f"claiming job {key}") as tx:
             rows = tx.rows(self._sql["lock_one"], {"uuid": key})
-            if not rows:
+            if rows:
+                check_factory(rows[0]["factory"], self.allowed, f"the job board {self.shown}")
+                taken = self._take(tx, key, rows[0], who, lease)
+            else:
                 refused = self._unclaimable(tx, key)
-                if isinstance(refused, NotFoundError):
-                    self._sightings.gone(key)
-                raise refused
-            check_factory(rows[0]["factory"], self.allowed, f"the job board {self.shown}")
-            taken = self._take(tx, key, rows[0], who, lease)
+        if not rows:
+            if isinstance(refused, NotFoundError):
+                self._sightings.gone(key)  # after the transaction, as every event
+            raise refused
         self._sightings.saw((taken,))
         if taken.state is JobState.TRASHED:
             raise exhausted_error(self.shown, taken, self.max_attempts)
