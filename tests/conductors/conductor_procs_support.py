@@ -6,6 +6,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,11 +41,41 @@ def env() -> dict[str, str]:
     }
 
 
+class Running:
+    """A conductor process, its stderr read as it comes (so a test can wait for a line)."""
+
+    def __init__(self, popen: subprocess.Popen[str]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.popen.stderr is not None
+        for line in self.popen.stderr:
+            self._lines.append(line)
+
+    @property
+    def log(self) -> str:
+        """What the process wrote to stderr so far."""
+        return "".join(self._lines)
+
+    def send_signal(self, sig: int) -> None:
+        self.popen.send_signal(sig)
+
+    def finish(self, timeout: float = 60) -> tuple[int, str]:
+        """Wait for the process to end: its exit code and everything it logged."""
+        code = self.popen.wait(timeout)
+        self._reader.join(timeout)
+        return code, self.log
+
+
 @contextmanager
-def conductor_process(where: Where, *args: str) -> Iterator[subprocess.Popen[str]]:
+def conductor_process(where: Where, *args: str) -> Iterator[Running]:
     """``tideflow conductor`` on ``where`` in a process of its own (killed at the end if
     it is still running)."""
-    proc = subprocess.Popen(
+    popen = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -60,22 +91,20 @@ def conductor_process(where: Where, *args: str) -> Iterator[subprocess.Popen[str
         ],
         cwd=where.tmp,
         env=env(),
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
+    running = Running(popen)
     try:
-        yield proc
+        yield running
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
-
-
-def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str]:
-    """Wait for a conductor process to end: its exit code and what it logged."""
-    _, err = proc.communicate(timeout=timeout)
-    return proc.returncode, err
+        if popen.poll() is None:
+            popen.kill()
+        popen.wait()
+        running._reader.join(10)
+        if popen.stderr is not None:
+            popen.stderr.close()
 
 
 def wait_for(what: str, condition: Callable[[], bool], timeout: float = 30.0) -> None:

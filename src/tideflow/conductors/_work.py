@@ -406,7 +406,7 @@ class Worker:
         try:
             left = self.board.abandon(job, self.name, job.token)
         except LeaseLostError as exc:
-            return self._drop(held, str(exc))
+            return self._drop(held, f"{why}; then: {exc}")
         except StoreError as exc:
             return self._drop(held, f"abandoning it failed ({exc}); its lease will run out")
         logger(LOG).warning(
