@@ -384,6 +384,12 @@ def test_mistakes_in_making_a_conductor_are_refused_saying_what_to_do(where, boa
         empty.close()
     with pytest.raises(ValueError, match=r"engine_options= cannot set \['backend'\]"):
         Conductor("c", board, store, engine_options={"backend": "memory://"})
+    with pytest.raises(tideflow.NotFoundError, match="unknown engine 'warp'"):
+        Conductor("c", board, store, engine="warp")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'max_wrkers'"):
+        Conductor("c", board, store, engine_options={"max_wrkers": 2})
+    with pytest.raises(ValueError, match="wait_timeout= takes a number of seconds, more than 0"):
+        Conductor("c", board, store, wait_timeout=0)
     with pytest.raises(ValueError, match="lease= takes a number of seconds, more than 0"):
         Conductor("c", board, store, lease=0)
     with pytest.raises(TypeError, match="store= takes a store"):
@@ -401,3 +407,21 @@ def test_mistakes_in_making_a_conductor_are_refused_saying_what_to_do(where, boa
         c.run(max_jobs=-1)
     with pytest.raises(RuntimeError, match="is closed; make a new one"):
         c.run()
+
+
+def test_a_stop_before_run_makes_run_return_at_once(where, board, store):
+    board.post("idle", STEPS, kwargs=steps_job(where.ledger, "idle"))
+    with conductor(where, board, store) as c:
+        c.stop()
+        assert c.run() == 0
+        assert c.run(until_idle=True) == 1  # the stop was spent by the first run()
+
+
+def test_the_conductors_public_names_are_sorted_and_exist():
+    from tideflow import conductors
+
+    assert conductors.__all__ == sorted(
+        conductors.__all__, key=lambda n: (0 if n.isupper() else 1 if n[0].isupper() else 2, n)
+    )
+    for name in conductors.__all__:
+        assert hasattr(conductors, name), name

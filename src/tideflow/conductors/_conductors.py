@@ -159,6 +159,10 @@ class _Base:
         board_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.wait_timeout = _check_seconds("wait_timeout", wait_timeout)
+        if not self.wait_timeout > 0:
+            raise ValueError(
+                f"wait_timeout= takes a number of seconds, more than 0, got {wait_timeout!r}"
+            )
         opened_board, self._own_board = _open_board(
             board, None if allowed is None else tuple(allowed), board_options
         )
@@ -186,6 +190,7 @@ class _Base:
         # stop() from a signal handler only sets this flag and starts a thread; the
         # events below are set from that thread (a handler must not take their locks)
         self._stop_flag = False
+        self._grace_asked = DEFAULT_GRACE
         self._stopping = threading.Event()
         self._deadline: float | None = None
         self._deadline_lock = threading.Lock()
@@ -237,6 +242,7 @@ class _Base:
         safe from any thread and from a signal handler; a later call may shorten the
         grace."""
         grace = _check_seconds("grace", grace)
+        self._grace_asked = grace
         self._stop_flag = True
         threading.Thread(
             target=self._shutdown, args=(grace,), name=f"tideflow-stop-{self.name}", daemon=True
@@ -291,20 +297,15 @@ class _Base:
                 f"conductor {self.name!r} is running already (run() is not re-entrant)"
             )
         try:
+            # a stop() that came before run() is kept: run() then returns at once
+            self._idle.clear()
+            self._keeper.start()
+            return self._serve(budget, until_idle)
+        finally:
+            self._keeper.stop()
             self._stop_flag = False
             self._stopping.clear()
             self._deadline = None
-            self._idle.clear()
-            self._keeper.start()
-            try:
-                return self._serve(budget, until_idle)
-            except BaseException:
-                # Ctrl-C (or the like) without a handler: give back what runs, then go
-                self._stop_flag = True
-                self._shutdown(0)
-                raise
-        finally:
-            self._keeper.stop()
             self._idle.set()
             self._running.release()
 
@@ -509,6 +510,11 @@ class PooledConductor(_Base):
                 with lock:
                     inflight.add(future)
                 future.add_done_callback(done)
+        except BaseException:
+            # Ctrl-C (or the like) without a handler: suspend what runs, give it back
+            self._stop_flag = True
+            self._shutdown(0)
+            raise
         finally:
             pool.shutdown(wait=True)
         return dispatched
@@ -548,7 +554,7 @@ class PooledConductor(_Base):
                 child.start()
             while any(child.is_alive() for child in children):
                 if self._stopped() and not self._mp_stop.is_set():
-                    self._tell_children()
+                    self._tell_children(self._grace_asked)
                 for child in children:
                     child.join(0.1)
             for child in children:
@@ -648,14 +654,24 @@ def _child_main(
     conductor.notifier.register(conductor.notifier.ANY, forward)
     signal.signal(signal.SIGTERM, lambda signum, frame: conductor.stop(grace.value))
 
+    ended = threading.Event()
+
     def watch() -> None:
+        # the parent's stop, and any later one with a shorter grace
         stop.wait()
-        conductor.stop(grace.value)
+        told: float | None = None
+        while not ended.is_set():
+            asked = float(grace.value)
+            if told is None or asked < told:
+                conductor.stop(asked)
+                told = asked
+            ended.wait(0.1)
 
     threading.Thread(target=watch, daemon=True).start()
     try:
         counts[index] = conductor._run(_SharedBudget(shared), until_idle)
     finally:
+        ended.set()
         conductor.close()
         events.close()
         events.join_thread()

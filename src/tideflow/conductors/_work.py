@@ -191,6 +191,9 @@ class Worker:
                 f"engine_options= cannot set {clash}: the conductor sets them for each job "
                 "(the engine kind is engine=)"
             )
+        # a wrong engine or option is refused now, not once per job (which would
+        # abandon every job on the board into the trash)
+        tideflow.load(tideflow.LinearFlow(f"conductor {name} check"), engine=engine, **options)
         self.name = name
         self.board = board
         self.store = store
@@ -383,9 +386,9 @@ class Worker:
             self.board.consume(job, self.name, job.token)
         except LeaseLostError as exc:
             return self._drop(held, str(exc))
-        except StoreError as exc:
+        except Exception as exc:
             # the run has finished: whoever claims the job next finds it so and consumes
-            return self._drop(held, f"consuming it failed ({exc})")
+            return self._drop(held, f"consuming it failed ({exc!r})")
         if state in (FlowState.REVERTED, FlowState.FAILURE):
             logger(LOG).warning(
                 "conductor %r: job %s (%s) consumed: its run ended %s (see its record)",
@@ -407,8 +410,8 @@ class Worker:
             left = self.board.abandon(job, self.name, job.token)
         except LeaseLostError as exc:
             return self._drop(held, f"{why}; then: {exc}")
-        except StoreError as exc:
-            return self._drop(held, f"abandoning it failed ({exc}); its lease will run out")
+        except Exception as exc:  # the board's trouble: the lease runs out, someone retries
+            return self._drop(held, f"abandoning it failed ({exc!r}); its lease will run out")
         logger(LOG).warning(
             "conductor %r: job %s (%s) abandoned (attempt %d; now %s): %s",
             self.name,
@@ -429,8 +432,8 @@ class Worker:
             left = self.board.trash(job, self.name, job.token)
         except LeaseLostError as exc:
             return self._drop(held, str(exc))
-        except StoreError as exc:
-            return self._drop(held, f"trashing it failed ({exc}); its lease will run out")
+        except Exception as exc:
+            return self._drop(held, f"trashing it failed ({exc!r}); its lease will run out")
         logger(LOG).error(
             "conductor %r: job %s (%s) trashed: %s", self.name, job.uuid, job.name, why
         )
