@@ -200,6 +200,31 @@ def test_wait_wakes_when_a_job_is_posted(make, board):
         timer.join()
 
 
+def test_wait_is_woken_by_a_post_without_polling(kind, make):
+    """PostgreSQL (LISTEN/NOTIFY) and Redis (pub/sub) wake a waiter when a job is posted:
+    with an hour between looks, this wait returns only if the post woke it."""
+    if kind in ("sqlite", "mysql"):
+        pytest.skip(f"the {kind} board polls")
+    board = make(poll_interval=3600)
+    assert not board.wait(0)
+    poster = make()
+    timer = threading.Timer(0.3, lambda: poster.post("late", FACTORY))
+    timer.start()
+    try:
+        assert board.wait()
+    finally:
+        timer.join()
+    taken = poster.claim_next("w", lease=3600)
+    assert taken is not None
+    assert not board.wait(0)
+    timer = threading.Timer(0.3, lambda: poster.abandon(taken, "w", taken.token))
+    timer.start()
+    try:
+        assert board.wait()  # an abandon frees the job: it wakes waiters too
+    finally:
+        timer.join()
+
+
 def test_wait_wakes_when_a_lease_runs_out(board):
     job = board.post("j", FACTORY)
     board.claim(job, "w", lease=0.3)

@@ -36,8 +36,12 @@ column types of the DDL, and the row locks.
   the same ``UPDATE`` that takes it; when that attempt is the ``max_attempts``-th the
   row is set TRASHED instead, that transaction commits, and the claim is refused.
 
-``wait()`` polls (every ``poll_interval`` s). LISTEN/NOTIFY on PostgreSQL would wake
-waiters at once; it is left for later. POSTED and REMOVAL are sent as
+``wait()`` on PostgreSQL (driver psycopg 3) is woken through LISTEN/NOTIFY: a post, and
+an abandon, run ``pg_notify`` on the channel named like the table in their transaction,
+and a waiting board holds one connection of its own per waiting thread that LISTENs on
+it; it also wakes when the earliest lease runs out and, in case a notification was lost
+with a connection, after ``poll_interval`` seconds or 1 s, whichever is longer. Elsewhere
+it polls every ``poll_interval`` seconds. POSTED and REMOVAL are sent as
 :mod:`tideflow.jobs.base` says, after the transaction that read or wrote the job.
 """
 
@@ -129,6 +133,8 @@ _LOCK_CLAIM: Final = {
 }
 _LOCK_FENCE: Final = {"sqlite": "", "postgresql": " FOR SHARE", "mysql": " LOCK IN SHARE MODE"}
 _PG_LOCK_KEY: Final = 0x7469_6465_6A6F_6273 >> 1  # "tidejobs", as a positive bigint
+#: With LISTEN, the shortest pause between wait()'s looks when nothing wakes it.
+_LISTEN_FALLBACK: Final = 1.0
 _CLAIM_BATCH: Final = 8  # rows claim_next locks at once, in case some are not allowed here
 _TABLE_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,50}")
 
@@ -259,7 +265,9 @@ class _ServerDb:
                 f"job boards run on PostgreSQL, MariaDB/MySQL and SQLite, not {backend!r} "
                 f"({self.shown})"
             )
-        connect_args = store_sql._connect_timeout_args(parsed.get_driver_name(), connect_timeout)
+        self.driver = parsed.get_driver_name()
+        connect_args = store_sql._connect_timeout_args(self.driver, connect_timeout)
+        self.connect_args = dict(connect_args)
         if self.dialect == "mysql":
             connect_args["init_command"] = "SET time_zone = '+00:00'"
         try:
@@ -293,6 +301,27 @@ class _ServerDb:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+class _PgListener:
+    """A psycopg 3 connection of its own, in autocommit, LISTENing on one channel."""
+
+    def __init__(self, server: _ServerDb, channel: str) -> None:
+        psycopg = importlib.import_module("psycopg")
+        cargs, cparams = server.engine.dialect.create_connect_args(server.engine.url)
+        self.error: type[Exception] = psycopg.Error
+        self.pid = os.getpid()
+        self.conn = psycopg.connect(*cargs, **{**cparams, **server.connect_args}, autocommit=True)
+        self.conn.execute(f'LISTEN "{channel}"')
+
+    def sleep(self, seconds: float) -> None:
+        """Return at the first notification, or after ``seconds``."""
+        for _ in self.conn.notifies(timeout=seconds, stop_after=1):
+            pass
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
 
 
 # -- the board -----------------------------------------------------------------------------
@@ -360,6 +389,9 @@ class SqlBoard:
         self._sql = _statements(self.dialect, table)
         self._schema_lock = threading.Lock()
         self._schema_ready = False
+        # LISTEN connections, one per waiting thread (PostgreSQL with psycopg 3 only)
+        self._listens = self.dialect == "postgresql" and _has_notifies(self._db)
+        self._listeners: dict[int, _PgListener] = {}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SqlBoard:
@@ -386,6 +418,10 @@ class SqlBoard:
 
     def close(self) -> None:
         """Close the board's database connections (a later call opens new ones)."""
+        with self._schema_lock:
+            listeners, self._listeners = list(self._listeners.values()), {}
+        for listener in listeners:
+            listener.close()
         self._db.close()
 
     # -- schema ------------------------------------------------------------------------
@@ -437,6 +473,8 @@ class SqlBoard:
         params["uuid"] = str(uuidlib.uuid4())
         with self._tx(f"posting job {name!r}") as tx:
             tx.run(self._sql["insert"], params)
+            if self._listens:
+                tx.rows(self._sql["notify"], params)
             posted = self._job(tx.rows(self._sql["get"], params)[0])
         self._sightings.saw((posted,))
         return posted
@@ -473,6 +511,7 @@ class SqlBoard:
         if timeout is not None:
             check_seconds("timeout", timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
+        listener = self._listener()  # before the first look: a post after it wakes us
         while True:
             # while someone listens each look reads the whole board, to report what came
             # and went since the last one
@@ -480,17 +519,62 @@ class SqlBoard:
             with self._tx("waiting for jobs", write=False) as tx:
                 free = bool(tx.rows(self._sql["any_free"], {}))
                 rows = tx.rows(self._sql["listing"], {}) if listing else []
+                ends = tx.rows(self._sql["next_end"], {})[0]["left"] if listener else None
             if listing:
                 self._sightings.saw([self._job(row) for row in rows], complete=True)
             if free:
                 return True
-            if deadline is None:
-                time.sleep(self.poll_interval)
+            pause = self.poll_interval
+            if listener is not None:
+                pause = max(pause, _LISTEN_FALLBACK)
+                if ends is not None:
+                    pause = min(pause, ends + 0.001)
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                pause = min(pause, left)
+            if listener is None:
+                time.sleep(pause)
                 continue
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            time.sleep(min(self.poll_interval, left))
+            try:
+                listener.sleep(max(pause, 0.0))
+            except listener.error:
+                self._drop_listener(listener)  # this look polls; the next wait listens anew
+                listener = None
+
+    def _listener(self) -> _PgListener | None:
+        """This thread's LISTEN connection (opened on first use), None if the board polls."""
+        if not self._listens:
+            return None
+        if not self._schema_ready:
+            self.upgrade()
+        me = threading.get_ident()
+        listener = self._listeners.get(me)
+        if listener is not None and listener.pid == os.getpid():
+            return listener
+        assert isinstance(self._db, _ServerDb)
+        try:
+            listener = _PgListener(self._db, self.table)
+        except Exception as exc:  # any failure: poll instead, and say why
+            from tideflow._log import logger  # noqa: PLC0415
+
+            logger("tideflow.jobs").warning(
+                "job board %s: cannot LISTEN for new jobs (%s); wait() polls instead",
+                self.shown,
+                exc,
+            )
+            return None
+        with self._schema_lock:
+            self._listeners[me] = listener
+        return listener
+
+    def _drop_listener(self, listener: _PgListener) -> None:
+        with self._schema_lock:
+            for key, held in list(self._listeners.items()):
+                if held is listener:
+                    del self._listeners[key]
+        listener.close()
 
     # -- claims --------------------------------------------------------------------------
 
@@ -610,6 +694,8 @@ class SqlBoard:
                 lost = self._lost(tx, key, who, token, doing[1])
             elif name != "consume":
                 left = self._job(tx.rows(self._sql["get"], params)[0])
+                if name == "abandon" and self._listens and left.state is JobState.UNCLAIMED:
+                    tx.rows(self._sql["notify"], params)  # wake waiters: it is free again
         if lost is not None:
             error, state = lost
             if state in (None, JobState.TRASHED):
@@ -768,8 +854,26 @@ def _statements(dialect: str, table: str) -> dict[str, str]:
         ),
         "fence": f"SELECT state, token FROM {table} WHERE uuid = :uuid{_LOCK_FENCE[dialect]}",
         "token": f"SELECT state, token FROM {table} WHERE uuid = :uuid",
+        "notify": f"SELECT pg_notify('{table}', :uuid) AS sent",
+        "next_end": (
+            f"SELECT MIN(lease_expires) - {now} AS {_quote('left', dialect)} FROM {table} "
+            "WHERE state = 'CLAIMED'"
+        ),
     }
 
 
 def _quote(name: str, dialect: str) -> str:
     return f"`{name}`" if dialect == "mysql" else f'"{name}"'
+
+
+def _has_notifies(db: _Db) -> bool:
+    """Whether ``db`` reaches PostgreSQL through psycopg 3.2+ (``Connection.notifies``
+    with a timeout), which LISTEN needs here."""
+    if not isinstance(db, _ServerDb) or db.driver != "psycopg":
+        return False
+    try:
+        psycopg = importlib.import_module("psycopg")
+    except ImportError:
+        return False
+    version = tuple(int(p) for p in re.findall(r"\d+", psycopg.__version__)[:2])
+    return version >= (3, 2)
