@@ -25,6 +25,13 @@ class Where:
     board: str
     store: str
     tmp: Path
+    #: the board's options besides allowed= (Redis: a namespace of the test's own)
+    board_options: dict[str, object] = dataclasses.field(default_factory=dict)
+
+    @property
+    def board_args(self) -> list[str]:
+        """The same options, for a command line."""
+        return [f"--board-option={k}={v}" for k, v in self.board_options.items()]
 
     @property
     def ledger(self) -> str:
@@ -87,6 +94,7 @@ def conductor_process(where: Where, *args: str) -> Iterator[Running]:
             where.store,
             "--allow",
             ALLOWED,
+            *where.board_args,
             *args,
         ],
         cwd=where.tmp,

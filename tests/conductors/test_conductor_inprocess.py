@@ -155,7 +155,7 @@ def test_a_job_whose_run_had_finished_is_consumed_without_running_again(where, b
 def test_a_failing_factory_is_abandoned_until_the_board_trashes_it(where, store):
     from tideflow import jobs
 
-    board = jobs.connect(where.board, allowed=(ALLOWED,), max_attempts=2)
+    board = jobs.connect(where.board, allowed=(ALLOWED,), max_attempts=2, **where.board_options)
     try:
         job = board.post("flaky", f"{ALLOWED}:raising")
         with conductor(where, board, store) as c:
@@ -238,6 +238,7 @@ def test_a_process_pool_runs_jobs_in_worker_processes(where, board):
         workers=2,
         pool="processes",
         allowed=(ALLOWED,),
+        board_options=where.board_options,
         wait_timeout=0.05,
     )
     with c:

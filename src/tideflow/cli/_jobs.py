@@ -45,8 +45,12 @@ def _seconds(text: str) -> float:
 def add_parsers(sub: Any, positive: Any) -> None:  # argparse's private types
     """Add ``conductor`` and ``jobs`` to the subcommands ``sub``."""
     board_help = "job board URL (default: $TIDEFLOW_BOARD)"
+    option_help = "a board option (table, namespace, max_attempts, ...; VALUE read as JSON)"
     conductor = sub.add_parser("conductor", help="claim jobs from a board and run their flows")
     conductor.add_argument("--board", metavar="URL", help=board_help)
+    conductor.add_argument(
+        "--board-option", metavar="NAME=VALUE", action="append", help=option_help
+    )
     conductor.add_argument(
         "--store",
         metavar="URL",
@@ -85,20 +89,24 @@ def add_parsers(sub: Any, positive: Any) -> None:  # argparse's private types
     )
     post.add_argument("--priority", metavar="N", type=int, default=0)
     post.add_argument("--board", metavar="URL", help=board_help)
+    post.add_argument("--board-option", metavar="NAME=VALUE", action="append", help=option_help)
     post.add_argument(
         "--allow", metavar="PREFIX", action="append", help="the board's allow-list (required)"
     )
     post.add_argument("--json", action="store_true", help="the job as a JSON object")
     listing = verbs.add_parser("list", help="jobs not trashed, in claim order")
     listing.add_argument("--board", metavar="URL", help=board_help)
+    listing.add_argument("--board-option", metavar="NAME=VALUE", action="append", help=option_help)
     listing.add_argument("--json", action="store_true", help="a JSON list")
     show = verbs.add_parser("show", help="one job, every field")
     show.add_argument("job", metavar="UUID", help="a job uuid, or a unique start of one")
     show.add_argument("--board", metavar="URL", help=board_help)
+    show.add_argument("--board-option", metavar="NAME=VALUE", action="append", help=option_help)
     show.add_argument("--json", action="store_true", help="a JSON object")
     trash = verbs.add_parser("trash", help="move a job that nobody holds to TRASHED")
     trash.add_argument("job", metavar="UUID", help="a job uuid, or a unique start of one")
     trash.add_argument("--board", metavar="URL", help=board_help)
+    trash.add_argument("--board-option", metavar="NAME=VALUE", action="append", help=option_help)
 
 
 # -- opening things -----------------------------------------------------------------------
@@ -114,11 +122,30 @@ def _board_url(given: str | None) -> str:
     return url
 
 
+def _board_options(pairs: list[str] | None) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs or ():
+        name, sep, text = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise CommandError(
+                f"--board-option {pair!r}: give NAME=VALUE, for example --board-option table=jobs"
+            )
+        try:
+            options[name] = json.loads(text)
+        except ValueError:
+            options[name] = text  # not JSON: the text itself
+    if "allowed" in options:
+        raise CommandError("give the allow-list with --allow PREFIX, not --board-option allowed=")
+    return options
+
+
 @contextlib.contextmanager
-def _board(given: str | None, allowed: tuple[str, ...] = ()) -> Iterator[Any]:
-    url = _board_url(given)
+def _board(args: argparse.Namespace, allowed: tuple[str, ...] = ()) -> Iterator[Any]:
+    url = _board_url(args.board)
+    options = _board_options(args.board_option)
     try:
-        board = tf_jobs.connect(url, allowed=allowed)
+        board = tf_jobs.connect(url, allowed=allowed, **options)
     except _OPEN_ERRORS as exc:
         raise CommandError(f"--board {url}: {_one_line(exc)}") from exc
     try:
@@ -186,7 +213,7 @@ def jobs_post(args: argparse.Namespace) -> int:
             raise CommandError(f"--kwarg {pair!r}: give NAME=JSON, for example --kwarg n=3")
         keywords[name.strip()] = _json_value(text, "--kwarg")
     values = _store_values(args.store, None)
-    with _board(args.board, allowed) as board:
+    with _board(args, allowed) as board:
         try:
             job = board.post(
                 args.name,
@@ -207,7 +234,7 @@ def jobs_post(args: argparse.Namespace) -> int:
 
 def jobs_list(args: argparse.Namespace) -> int:
     """``tideflow jobs list``: the jobs not trashed, in the order they would be claimed."""
-    with _board(args.board) as board:
+    with _board(args) as board:
         found = list(board.iterjobs())
     if args.json:
         print(json.dumps([_job_dict(job) for job in found]))
@@ -241,7 +268,7 @@ def jobs_list(args: argparse.Namespace) -> int:
 
 def jobs_show(args: argparse.Namespace) -> int:
     """``tideflow jobs show UUID``: one job's every field."""
-    with _board(args.board) as board:
+    with _board(args) as board:
         job = _find(board, args.job)
     data = _job_dict(job)
     if args.json:
@@ -256,12 +283,12 @@ def jobs_show(args: argparse.Namespace) -> int:
 
 def jobs_trash(args: argparse.Namespace) -> int:
     """``tideflow jobs trash UUID``: claim a job nobody holds, and trash it."""
-    with _board(args.board) as board:
+    with _board(args) as board:
         job = _find(board, args.job)
     # the claim checks the factory against the board's allow-list: this board allows
     # exactly that job's module (nothing is imported here)
     module = job.factory.partition(":")[0]
-    with _board(args.board, (module,) if module else ()) as board:
+    with _board(args, (module,) if module else ()) as board:
         try:
             claimed = board.claim(job, _CLI_OWNER, lease=30.0)
             board.trash(claimed, _CLI_OWNER, claimed.token)
@@ -307,7 +334,10 @@ def conductor(args: argparse.Namespace) -> int:
     name = args.name or f"{socket.gethostname()}:{os.getpid()}"
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # flow modules beside the command, as python -m
-    options: dict[str, Any] = {"allowed": allowed}
+    options: dict[str, Any] = {
+        "allowed": allowed,
+        "board_options": _board_options(args.board_option),
+    }
     if args.lease is not None:
         options["lease"] = args.lease
     try:
