@@ -225,6 +225,45 @@ def test_wait_is_woken_by_a_post_without_polling(kind, make):
         timer.join()
 
 
+def test_wait_outlives_its_listening_connection(kind, url, make):
+    """A LISTEN connection that dies (server restart, a killed backend) makes that wait
+    poll; the next one listens anew."""
+    if kind != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    import sqlalchemy as sa
+
+    board = make(poll_interval=0.05)
+    poster = make()
+    assert not board.wait(0)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        killed = conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                "datname = current_database() AND pid <> pg_backend_pid() "
+                "AND query LIKE 'LISTEN%'"
+            )
+        ).all()
+    engine.dispose()
+    assert killed == [(True,)]
+    timer = threading.Timer(0.3, lambda: poster.post("late", FACTORY))
+    timer.start()
+    try:
+        assert board.wait(30)
+    finally:
+        timer.join()
+    taken = board.claim_next("w")
+    assert taken is not None
+    board.consume(taken, "w", taken.token)
+    board.poll_interval = 3600  # from here on only a notification can wake it
+    timer = threading.Timer(0.3, lambda: poster.post("later", FACTORY))
+    timer.start()
+    try:
+        assert board.wait()
+    finally:
+        timer.join()
+
+
 def test_wait_wakes_when_a_lease_runs_out(board):
     job = board.post("j", FACTORY)
     board.claim(job, "w", lease=0.3)

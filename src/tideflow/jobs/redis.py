@@ -41,8 +41,10 @@ The ``redis`` package is needed only here: ``pip install 'tideflow[redis]'``.
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import os
 import re
+import threading
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -346,6 +348,8 @@ class RedisBoard:
         #: POSTED and REMOVAL, as :mod:`tideflow.jobs.base` says.
         self.notifier = new_notifier()
         self._sightings = Sightings(self.notifier)
+        self._lock = threading.Lock()
+        self._pubsubs: dict[int, tuple[int, Any]] = {}  # thread -> (pid, its PubSub)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> RedisBoard:
@@ -372,6 +376,11 @@ class RedisBoard:
 
     def close(self) -> None:
         """Close the board's connections (a later call opens new ones)."""
+        with self._lock:
+            held, self._pubsubs = list(self._pubsubs.values()), {}
+        for _, pubsub in held:
+            with contextlib.suppress(*self._redis_errors):
+                pubsub.close()
         self._client.close()
 
     # -- posting and reading -----------------------------------------------------------
@@ -443,28 +452,50 @@ class RedisBoard:
         if timeout is not None:
             check_seconds("timeout", timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
-        channel = self._prefix + "wake"
+        pubsub = self._subscribed()  # before the first look: a post after it wakes us
+        while True:
+            self._listen(pubsub, 0.0, drain=True)  # what came before this look is seen by it
+            listing = self._sightings.listening()
+            free, ends, jobs = self._look_at("all" if listing else "none")
+            if listing:
+                self._sightings.saw(jobs, complete=True)
+            if free:
+                return True
+            pause = self.poll_interval
+            if ends is not None:
+                pause = min(pause, ends + 0.001)
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                pause = min(pause, left)
+            self._listen(pubsub, pause)
+
+    def _subscribed(self) -> Any:
+        """This thread's pub/sub connection, subscribed to the wake channel (kept between
+        waits, so a post while the thread is busy wakes its next wait at once)."""
+        me = threading.get_ident()
+        held = self._pubsubs.get(me)
+        if held is not None and held[0] == os.getpid():
+            return held[1]
         pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        self._call("waiting for jobs", lambda: pubsub.subscribe(self._prefix + "wake"))
+        with self._lock:
+            self._pubsubs[me] = (os.getpid(), pubsub)
+        return pubsub
+
+    def _listen(self, pubsub: Any, seconds: float, drain: bool = False) -> None:
+        """Return at the first wake message or after ``seconds``; with ``drain``, read
+        every message already there without waiting."""
         try:
-            self._call("waiting for jobs", lambda: pubsub.subscribe(channel))
-            while True:
-                listing = self._sightings.listening()
-                free, ends, jobs = self._look_at("all" if listing else "none")
-                if listing:
-                    self._sightings.saw(jobs, complete=True)
-                if free:
-                    return True
-                pause = self.poll_interval
-                if ends is not None:
-                    pause = min(pause, ends + 0.001)
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return False
-                    pause = min(pause, left)
-                self._call("waiting for jobs", functools.partial(pubsub.get_message, timeout=pause))
-        finally:
-            pubsub.close()
+            while pubsub.get_message(timeout=seconds) is not None and drain:
+                pass
+        except self._redis_errors as exc:
+            with self._lock:
+                self._pubsubs.pop(threading.get_ident(), None)  # the next wait subscribes anew
+            with contextlib.suppress(*self._redis_errors):
+                pubsub.close()
+            raise self._store_error("waiting for jobs", exc) from exc
 
     # -- claims --------------------------------------------------------------------------
 
@@ -574,12 +605,15 @@ class RedisBoard:
         try:
             return call()
         except self._redis_errors as exc:
-            raise StoreError(
-                f"job board {self.shown}: {doing} failed: {exc}; check that the Redis server "
-                "is running and reachable, then retry (a write whose answer was lost may "
-                "have been made: read the job back before repeating it)",
-                cause=exc,
-            ) from exc
+            raise self._store_error(doing, exc) from exc
+
+    def _store_error(self, doing: str, exc: BaseException) -> StoreError:
+        return StoreError(
+            f"job board {self.shown}: {doing} failed: {exc}; check that the Redis server "
+            "is running and reachable, then retry (a write whose answer was lost may "
+            "have been made: read the job back before repeating it)",
+            cause=exc,
+        )
 
     def _run(self, doing: str, script: Any, argv: Sequence[str]) -> Any:
         return self._call(doing, lambda: script(args=[self._prefix, *argv]))

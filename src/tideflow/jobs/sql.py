@@ -319,6 +319,11 @@ class _PgListener:
         for _ in self.conn.notifies(timeout=seconds, stop_after=1):
             pass
 
+    def drain(self) -> None:
+        """Read the notifications already there, without waiting."""
+        for _ in self.conn.notifies(timeout=0):
+            pass
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.conn.close()
@@ -513,6 +518,12 @@ class SqlBoard:
         deadline = None if timeout is None else time.monotonic() + timeout
         listener = self._listener()  # before the first look: a post after it wakes us
         while True:
+            if listener is not None:
+                try:
+                    listener.drain()  # what came before this look is seen by it
+                except listener.error:
+                    self._drop_listener(listener)
+                    listener = None
             # while someone listens each look reads the whole board, to report what came
             # and went since the last one
             listing = self._sightings.listening()
