@@ -57,6 +57,7 @@ def test_a_lease_renewed_in_time_is_no_attempt(board):
     for _ in range(3):
         time.sleep(0.1)
         assert board.renew(job, "w", claimed.token, lease=0.3).attempts == 0
+    board.renew(job, "w", claimed.token, lease=30)
     with pytest.raises(JobClaimedError, match="claimed by 'w'"):
         board.claim(job, "w2")
     board.consume(job, "w", claimed.token)

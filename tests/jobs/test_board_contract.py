@@ -408,3 +408,25 @@ def test_processes_racing_for_jobs_one_wins_each(url, place, board):
     assert all(len(w) == 1 for w in winners.values()), winners
     for job in board.iterjobs():
         assert (job.owner, job.token) == (winners[job.uuid][0], 1)
+
+
+def test_an_owner_past_its_lease_keeps_the_job_until_someone_claims_it(board):
+    """A run-out lease makes the job free, yet its owner may still renew (or trash) it
+    as long as no other claim came: then it is no longer free."""
+    kept = board.post("kept", FACTORY)
+    dropped = board.post("dropped", FACTORY)
+    first = board.claim(kept, "w", lease=0.1)
+    second = board.claim(dropped, "w", lease=0.1)
+    time.sleep(0.2)
+    assert [j.name for j in board.iterjobs(only_unclaimed=True)] == ["kept", "dropped"]
+    assert board.renew(kept, "w", first.token, lease=30).owner == "w"
+    assert board.trash(dropped, "w", second.token).state == JobState.TRASHED
+    assert list(board.iterjobs(only_unclaimed=True)) == []
+    assert not board.wait(0)
+    assert board.claim_next("w2") is None
+    with pytest.raises(JobClaimedError, match="claimed by 'w'"):
+        board.claim(kept, "w2")
+    assert [j.name for j in board.iterjobs()] == ["kept"]
+    left = board.abandon(kept, "w", first.token)
+    assert (left.state, left.attempts) == (JobState.UNCLAIMED, 1)
+    assert [j.name for j in board.iterjobs(only_unclaimed=True)] == ["kept"]
