@@ -326,6 +326,7 @@ class _LosingBoard:
     def __init__(self, board: Board) -> None:
         self._board = board
         self.lose = threading.Event()
+        self.down = threading.Event()
         self.settled: list[str] = []
         self.url, self.allowed, self.max_attempts = board.url, board.allowed, board.max_attempts
 
@@ -335,6 +336,8 @@ class _LosingBoard:
     def renew(self, job: Job, who: str, token: int, lease: float = 10.0) -> Job:
         if self.lose.is_set():
             raise LeaseLostError(f"test: job {job.uuid} was claimed by another")
+        if self.down.is_set():
+            raise tideflow.StoreError("test: the board is down")
         return self._board.renew(job, who, token, lease)
 
     def consume(self, job: Job, who: str, token: int) -> None:
@@ -426,3 +429,25 @@ def test_the_conductors_public_names_are_sorted_and_exist():
     )
     for name in conductors.__all__:
         assert hasattr(conductors, name), name
+
+
+def test_a_board_out_of_reach_past_the_lease_suspends_the_run(where, board, store, caplog):
+    job = board.post("cut", STEPS, kwargs=steps_job(where.ledger, "cut", pause_at="s1"))
+    cut = _LosingBoard(board)
+    made = Conductor("c-cut", cut, store, lease=0.3, wait_timeout=0.05)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, "tideflow.conductors"), made as c:
+        thread, out = in_thread(lambda: c.run(max_jobs=1))
+        wait_for("s1", lambda: started(where.ledger, "cut", "s1"))
+        cut.down.set()
+        wait_for("the run suspending", lambda: any(h.stopping for h in c.worker.held()))
+        cut.down.clear()  # the board answers again: the job is given back
+        go(where.ledger)
+        thread.join(60)
+        assert out == [1]
+    assert cut.settled == ["abandon"]
+    assert started(where.ledger, "cut", "s2") == []
+    assert "could not renew the lease of job" in caplog.text
+    assert (
+        f"job {job.uuid} (cut) abandoned (attempt 1; now UNCLAIMED): the board could not"
+        in caplog.text
+    )

@@ -371,7 +371,7 @@ class _Base:
                     held.job.uuid,
                     held.job.name,
                 )
-                held.halt()
+                held.halt("the conductor stopped and its grace ran out")
 
 
 class Conductor(_Base):

@@ -116,8 +116,9 @@ class Held:
         self.engine: tideflow.Engine | None = None
         #: another claim replaced ours: nothing more may be done to the job
         self.lost = False
-        #: the conductor is stopping: suspend the run and give the job back
+        #: the conductor is stopping (or lost the board): suspend the run, give the job back
         self.stopping = False
+        self.reason = ""
         self.renewed = time.monotonic()
         self._lock = threading.Lock()
 
@@ -125,13 +126,14 @@ class Held:
         with self._lock:
             self.engine = engine
 
-    def halt(self, *, lost: bool = False) -> None:
+    def halt(self, reason: str, *, lost: bool = False) -> None:
         """Ask the job's run to stop (its engine suspends once running atoms finish)."""
         with self._lock:
             if lost:
                 self.lost = True
             else:
                 self.stopping = True
+            self.reason = self.reason or reason
             engine = self.engine
         if engine is not None:
             engine.suspend()
@@ -244,6 +246,9 @@ class Worker:
         with self._holding(job) as held:
             try:
                 outcome = self._work(held)
+            except Exception as exc:  # a bug of ours or a board's: the loop goes on
+                logger(LOG).exception("conductor %r: job %s failed", self.name, job.uuid)
+                outcome = self._give_back(held, f"{type(exc).__name__}: {exc}")
             except BaseException:
                 self._give_back(held, "the conductor was interrupted")
                 raise
@@ -305,7 +310,7 @@ class Worker:
                 exc_info=failure,
             )
             return self._give_back(held, f"{type(failure).__name__}: {failure}")
-        why = "the conductor is stopping" if held.stopping else f"its run ended {state}"
+        why = held.reason if held.stopping else f"its run ended {state}"
         return self._give_back(held, why)
 
     def _engine_for(self, held: Held) -> tideflow.Engine | None:
@@ -504,7 +509,7 @@ class LeaseKeeper:
                 job.name,
                 exc,
             )
-            held.halt(lost=True)
+            held.halt("its claim was lost", lost=True)
             return
         except Exception as exc:
             late = time.monotonic() - held.renewed
@@ -518,6 +523,7 @@ class LeaseKeeper:
                 exc,
             )
             if late >= worker.lease and not held.stopping:
-                held.halt()  # the lease may be gone: stop before another owner starts
+                # the lease may be gone: stop before another owner starts
+                held.halt(f"the board could not be reached for {late:.1f} s")
             return
         held.renewed = time.monotonic()
