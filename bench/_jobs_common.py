@@ -8,7 +8,7 @@ result line::
 
     {"done": jobs it completed, "end": time.monotonic() when its last completion
      was committed (or when it stopped, for a system that commits completions in
-     batches), ...anything else it counted}
+     batches), "cpu": CPU seconds the process used since go, ...anything else}
 
 ``time.monotonic()`` is one clock for every process of the machine (Linux's
 CLOCK_MONOTONIC), so the runner's start and the workers' ends can be compared.
@@ -30,17 +30,22 @@ def say(payload: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+_CPU_AT_GO = [0.0]
+
+
 def ready_then_wait(**extra: Any) -> float:
     """Tell the runner this worker is set up, block until it says go; return the time."""
     say({"ready": True, **extra})
     if not sys.stdin.readline():
         raise SystemExit("the runner closed standard input before saying go")
+    _CPU_AT_GO[0] = time.process_time()
     return time.monotonic()
 
 
 def finish(done: int, end: float, **extra: Any) -> None:
-    """Print the worker's result line."""
-    say({"done": done, "end": end, **extra})
+    """Print the worker's result line, with the CPU time this process used since go
+    (``cpu``, seconds, every thread of it)."""
+    say({"done": done, "end": end, "cpu": time.process_time() - _CPU_AT_GO[0], **extra})
 
 
 def libpq_url(url: str) -> str:

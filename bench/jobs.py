@@ -4,9 +4,10 @@ Method (also saved in the JSON):
 
 * One PostgreSQL server (``BENCH_JOBS_POSTGRES_URL``, else ``TIDEFLOW_TEST_POSTGRES_URL``,
   else ``postgresql+psycopg://postgres@127.0.0.1:5432/test``); every measurement gets
-  a fresh database ``tideflow_bench_jobs`` on it (dropped and created again), so no
-  run inherits another's dead rows. ``synchronous_commit`` and ``fsync`` are read
-  from the server and printed: every commit waits for its WAL flush when both are on.
+  a fresh database ``tideflow_bench_jobs`` on it (``BENCH_JOBS_DATABASE`` names
+  another), dropped and created again, so no run inherits another's dead rows.
+  ``synchronous_commit`` and ``fsync`` are read from the server and printed: every
+  commit that wrote something waits for its WAL flush when both are on.
 * A measurement: the system's own setup makes its queue and posts N no-op jobs
   (untimed); then ``WORKERS`` worker processes start, connect and set up, and say they
   are ready; the runner reads the clock and tells them all to go; each drains the
@@ -14,7 +15,10 @@ Method (also saved in the JSON):
   committed. Jobs/s = N / (the last worker's end - go). The jobs the workers report
   must add up to N (a job run twice or lost fails the measurement). Commits per job
   come from the server (``pg_stat_database.xact_commit`` of the bench database, from
-  go until every worker has exited), so they count the same way for every system.
+  go until every worker has exited; read-only ones, such as a pool's ping, count
+  too), so they count the same way for every system. CPU per job: the workers'
+  own (``time.process_time()`` from go to their end, all threads) and the whole
+  machine's (``/proc/stat``: the server's, the workers' and any other work's).
 * Rows (``bench/jobs_worker.py``, ``bench/side_pgqueuer.py``,
   ``bench/side_procrastinate.py`` say exactly what each worker does): the floor (a
   bare claim loop: one autocommit ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP
@@ -43,6 +47,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -59,7 +64,10 @@ from bench._targets import Verdict
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 WORKERS = 4
-DATABASE = "tideflow_bench_jobs"
+#: The database every measurement makes afresh (and drops); the test names its own.
+DATABASE = os.environ.get("BENCH_JOBS_DATABASE", "tideflow_bench_jobs")
+if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", DATABASE):
+    raise ValueError(f"BENCH_JOBS_DATABASE={DATABASE!r}: a plain lower-case SQL name, please")
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 COUNT_N = 400  # jobs of the untimed pass that counts what the board sends
 
@@ -96,6 +104,11 @@ class Row:
     script: str  # in bench/
     kind: str = ""  # the worker kind, for bench/jobs_worker.py
     how: str = ""
+    share: float = 1.0  # of the mode's N this row posts (a slow row runs fewer jobs)
+
+    def jobs(self, n: int) -> int:
+        """How many jobs this row posts when the mode's N is ``n`` (at least 5)."""
+        return max(5, round(n * self.share))
 
 
 ROWS = (
@@ -106,12 +119,15 @@ ROWS = (
     Row("conductor", "tideflow conductors, no-op", "tideflow", "jobs_worker.py", "conductor",
         "Conductor.run(until_idle=True); 1 no-op task, memory:// run records"),
     Row("conductor3", "tideflow conductors, 3 atoms", "tideflow", "jobs_worker.py", "conductor3",
-        "as above; 3 no-op tasks, run records in PostgreSQL (same database)"),
+        "as above; 3 no-op tasks, run records in PostgreSQL (same database)", 0.2),
     Row("pgqueuer", "PgQueuer", "pgqueuer", "side_pgqueuer.py", "",
         "QueueManager, mode=drain, its defaults (batch_size=10)"),
     Row("procrastinate", "procrastinate", "procrastinate", "side_procrastinate.py", "",
         "run_worker_async(wait=False), its defaults (concurrency=1)"),
 )  # fmt: skip
+
+
+ROW = {row.name: row for row in ROWS}
 
 
 @dataclass
@@ -320,9 +336,11 @@ def drain(
     with Workers(python, row, server.bench, time.monotonic() + timeout, env) as workers:
         try:
             before = server.commits()
+            busy = _machine_busy()
             go = time.monotonic()
             workers.tell()
             results = workers.finish()
+            busy = _machine_busy() - busy
         except (MeasureError, subprocess.TimeoutExpired) as exc:
             raise workers.failure(exc) from exc
     commits = server.commits() - before
@@ -334,12 +352,24 @@ def drain(
         "jobs_per_s": n / wall,
         "wall_s": wall,
         "commits_per_job": commits / n,
+        "client_cpu_us": sum(float(r["cpu"]) for r in results) / n * 1e6,
+        "machine_cpu_us": busy / n * 1e6,
         "load1": os.getloadavg()[0],
     }
     for key in ("statements", "commits", "checkouts"):
         if key in results[0]:
             sample[f"{key}_per_job"] = sum(float(r[key]) for r in results) / n
     return sample
+
+
+def _machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy (not idle nor waiting on I/O), from
+    ``/proc/stat``: its change over a drain is every process's CPU, the server's and any
+    other work's included."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 # -- post-to-start latency -----------------------------------------------------------------
@@ -497,7 +527,8 @@ def measure_all(mode: str, python_for: Callable[[str], str | None]) -> JobsResul
             cell, python = results.cells[row.name], pythons[row.side]
             if cell.status != "ok" or python is None:
                 continue
-            _take(cell, functools.partial(measure_row, python, row, server, jm.jobs, jm.timeout_s))
+            n = row.jobs(jm.jobs)
+            _take(cell, functools.partial(measure_row, python, row, server, n, jm.timeout_s))
             print(f"  jobs {row.name:<14} round {round_no + 1}  {cell.status}", file=sys.stderr)
     if conductors_exist():
         results.latency = Cell()
@@ -546,7 +577,7 @@ def rate(results: JobsResults, name: str) -> float | None:
     return cell.median("jobs_per_s") if cell is not None and cell.status == "ok" else None
 
 
-COLUMNS = "system|how|jobs/s|µs/job|x floor|commits/job|load|runs"
+COLUMNS = "system|how|jobs/s|µs/job|x floor|commits/job|client CPU|all CPU|load|runs"
 
 
 def table(results: JobsResults) -> list[list[str]]:
@@ -568,11 +599,16 @@ def table(results: JobsResults) -> list[list[str]]:
                 f"{1e6 / jobs_s:,.0f}" if jobs_s else "",
                 f"{floor / jobs_s:.2f}x" if floor and jobs_s else "",
                 "" if commits is None else f"{commits:.2f}",
+                *(_us(cell.median(key)) for key in ("client_cpu_us", "machine_cpu_us")),
                 "" if load is None else f"{load:.1f}",
                 str(len(cell.samples)),
             ]
         )
     return rows
+
+
+def _us(value: float | None) -> str:
+    return "" if value is None else f"{value:,.0f}"
 
 
 def report_lines(results: JobsResults) -> list[str]:
@@ -587,8 +623,10 @@ def report_lines(results: JobsResults) -> list[str]:
         f"(synchronous_commit={settings.get('synchronous_commit', '?')}, "
         f"fsync={settings.get('fsync', '?')}): {WORKERS} worker processes per system, "
         f"{results.jobs:,} no-op jobs per run, median of runs; {versions}",
-        "x floor = the floor's jobs/s / the row's (its cost per job, relative); "
-        "commits/job from the server",
+        f"(3-atom conductor jobs: {ROW['conductor3'].jobs(results.jobs):,} per run)",
+        "x floor = the floor's jobs/s / the row's (its cost per job, relative); commits/job "
+        "from the server; CPU µs per job: client = the workers' processes, all = the "
+        "machine's (server and any other work included)",
         render(table(results)),
     ]
     counted = results.counted.get("board")
@@ -680,6 +718,7 @@ def to_json(results: JobsResults) -> dict[str, Any]:
             row.name: {
                 "label": row.label,
                 "how": row.how,
+                "jobs": row.jobs(results.jobs),
                 "status": cell.status,
                 "note": cell.note,
                 "median": {

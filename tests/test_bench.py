@@ -1,5 +1,6 @@
 """The benchmark runner's plumbing: tiny mode end to end, the durable workloads' sides,
-the sizes each side runs, the durable targets, and the peers' venvs. No time is asserted."""
+the sizes each side runs, the durable targets, the peers' venvs, and the job-board group
+(its targets and table, and a tiny run on PostgreSQL). No time is asserted."""
 
 from __future__ import annotations
 
@@ -482,3 +483,135 @@ def test_a_venv_that_cannot_be_made_skips_its_side(
     out = capsys.readouterr().out
     assert "WARNING: could not create" in out
     assert "DBOS side skipped" in out
+
+
+# -- the job-board group (python -m bench --only jobs) ---------------------------------
+
+
+@pytest.fixture
+def jobs_bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The job-board group's runner module."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    return importlib.import_module("bench.jobs")
+
+
+def _jobs_results(jobs: ModuleType, rates: dict[str, float]) -> Any:
+    """Results holding one sample of ``jobs_per_s`` per named row."""
+    from bench._model import Cell
+
+    results = jobs.JobsResults(mode="tiny", jobs=100)
+    for name, per_s in rates.items():
+        sample = {"jobs_per_s": per_s, "commits_per_job": 2.0, "load1": 1.0}
+        results.cells[name] = Cell(samples=[sample])
+    return results
+
+
+def test_jobs_targets_are_ratios_to_the_floor_and_the_peers(jobs_bench: ModuleType) -> None:
+    """The board passes within 1.5x of the floor; the peers are judged against the
+    conductors' no-op row; 3-atom jobs against 500/s; latency p99 against 50 ms."""
+    results = _jobs_results(
+        jobs_bench,
+        {
+            "floor": 3000.0,
+            "board": 2100.0,  # 1.43x the floor's cost
+            "conductor": 1000.0,
+            "conductor3": 400.0,
+            "pgqueuer": 1200.0,
+            "procrastinate": 500.0,
+        },
+    )
+    results.latencies = [i / 1000 for i in range(1, 101)]  # 1..100 ms: p99 = 99 ms
+    verdicts = {v.target.split(",")[0].split(" <=")[0]: v for v in jobs_bench.judge(results)}
+    board = verdicts["jobs: board per-job cost"]
+    assert (board.status, board.value) == ("PASS", "1.43x (2,100 vs 3,000 jobs/s)")
+    assert verdicts["jobs: conductors"].status == "MISS"
+    assert verdicts["jobs: conductors"].value == "400 jobs/s"
+    latency = verdicts["jobs: post-to-start p99"]
+    assert (latency.status, latency.value) == ("MISS", "99.0 ms (p50 50.0 ms)")
+    pgq = verdicts["jobs: tideflow faster than PgQueuer on no-op jobs"]
+    assert (pgq.status, pgq.value) == ("MISS", "0.83x (1,000 vs 1,200 jobs/s)")
+    assert pgq.note == "conductors"
+    proc = verdicts["jobs: tideflow faster than procrastinate on no-op jobs"]
+    assert (proc.status, proc.value) == ("PASS", "2.00x (1,000 vs 500 jobs/s)")
+
+
+def test_jobs_targets_without_conductors_or_peers(jobs_bench: ModuleType) -> None:
+    """Without a conductor row the board stands in against the peers (and says so); a
+    peer without a venv is 'missing', and the board over 1.5x the floor misses."""
+    from bench._model import Cell
+
+    results = _jobs_results(jobs_bench, {"floor": 3000.0, "board": 1000.0, "pgqueuer": 500.0})
+    results.cells["conductor"] = Cell(status="not available yet")
+    results.cells["procrastinate"] = Cell(status="missing", note="no venv")
+    verdicts = jobs_bench.judge(results)
+    by_status = {v.target: (v.status, v.value, v.note) for v in verdicts}
+    assert by_status["jobs: board per-job cost <= 1.5x the floor's (4 processes)"] == (
+        "MISS",
+        "3.00x (1,000 vs 3,000 jobs/s)",
+        "",
+    )
+    pgq = by_status["jobs: tideflow faster than PgQueuer on no-op jobs"]
+    assert pgq[:2] == ("PASS", "2.00x (1,000 vs 500 jobs/s)")
+    assert "board" in pgq[2]
+    assert by_status["jobs: tideflow faster than procrastinate on no-op jobs"][:1] == ("missing",)
+    latency = next(v for v in verdicts if "post-to-start" in v.target)
+    assert latency.status == "not available yet"
+
+
+def test_jobs_table_gives_each_row_as_a_ratio_to_the_floor(jobs_bench: ModuleType) -> None:
+    """The table: jobs/s, µs per job and the cost relative to the floor, per system."""
+    results = _jobs_results(jobs_bench, {"floor": 4000.0, "board": 2000.0})
+    rows = {row[0]: row for row in jobs_bench.table(results)[1:]}
+    assert rows["floor: bare claim loop"][2:6] == ["4,000", "250", "1.00x", "2.00"]
+    assert rows["tideflow board"][2:5] == ["2,000", "500", "2.00x"]
+    assert jobs_bench.quantiles([0.003, 0.001, 0.002]) == {
+        "p50_ms": 2.0,
+        "p99_ms": 3.0,
+        "max_ms": 3.0,
+        "posts": 3.0,
+    }
+    assert jobs_bench.bench_url("postgresql+psycopg://u@h:5432/test") == (
+        f"postgresql+psycopg://u@h:5432/{jobs_bench.DATABASE}"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # the first run creates PgQueuer's and procrastinate's venvs
+def test_jobs_group_runs_every_system_on_postgresql(tmp_path: Path) -> None:
+    """``python -m bench --only jobs --tiny``: every row drains its jobs (the workers'
+    counts must add up to the jobs posted), the latency row runs, the JSON holds it all."""
+    import os
+
+    url = os.environ.get("TIDEFLOW_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("TIDEFLOW_TEST_POSTGRES_URL is not set (see .ci/services)")
+    out = tmp_path / "jobs.json"
+    env = {**os.environ, "BENCH_JOBS_DATABASE": "tideflow_bench_jobs_test"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "jobs", "--tiny", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=850,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "job boards on PostgreSQL" in proc.stdout
+    assert "synchronous_commit=on" in proc.stdout
+    data = json.loads(out.read_text())["jobs"]
+    assert data["server"]["synchronous_commit"] == "on"
+    rows = data["rows"]
+    assert set(rows) == {"floor", "board", "conductor", "conductor3", "pgqueuer", "procrastinate"}
+    for name in ("floor", "board", "conductor", "conductor3"):
+        assert rows[name]["status"] == "ok", (name, rows[name])
+        assert rows[name]["median"]["jobs_per_s"] > 0
+        assert rows[name]["median"]["commits_per_job"] >= 1.0  # every job commits
+    for peer in ("pgqueuer", "procrastinate"):
+        assert rows[peer]["status"] in {"ok", "missing"}, (peer, rows[peer])
+    assert data["latency"]["status"] == "ok", data["latency"]
+    assert len(data["latency"]["latencies_ms"]) == 5
+    assert data["counted"]["board"]["statements_per_job"] >= 2.0
+    targets = [t for t in json.loads(out.read_text())["targets"] if t["target"].startswith("jobs:")]
+    assert len(targets) == 5
+    assert {t["status"] for t in targets} <= {"PASS", "MISS"}
