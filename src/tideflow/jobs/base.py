@@ -10,10 +10,10 @@ is free for anyone to claim, so a dead conductor's job is picked up again withou
 reaper. Each claim of a job increments the job's **fencing token** and hands it to the
 new owner; every later call of that owner (``renew``, ``consume``, ``abandon``,
 ``trash``) and every write its run makes names that token, and is refused with
-:class:`LeaseLostError` once another claim has replaced it (a SQL board checks a
-write inside the write's own transaction with ``SqlBoard.check_fence``; on any board
-:meth:`Board.current_token` tells whether a token is still current). An owner paused past its
-lease (SIGSTOP, a long GC pause) therefore wakes up unable to commit anything.
+:class:`LeaseLostError` once another claim has replaced it (a SQL board checks a write
+inside the write's own transaction with ``SqlBoard.check_fence``; on any board
+:meth:`Board.current_token` tells whether a token is still current). An owner paused
+past its lease (SIGSTOP, a long GC pause) therefore wakes up unable to commit anything.
 
 Job states::
 
@@ -21,7 +21,8 @@ Job states::
         ^                   |  \\--trash----> TRASHED
         |                   |
         +----abandon--------+   (an attempt; the max_attempts-th moves it to TRASHED)
-        +----lease runs out-+   (nothing is written: a claim treats it as UNCLAIMED)
+        +----lease runs out-+   (nothing is written until a claim takes it over,
+                                 counting an attempt; the owner may renew until then)
 
 **Attempts.** A job's ``attempts`` counts the claims that ended without the job being
 consumed or trashed by its owner: each :meth:`Board.abandon`, and each claim that takes
@@ -47,17 +48,18 @@ callbacks are called as ``callback(event, details=details)``) reports, with deta
   snapshot this board read (as trashed, when it was trashed).
 
 So every REMOVAL follows a POSTED of the same job on the same board object, and each is
-sent once per job. A board reports only what its own calls read: jobs posted and
-consumed elsewhere between two of its readings are never announced. Events are sent
-after the board's write has been made, in the calling thread. Nothing is tracked while
-nobody is registered (a listener registered later hears POSTED for the jobs the board
-reads from then on, including those already there).
+sent at most once per job while listeners stay registered. A board reports only what
+its own calls read: jobs posted and consumed elsewhere between two of its readings are
+never announced. Events are sent after the board's write has been made, in the calling
+thread. Nothing is tracked while nobody is registered (a listener registered later
+hears POSTED for the jobs the board reads from then on, including those already there).
 
 Errors (all under :class:`~tideflow.errors.TideflowError`)::
 
     StoreError
     └── LeaseLostError          the caller's claim was replaced (or the job is gone)
-    JobClaimedError             claim refused: another owner holds a live lease
+    JobClaimedError             claim refused: another owner holds a live lease, or the
+                                job is trashed (or was, by this claim: see Attempts)
     FactoryNotAllowedError      the factory's module is outside the board's allow-list
     NotFoundError               no job with that uuid
 """

@@ -30,7 +30,12 @@ priority) sort oldest first: ``ZRANGE`` gives priority-then-age order at once.
 - **wait()** subscribes to ``{ns}:wake`` (published on post and on an abandon that
   frees a job) before it looks, so a post between the look and the sleep still wakes
   it; it also wakes when the earliest lease runs out, and every ``poll_interval``
-  seconds in case a message was lost (a dropped connection).
+  seconds in case a message was lost. Each waiting thread keeps its subscribed
+  connection between waits (until :meth:`RedisBoard.close`); one that fails is
+  dropped, that wait raises StoreError, and the next subscribes anew.
+- **Listings** (``iterjobs``, and ``wait`` while anyone listens for POSTED/REMOVAL)
+  are one script each: a consistent snapshot, which holds the server for as long as
+  it takes to read every job (fine for thousands, not for millions).
 - **Fencing.** A run's writes go to a SQL store, which cannot check a Redis token in
   its own transaction; :meth:`RedisBoard.current_token` tells whether a token is
   still current, and every owner call is refused once it is not.
