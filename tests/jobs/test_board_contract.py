@@ -430,3 +430,21 @@ def test_an_owner_past_its_lease_keeps_the_job_until_someone_claims_it(board):
     left = board.abandon(kept, "w", first.token)
     assert (left.state, left.attempts) == (JobState.UNCLAIMED, 1)
     assert [j.name for j in board.iterjobs(only_unclaimed=True)] == ["kept"]
+
+
+def test_threads_sharing_one_board_claim_each_job_once(board):
+    uuids = {board.post(f"j{i}", FACTORY).uuid for i in range(24)}
+    taken: list[list[str]] = [[] for _ in range(4)]
+
+    def work(n):
+        while (job := board.claim_next(f"t{n}", lease=60)) is not None:
+            taken[n].append(job.uuid)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    claimed = [uuid for mine in taken for uuid in mine]
+    assert sorted(claimed) == sorted(uuids)  # each once, none left
+    assert {job.token for job in board.iterjobs()} == {1}
