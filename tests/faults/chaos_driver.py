@@ -59,7 +59,6 @@ def main(argv: list[str]) -> int:
             lease=float(lease),
             allowed=chaos_flows.ALLOWED,
             board_options=dict(_option(o) for o in options),
-            wait_timeout=0.2,
         ) as conductor,
         stop_on_signals(conductor, grace=0),
     ):

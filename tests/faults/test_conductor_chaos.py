@@ -30,14 +30,16 @@ from chaos_support import (
     wait_until_empty,
 )
 
-pytestmark = pytest.mark.slow
+SIZE = Size.from_environment()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(120 + SIZE.seconds + SIZE.jobs)
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql", "redis"])
 def test_conductors_under_chaos_lose_nothing_and_commit_nothing_stale(
     kind: str, tmp_path: Path
 ) -> None:
-    size = Size.from_environment()
+    size = SIZE
     seed = int(os.environ.get("TIDEFLOW_CHAOS_SEED") or random.randrange(2**32))
     rng = random.Random(seed)
     # attempts are not what is tested here: a job hit by many faults must not be trashed
