@@ -160,3 +160,33 @@ def test_sigterm_past_the_grace_suspends_and_abandons_cleanly(where: Where, boar
     assert (left.state, left.owner, left.attempts) == (JobState.UNCLAIMED, None, 1)
     assert record(where.store, job.uuid).state is tideflow.FlowState.SUSPENDED
     assert started(where.ledger, "g", "s2") == []
+
+
+def test_a_process_pool_command_logs_from_its_workers_and_stops_on_sigterm(
+    where: Where, board: Board
+):
+    board.post("free", STEPS, kwargs=steps_job(where.ledger, "free"), priority=1)
+    held = [
+        board.post(n, STEPS, kwargs=steps_job(where.ledger, n, pause_at="s1")) for n in ("x", "y")
+    ]
+    args = ("--workers", "2", "--pool", "processes", "--lease", LEASE, "--grace", "0.2")
+    with conductor_process(where, *args, "--name", "pool") as proc:
+        wait_for(
+            "both held jobs in s1",
+            lambda: started(where.ledger, "x", "s1") and started(where.ledger, "y", "s1"),
+            timeout=90,
+        )
+        proc.send_signal(signal.SIGTERM)
+        wait_for("both runs suspending", lambda: proc.log.count("suspending the run of job") == 2)
+        go(where.ledger)
+        code, err = proc.finish(90)
+    assert code == 0, err
+    workers = {started(where.ledger, n, "s1")[0] for n in ("x", "y")}
+    assert len(workers) == 2
+    assert proc.pid not in workers
+    assert "(free) consumed" in err  # an INFO line, logged by a worker process
+    assert "3 jobs dispatched, 1 consumed, 2 abandoned" in err
+    for job in held:
+        left = board.get(job.uuid)
+        assert (left.state, left.attempts) == (JobState.UNCLAIMED, 1)
+    assert "Traceback" not in err

@@ -533,7 +533,11 @@ class PooledConductor(_Base):
             ctx.Process(
                 target=_child_main,
                 args=(
-                    dataclasses.replace(self._child, name=f"{self.name}.{n + 1}"),
+                    dataclasses.replace(
+                        self._child,
+                        name=f"{self.name}.{n + 1}",
+                        log_level=logger(LOG).getEffectiveLevel(),
+                    ),
                     n,
                     until_idle,
                     shared,
@@ -620,6 +624,9 @@ class _ChildConfig:
     engine: str
     engine_options: dict[str, Any]
     wait_timeout: float
+    #: the parent's level for the conductors' logger (a spawned process starts with
+    #: no logging set up: its log lines would be lost)
+    log_level: int = 0
 
 
 def _child_main(
@@ -634,6 +641,14 @@ def _child_main(
 ) -> None:
     """A worker process of a process-pooled conductor: a Conductor of its own."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which tells us
+    log = logger(LOG)
+    if config.log_level and not log.hasHandlers():
+        import logging  # noqa: PLC0415  # only in worker processes
+
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(config.log_level)
     conductor = Conductor(
         config.name,
         config.board,
