@@ -151,6 +151,25 @@ def test_the_conductor_command_runs_posted_jobs_and_records_them(here: Path, boa
         store.close()
 
 
+def test_a_conductor_leaves_jobs_outside_its_allow_list_alone(here: Path, board_url: str):
+    job = post(here, board_url, "elsewhere")
+    store_url = f"sqlite:///{here / 'runs.db'}"
+    done = cmd(
+        here,
+        "conductor",
+        "--store",
+        store_url,
+        "--allow",
+        "other_flows",
+        "--until-idle",
+        board=board_url,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "0 jobs dispatched" in done.stderr
+    listed = json.loads(cmd(here, "jobs", "list", "--json", board=board_url).stdout)
+    assert [(j["uuid"], j["state"], j["token"]) for j in listed] == [(job["uuid"], "UNCLAIMED", 0)]
+
+
 def test_mistakes_are_one_line_and_exit_2(here: Path, board_url: str) -> None:
     mistake(cmd(here, "jobs", "list"), "no job board: pass --board URL")
     mistake(

@@ -451,3 +451,19 @@ def test_a_board_out_of_reach_past_the_lease_suspends_the_run(where, board, stor
         f"job {job.uuid} (cut) abandoned (attempt 1; now UNCLAIMED): the board could not"
         in caplog.text
     )
+
+
+def test_a_claimed_job_outside_the_conductors_allow_list_is_trashed(where, board, store, caplog):
+    # the board would hand the job out; the conductor checks the factory again itself
+    job = board.post("wide", STEPS, kwargs=steps_job(where.ledger, "wide"))
+    narrow = _LosingBoard(board)
+    narrow.allowed = ("somewhere_else",)
+    made = Conductor("c-narrow", narrow, store, wait_timeout=0.05)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, "tideflow.conductors"), made as c:
+        assert c.run(max_jobs=1) == 1
+        assert c.statistics().trashed == 1
+    assert board.get(job.uuid).state is JobState.TRASHED
+    assert "conductor 'c-narrow' refuses the flow factory 'conductor_flows_support:steps'" in (
+        caplog.text
+    )
+    assert not Path(where.ledger).exists()

@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Self
 
 from tideflow._log import logger
 from tideflow.conductors._work import (
@@ -267,7 +267,7 @@ class _Base:
         if self._own_store:
             self.worker.store.close()
 
-    def __enter__(self) -> _Base:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
