@@ -82,7 +82,16 @@ def chain(
     job: str, ledger: str, atoms: int = 3, delay: float = 0.05, hold: str | None = None
 ) -> tideflow.LinearFlow:
     """A linear flow of ``atoms`` links s1, s2, ...: each sleeps ``delay`` seconds;
-    the one named ``hold`` also waits for the file ``<ledger>.<job>.go``."""
+    the one named ``hold`` also waits for the file ``<ledger>.<job>.go``.
+
+    While a file ``<ledger>.<job>.gate`` exists, the factory itself waits (after a
+    ``gated`` ledger row): a conductor resuming the job is held after it has read the
+    run record and before its engine takes the record over."""
+    gate = Path(f"{ledger}.{job}.gate")
+    if gate.exists():
+        append(ledger, {"kind": "gated", "t": time.time(), "job": job, "pid": os.getpid()})
+        while gate.exists():
+            time.sleep(0.01)
     flow = tideflow.LinearFlow(f"chain-{job}")
     after: str | None = None
     for n in range(1, atoms + 1):

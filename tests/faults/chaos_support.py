@@ -17,12 +17,15 @@ the previous atom's result it was built on) and the *board* (what is left on it)
       committed result: it was built on the result that stands (a stale write that
       replaced s1 after s2 had used it breaks this);
    c. each atom's committed token is the highest token under which that atom ever
-      started. An engine records an atom RUNNING before it executes it, and a claim
-      takes the run record over when its engine starts, after which a lower token's
-      writes are refused. So once a newer claim has started the atom, a result of an
-      older claim can stand only if it was written after the takeover: a stale write;
+      started. A claim starts an atom only if the run record it read (after it had
+      claimed the job) did not hold the atom's result; so if an older claim's result
+      stands although a newer claim started the atom, the older claim wrote it after
+      the newer claim held the job: a stale write;
    d. each committed token is one a conductor claimed and ran (a ``claim`` row with
       that token, from the process named in the result).
+   A stale write that a newer claim then overwrites (running the atom again) leaves
+   no trace in what stands; test_conductor_chaos shows such a write directly (the
+   window before a newer claim's engine takes the record over).
 3. Executions per atom (ledger ``start`` rows) are at most 1 + the faults that hit
    the job: the faults sent while the job was in the conductors' hands (between
    its first ledger row, less the longest pause and a lease, and its last row).
@@ -37,6 +40,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -238,7 +242,7 @@ class Size:
     conductors: int = 3
     jobs: int = 20
     atoms: int = 3
-    delay: float = 0.1  # seconds each atom sleeps
+    delay: float = 0.15  # seconds each atom sleeps
     lease: float = 1.0
     faults: int = 5  # at most (each kind once at least), unless ``seconds`` is set
     seconds: float = 0.0  # large runs: send faults for this long (or until all done)
@@ -257,38 +261,66 @@ def send_faults(
     where: Place, running: list[Driver], board: jobs.Board, size: Size, rng: random.Random
 ) -> list[Fault]:
     """Faults at random moments until every job is done (or the size's limit): SIGKILL
-    a conductor (and start another), SIGSTOP one past its lease then SIGCONT, and on
-    PostgreSQL end the database's backends. Each kind comes once first, in random order."""
+    a conductor (and start another), SIGSTOP one past its lease (SIGCONT comes from a
+    timer, so faults go on meanwhile), and on PostgreSQL end the database's backends.
+    Each kind comes once first, in random order, soon after the start."""
     kinds = ["kill", "pause"] + (["terminate"] if where.pg_database else [])
     order = rng.sample(kinds, len(kinds))
     sent: list[Fault] = []
+    paused: dict[int, threading.Timer] = {}
+    # the first faults hit running conductors, not ones still importing
+    deadline = time.monotonic() + 60
+    while len({r["pid"] for r in chaos_flows.read_ledger(where.ledger)}) < len(running):
+        if time.monotonic() > deadline or not list(board.iterjobs()):
+            break
+        time.sleep(0.05)
     started = time.monotonic()
     spawned = len(running)
-    while len(sent) < size.faults:
-        if size.seconds and time.monotonic() - started > size.seconds:
-            break
-        time.sleep(rng.uniform(0.2, 1.0))
-        if not list(board.iterjobs()):
-            break
-        kind = order[len(sent)] if len(sent) < len(order) else rng.choice(kinds)
-        if kind == "terminate":
-            sent.append(Fault(kind, time.time()))
-            terminate_backends(where)
-            continue
-        victim = rng.choice([d for d in running if d.alive()])
-        if kind == "kill":
-            sent.append(Fault(kind, time.time(), victim.pid))
-            victim.signal(signal.SIGKILL)
-            victim.popen.wait()
-            running.append(Driver(where, f"c{spawned}", size.lease))
-            spawned += 1
-        else:
-            seconds = size.lease * rng.uniform(1.5, 2.5)
-            sent.append(Fault(kind, time.time(), victim.pid, seconds))
-            victim.signal(signal.SIGSTOP)
-            time.sleep(seconds)
-            victim.signal(signal.SIGCONT)
+    try:
+        while len(sent) < size.faults:
+            if size.seconds and time.monotonic() - started > size.seconds:
+                break
+            time.sleep(rng.uniform(0.1, 0.4) if len(sent) < len(order) else rng.uniform(0.2, 1.0))
+            if not list(board.iterjobs()):
+                break
+            kind = order[len(sent)] if len(sent) < len(order) else rng.choice(kinds)
+            if kind == "terminate":
+                sent.append(Fault(kind, time.time()))
+                terminate_backends(where)
+                continue
+            victims = [d for d in running if d.alive() and d.pid not in paused]
+            if not victims:
+                continue
+            # a conductor caught mid-atom when there is one: a fault that hits a job
+            busy = mid_atom(where.ledger)
+            victim = rng.choice([d for d in victims if d.pid in busy] or victims)
+            if kind == "kill":
+                sent.append(Fault(kind, time.time(), victim.pid))
+                victim.signal(signal.SIGKILL)
+                victim.popen.wait()
+                running.append(Driver(where, f"c{spawned}", size.lease))
+                spawned += 1
+            else:
+                seconds = size.lease * rng.uniform(1.5, 2.5)
+                sent.append(Fault(kind, time.time(), victim.pid, seconds))
+                victim.signal(signal.SIGSTOP)
+                timer = threading.Timer(seconds, victim.signal, (signal.SIGCONT,))
+                paused[victim.pid] = timer
+                timer.start()
+            for pid in [pid for pid, timer in paused.items() if not timer.is_alive()]:
+                del paused[pid]
+    finally:
+        for timer in paused.values():
+            timer.join()
     return sent
+
+
+def mid_atom(ledger: str) -> set[int]:
+    """The pids whose last ledger row is an atom's start (they are running it now)."""
+    last: dict[int, str] = {}
+    for row in chaos_flows.read_ledger(ledger):
+        last[row["pid"]] = row["kind"]
+    return {pid for pid, kind in last.items() if kind == "start"}
 
 
 def wait_until_empty(board: jobs.Board, timeout: float) -> None:
