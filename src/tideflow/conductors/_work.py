@@ -322,11 +322,15 @@ class Worker:
             **self.engine_options,
             "fence": (job.uuid, job.token),
         }
-        with contextlib.closing(self.store.get_connection()) as conn:
-            try:
-                record: FlowDetail | None = conn.get_flow_details(flow_uuid)
-            except NotFoundError:
-                record = None
+        record: FlowDetail | None = None
+        if job.token > 1 or "flow_uuid" in job.details:
+            # only an earlier claim (or the poster, naming a record) can have made one:
+            # the first claim of a job skips the lookup
+            with contextlib.closing(self.store.get_connection()) as conn:
+                try:
+                    record = conn.get_flow_details(flow_uuid)
+                except NotFoundError:
+                    record = None
         if record is not None:
             if record.state in _FINISHED:
                 logger(LOG).info(
