@@ -77,7 +77,10 @@ def _add_store(parser: argparse.ArgumentParser) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tideflow",
-        description="Run tideflow flows, watch them, and inspect and resume recorded runs.",
+        description=(
+            "Run tideflow flows, watch them, and inspect and resume recorded runs; "
+            "post jobs to a job board and run conductors that claim them."
+        ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
