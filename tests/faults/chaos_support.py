@@ -283,6 +283,8 @@ def send_faults(
             time.sleep(rng.uniform(0.1, 0.4) if len(sent) < len(order) else rng.uniform(0.2, 1.0))
             if not list(board.iterjobs()):
                 break
+            for pid in [pid for pid, timer in paused.items() if not timer.is_alive()]:
+                del paused[pid]  # resumed
             kind = order[len(sent)] if len(sent) < len(order) else rng.choice(kinds)
             if kind == "terminate":
                 sent.append(Fault(kind, time.time()))
@@ -307,8 +309,6 @@ def send_faults(
                 timer = threading.Timer(seconds, victim.signal, (signal.SIGCONT,))
                 paused[victim.pid] = timer
                 timer.start()
-            for pid in [pid for pid, timer in paused.items() if not timer.is_alive()]:
-                del paused[pid]
     finally:
         for timer in paused.values():
             timer.join()
@@ -333,6 +333,12 @@ def wait_until_empty(board: jobs.Board, timeout: float) -> None:
 
 
 # -- what the run left ------------------------------------------------------------------
+
+
+#: every atom SUCCESS, the job consumed, the run record not finished: the final commit
+#: failed and the conductor consumed the job anyway (a known bug: see
+#: test_a_run_whose_finish_was_not_recorded_is_not_consumed)
+UNRECORDED_FINISH = "consumed, every atom SUCCESS, but the run's finish was never recorded"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -384,7 +390,11 @@ def check(
             problems.append(f"{name}: no run record")
             continue
         if record.state != success:
-            problems.append(f"{name}: run record {record.state}")
+            done = all(record.atoms.get(f"s{n}", ("",))[0] == success for n in range(1, atoms + 1))
+            if done and name not in left_on_board:
+                problems.append(f"{name}: {UNRECORDED_FINISH} ({record.state})")
+            else:
+                problems.append(f"{name}: run record {record.state}")
         job_rows = by_job.get(name, [])
         claims = {(r["token"], r["pid"]) for r in job_rows if r["kind"] == "claim"}
         chain = [f"s{n}" for n in range(1, atoms + 1)]

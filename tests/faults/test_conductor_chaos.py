@@ -22,6 +22,7 @@ from typing import Any
 import chaos_flows
 import pytest
 from chaos_support import (
+    UNRECORDED_FINISH,
     Driver,
     Fault,
     Record,
@@ -39,6 +40,7 @@ import tideflow
 from tideflow.conductors import Conductor
 
 SIZE = Size.from_environment()
+_KNOWN_BUG = "test_a_run_whose_finish_was_not_recorded_is_not_consumed"
 
 
 @pytest.mark.slow
@@ -77,6 +79,9 @@ def test_conductors_under_chaos_lose_nothing_and_commit_nothing_stale(
         )
         print(summary)
         tracebacks = [name for name, d in logs.items() if "Traceback" in d.log]
+        if problems and all(UNRECORDED_FINISH in p for p in problems):
+            # nothing else went wrong: the bug pinned below, met by chance
+            pytest.xfail(f"{summary}: {problems} (see {_KNOWN_BUG})")
         assert not problems, summary + "\n" + "\n".join(problems)
         assert {f.kind for f in faults} >= {"kill", "pause"}, summary
         if kind == "postgresql":
@@ -123,7 +128,13 @@ def test_the_checker_finds_lost_and_unfinished_jobs() -> None:
     records["l"] = Record("FAILURE", more["l"].atoms)  # type: ignore[union-attr]
     rows += more_rows
     found = check(["j", "k", "l"], 2, rows, records, ["k"], [], 1.0)
-    assert found == ["k: still on the board", "k: no run record", "l: run record FAILURE"]
+    assert found == [
+        "k: still on the board",
+        "k: no run record",
+        f"l: {UNRECORDED_FINISH} (FAILURE)",
+    ]
+    found = check(["j", "l"], 2, rows, records, ["l"], [], 1.0)
+    assert found == ["l: still on the board", "l: run record FAILURE"]
 
 
 def test_the_checker_finds_a_result_written_by_a_stale_claim() -> None:
