@@ -119,6 +119,8 @@ class Held:
         #: the conductor is stopping (or lost the board): suspend the run, give the job back
         self.stopping = False
         self.reason = ""
+        #: the run is over and the job being settled: no more renewals
+        self.settling = False
         self.renewed = time.monotonic()
         self._lock = threading.Lock()
 
@@ -389,6 +391,7 @@ class Worker:
 
     def _consume(self, held: Held, state: FlowState | None) -> JobOutcome:
         job = held.job
+        held.settling = True
         if held.lost:
             return self._drop(held, "its claim was lost while it ran")
         try:
@@ -413,6 +416,7 @@ class Worker:
 
     def _give_back(self, held: Held, why: str) -> JobOutcome:
         job = held.job
+        held.settling = True
         if held.lost:
             return self._drop(held, why)
         try:
@@ -435,6 +439,7 @@ class Worker:
 
     def _trash(self, held: Held, why: str) -> JobOutcome:
         job = held.job
+        held.settling = True
         if held.lost:
             return self._drop(held, why)
         try:
@@ -500,12 +505,14 @@ class LeaseKeeper:
         """Renew one job's lease; on a lost claim (or a board out of reach past the
         lease) suspend its run."""
         worker = self.worker
-        if held.lost:
+        if held.lost or held.settling:
             return
         job = held.job
         try:
             worker.board.renew(job, worker.name, job.token, worker.lease)
         except LeaseLostError as exc:
+            if held.settling:
+                return  # consumed (or given back) while the renewal was on its way
             logger(LOG).warning(
                 "conductor %r: lost job %s (%s); suspending its run: %s",
                 worker.name,
