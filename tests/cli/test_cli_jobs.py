@@ -151,6 +151,20 @@ def test_the_conductor_command_runs_posted_jobs_and_records_them(here: Path, boa
         store.close()
 
 
+def test_the_conductor_records_in_the_default_store_that_tideflow_show_reads(
+    here: Path, board_url: str
+) -> None:
+    job = post(here, board_url, "default", "--arg", "1", "--store", "n=5")
+    done = cmd(here, "conductor", "--allow", "cli_jobs_flows", "--max-jobs", "1", board=board_url)
+    assert done.returncode == 0, done.stderr
+    assert (here / ".tideflow" / "runs.db").is_file()
+    shown = cmd(here, "show", job["uuid"], "--json")
+    assert shown.returncode == 0, shown.stderr
+    run = json.loads(shown.stdout)
+    assert (run["run"], run["flow"], run["state"]) == (job["uuid"], "doubling-1", "SUCCESS")
+    assert [(a["name"], a["result"]) for a in run["atoms"]] == [("double", 10)]
+
+
 def test_a_conductor_leaves_jobs_outside_its_allow_list_alone(here: Path, board_url: str):
     job = post(here, board_url, "elsewhere")
     store_url = f"sqlite:///{here / 'runs.db'}"
