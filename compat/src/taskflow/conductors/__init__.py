@@ -1,0 +1,1 @@
+"""TaskFlow's ``taskflow.conductors``: conductors (see :mod:`taskflow.conductors.base`)."""

@@ -1,0 +1,1 @@
+"""TaskFlow's ``taskflow.jobs``: job boards (see :mod:`taskflow.jobs.base`)."""
