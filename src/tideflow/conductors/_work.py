@@ -43,6 +43,7 @@ from tideflow._log import logger
 from tideflow._notifier import RestrictedNotifier
 from tideflow.errors import DefinitionError, NotFoundError, RunOwnedError, StoreError
 from tideflow.jobs.base import Board, FactoryNotAllowedError, Job, LeaseLostError, check_factory
+from tideflow.persistence._owners import new_owner, retire_owner
 from tideflow.persistence.models import FlowDetail, LogBook
 from tideflow.states import FlowState
 
@@ -121,6 +122,12 @@ class Held:
         self.reason = ""
         #: the run is over and the job being settled: no more renewals
         self.settling = False
+        #: the owner token the run record is taken over with before the engine runs
+        self.placeholder: str | None = None
+        #: the engine claimed the record, ran and recorded how it ended (it released it)
+        self.recorded = False
+        #: what stopped the run, if it raised (said again if the job is dropped)
+        self.failure: BaseException | None = None
         self.renewed = time.monotonic()
         self._lock = threading.Lock()
 
@@ -254,8 +261,28 @@ class Worker:
             except BaseException:
                 self._give_back(held, "the conductor was interrupted")
                 raise
+            finally:
+                self._let_go(held)
         self.count(outcome)
         return outcome
+
+    def _let_go(self, held: Held) -> None:
+        """Release the placeholder owner of the run record, unless the engine has run and
+        released the record itself (the store then keeps the fence's tombstone)."""
+        placeholder, held.placeholder = held.placeholder, None
+        if placeholder is None:
+            return
+        retire_owner(placeholder)
+        if held.recorded:
+            return
+        flow_uuid = str(held.job.details.get("flow_uuid") or held.job.uuid)
+        try:
+            with contextlib.closing(self.store.get_connection()) as conn:
+                conn.release_run(flow_uuid, placeholder)
+        except Exception as exc:  # the next claim's higher token takes it over anyway
+            logger(LOG).warning(
+                "conductor %r: could not release run %s (%s)", self.name, flow_uuid, exc
+            )
 
     def count(self, outcome: JobOutcome) -> None:
         """Count a job's outcome in :meth:`statistics`."""
@@ -269,7 +296,8 @@ class Worker:
         except _Unrunnable as exc:
             return self._trash(held, str(exc))
         except StoreError as exc:
-            self.store_trouble = time.monotonic()
+            if not isinstance(exc, RunOwnedError | LeaseLostError):
+                self.store_trouble = time.monotonic()
             return self._give_back(held, f"the store failed while loading its run: {exc}")
         except Exception as exc:
             logger(LOG).exception("conductor %r: loading job %s failed", self.name, job.uuid)
@@ -292,8 +320,15 @@ class Worker:
                 call()
                 self._notify(f"{stage}_end", details)
         except Exception as exc:  # the flow's own failure, or the store's; sorted below
-            failure = exc
-        state = _flow_state(engine)
+            failure = held.failure = exc
+        if failure is None:
+            # run() returned: its final state was committed (else it would have raised)
+            state = _flow_state(engine)
+            held.recorded = state in _FINISHED
+        else:
+            # the in-memory state may be ahead of the record (its commit failed): only
+            # what the store holds may decide that the job is done
+            state = self._recorded_state(held, engine)
         if state in _FINISHED:
             return self._consume(held, state)
         if isinstance(failure, DefinitionError):
@@ -315,6 +350,22 @@ class Worker:
         why = held.reason if held.stopping else f"its run ended {state}"
         return self._give_back(held, why)
 
+    def _recorded_state(self, held: Held, engine: tideflow.Engine) -> FlowState | None:
+        """The flow state the store holds for the job's run (None if it cannot say)."""
+        try:
+            flow_uuid = engine.storage.flow_uuid
+            with contextlib.closing(self.store.get_connection()) as conn:
+                state: FlowState = conn.get_flow_details(flow_uuid).state
+        except Exception as exc:
+            logger(LOG).warning(
+                "conductor %r: job %s: could not read how its run ended (%s)",
+                self.name,
+                held.job.uuid,
+                exc,
+            )
+            return None
+        return state
+
     def _engine_for(self, held: Held) -> tideflow.Engine | None:
         """The engine that runs the job's flow (None: its run record has finished)."""
         job = held.job
@@ -324,12 +375,18 @@ class Worker:
             **self.engine_options,
             "fence": (job.uuid, job.token),
         }
+        # The record is taken over under this claim's fence *before* it is read: from
+        # then on a stale owner's engine (a lower token) cannot write to it, so what is
+        # read is what this run starts from. The engine's own claim, at run(), holds the
+        # same token and takes over from this placeholder owner.
+        held.placeholder = new_owner((job.uuid, job.token))
         record: FlowDetail | None = None
         if job.token > 1 or "flow_uuid" in job.details:
             # only an earlier claim (or the poster, naming a record) can have made one:
             # the first claim of a job skips the lookup
             with contextlib.closing(self.store.get_connection()) as conn:
                 try:
+                    conn.claim_run(flow_uuid, held.placeholder)
                     record = conn.get_flow_details(flow_uuid)
                 except NotFoundError:
                     record = None
@@ -379,7 +436,8 @@ class Worker:
         book = LogBook(f"job {job.name}")
         book.add(record)
         with contextlib.closing(self.store.get_connection()) as conn:
-            conn.save_logbook(book)
+            # created under the claim: a stale owner creating it too cannot overwrite it
+            conn.claim_run(flow_uuid, held.placeholder, book)
         return tideflow.load(
             flow, dict(job.store), backend=self.store, book=book, flow_detail=record, **options
         )
@@ -455,6 +513,9 @@ class Worker:
         return JobOutcome.TRASHED
 
     def _drop(self, held: Held, why: str) -> JobOutcome:
+        failure = held.failure
+        if failure is not None and type(failure).__name__ not in why:
+            why += f" (its run had stopped on {type(failure).__name__}: {failure})"
         logger(LOG).warning(
             "conductor %r: job %s (%s) dropped, no longer ours: %s",
             self.name,
