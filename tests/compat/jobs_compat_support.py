@@ -63,8 +63,8 @@ def make_flow(tag: str) -> Any:
 
 
 def make_gated_flow(tag: str) -> Any:
-    """One atom that waits for GATE."""
-    return linear_flow.Flow(tag).add(Gate(f"gate-{tag}"))
+    """An atom that waits for GATE, then x + y -> z."""
+    return linear_flow.Flow(tag).add(Gate(f"gate-{tag}"), Add(f"add-{tag}", provides="z"))
 
 
 def post_flow_job(
