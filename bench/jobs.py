@@ -29,7 +29,7 @@ Method (also saved in the JSON):
   (``bench/.venv-pgqueuer``, ``bench/.venv-procrastinate``; pinned in ``run.VENVS``,
   made on first use, or the interpreters ``BENCH_PGQUEUER_PYTHON`` /
   ``BENCH_PROCRASTINATE_PYTHON`` name). Each row's cost is also given as a ratio to
-  the floor's (floor jobs/s / row jobs/s).
+  the floor's (floor jobs/s / row jobs/s, the median of the rounds' ratios).
 * Rounds: every round measures every row once, in turn; the table shows medians over
   rounds (the machine is shared and noisy; the 1-minute load average is kept with
   each sample). One extra, untimed pass of the board at a small N counts what the
@@ -48,6 +48,7 @@ import json
 import math
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -577,13 +578,26 @@ def rate(results: JobsResults, name: str) -> float | None:
     return cell.median("jobs_per_s") if cell is not None and cell.status == "ok" else None
 
 
+def ratio(results: JobsResults, top: str, bottom: str) -> float | None:
+    """``top``'s jobs/s over ``bottom``'s: the median of the rounds' ratios when both rows
+    ran every round (the rows of one round run minutes apart at most, so the machine's
+    load moves less between them than across the run), else the ratio of the medians."""
+    a, b = results.cells.get(top), results.cells.get(bottom)
+    if a is None or b is None or a.status != "ok" or b.status != "ok":
+        return None
+    if a.samples and len(a.samples) == len(b.samples):
+        pairs = zip(a.samples, b.samples, strict=True)
+        return statistics.median(x["jobs_per_s"] / y["jobs_per_s"] for x, y in pairs)
+    top_rate, bottom_rate = rate(results, top), rate(results, bottom)
+    return top_rate / bottom_rate if top_rate and bottom_rate else None
+
+
 COLUMNS = "system|how|jobs/s|µs/job|x floor|commits/job|client CPU|all CPU|load|runs"
 
 
 def table(results: JobsResults) -> list[list[str]]:
     """The rows of the jobs table: each system's rate, cost per job and ratio to the floor."""
     rows = [COLUMNS.split("|")]
-    floor = rate(results, "floor")
     for row in ROWS:
         cell = results.cells.get(row.name)
         if cell is None:
@@ -597,7 +611,7 @@ def table(results: JobsResults) -> list[list[str]]:
                 row.how,
                 f"{jobs_s:,.0f}" if jobs_s else cell.status,
                 f"{1e6 / jobs_s:,.0f}" if jobs_s else "",
-                f"{floor / jobs_s:.2f}x" if floor and jobs_s else "",
+                "" if (x := ratio(results, "floor", row.name)) is None else f"{x:.2f}x",
                 "" if commits is None else f"{commits:.2f}",
                 *(_us(cell.median(key)) for key in ("client_cpu_us", "machine_cpu_us")),
                 "" if load is None else f"{load:.1f}",
@@ -624,7 +638,8 @@ def report_lines(results: JobsResults) -> list[str]:
         f"fsync={settings.get('fsync', '?')}): {WORKERS} worker processes per system, "
         f"{results.jobs:,} no-op jobs per run, median of runs; {versions}",
         f"(3-atom conductor jobs: {ROW['conductor3'].jobs(results.jobs):,} per run)",
-        "x floor = the floor's jobs/s / the row's (its cost per job, relative); commits/job "
+        "x floor = the floor's jobs/s / the row's (its cost per job, relative; the median "
+        "of the rounds' ratios); commits/job "
         "from the server; CPU µs per job: client = the workers' processes, all = the "
         "machine's (server and any other work included)",
         render(table(results)),
@@ -658,8 +673,7 @@ def judge(results: JobsResults) -> list[Verdict]:
     verdicts = []
     floor, board = rate(results, "floor"), rate(results, "board")
     target = f"jobs: board per-job cost <= {BOARD_MAX}x the floor's (4 processes)"
-    if floor and board:
-        x = floor / board
+    if floor and board and (x := ratio(results, "floor", "board")):
         value = f"{x:.2f}x ({board:,.0f} vs {floor:,.0f} jobs/s)"
         verdicts.append(Verdict(target, value, _pass(x <= BOARD_MAX)))
     else:
@@ -680,14 +694,14 @@ def judge(results: JobsResults) -> list[Verdict]:
         verdicts.append(Verdict(target, "", results.latency.status, results.latency.note))
     else:
         verdicts.append(Verdict(target, "", "not available yet", "no tideflow.conductors"))
-    ours, who = rate(results, "conductor"), "conductors"
-    if not ours:
-        ours, who = board, "board claim_next + consume (no conductor row)"
+    name, who = "conductor", "conductors"
+    if not rate(results, name):
+        name, who = "board", "board claim_next + consume (no conductor row)"
+    ours = rate(results, name)
     for peer, label in (("pgqueuer", "PgQueuer"), ("procrastinate", "procrastinate")):
         theirs = rate(results, peer)
         target = f"jobs: tideflow faster than {label} on no-op jobs"
-        if ours and theirs:
-            x = ours / theirs
+        if ours and theirs and (x := ratio(results, name, peer)):
             value = f"{x:.2f}x ({ours:,.0f} vs {theirs:,.0f} jobs/s)"
             verdicts.append(Verdict(target, value, _pass(x > 1), who))
         else:

@@ -318,9 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     results = plan(specs, mode.name, probes)
     load_before = os.getloadavg()
     measure_all(results, mode, pythons)
+    jobs_results = jobs.measure_all(mode.name, side_python) if "jobs" in only else None
     load_after = os.getloadavg()
     verdicts = judge(results)
-    jobs_results = jobs.measure_all(mode.name, side_python) if "jobs" in only else None
     if jobs_results is not None:
         verdicts += jobs.judge(jobs_results)
     versions = {side: probes[side].get("version", probes[side].get("status")) for side in SIDES}

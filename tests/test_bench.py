@@ -615,3 +615,19 @@ def test_jobs_group_runs_every_system_on_postgresql(tmp_path: Path) -> None:
     targets = [t for t in json.loads(out.read_text())["targets"] if t["target"].startswith("jobs:")]
     assert len(targets) == 5
     assert {t["status"] for t in targets} <= {"PASS", "MISS"}
+
+
+def test_jobs_ratios_pair_the_rows_round_by_round(jobs_bench: ModuleType) -> None:
+    """x floor is the median of each round's ratio (the load moves between rounds), not
+    the ratio of the medians; rows with unequal rounds fall back to the medians."""
+    from bench._model import Cell
+
+    results = jobs_bench.JobsResults(mode="quick", jobs=100)
+    floor = [100.0, 300.0, 200.0]
+    board = [100.0, 100.0, 40.0]  # ratios 1, 3, 5; medians 200 / 100 = 2
+    for name, rates in (("floor", floor), ("board", board), ("pgqueuer", [50.0])):
+        results.cells[name] = Cell(samples=[{"jobs_per_s": r} for r in rates])
+    assert jobs_bench.ratio(results, "floor", "board") == 3.0
+    assert jobs_bench.ratio(results, "board", "pgqueuer") == 2.0
+    results.cells["board"].status = "error"
+    assert jobs_bench.ratio(results, "floor", "board") is None
