@@ -98,6 +98,9 @@ def board_conf(kind: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     if kind == "sqlite":
         yield {"board": f"sqlite:///{tmp_path / 'jobs.db'}", "allowed": ALLOWED}
         return
+    if kind == "postgresql":
+        yield from _postgresql_conf()
+        return
     url = redis_url()
     import redis
 
@@ -120,6 +123,24 @@ def board_conf(kind: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
                 client.delete(*keys)
         finally:
             client.close()
+
+
+def _postgresql_conf() -> Iterator[dict[str, Any]]:
+    """A SQL board in the test database, in a table of the test's own (dropped after)."""
+    url = os.environ.get("TIDEFLOW_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("PostgreSQL board tests need TIDEFLOW_TEST_POSTGRES_URL (see .ci/services)")
+    sa = pytest.importorskip("sqlalchemy")
+    table = f"tf_compat_{os.getpid()}_{os.urandom(3).hex()}"
+    try:
+        yield {"board": "sql", "url": url, "table": table, "allowed": ALLOWED}
+    finally:
+        engine = sa.create_engine(url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS {table} CASCADE"))
+        finally:
+            engine.dispose()
 
 
 def sqlite_persistence(tmp_path: Path) -> Any:

@@ -22,9 +22,10 @@ from taskflow.conductors.base import Conductor
 from taskflow.jobs.base import Job
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "postgresql", "redis"])
 def conf(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """A board configuration: SQLite always, Redis with TIDEFLOW_TEST_REDIS_URL."""
+    """A board configuration: SQLite always; PostgreSQL and Redis when their
+    TIDEFLOW_TEST_*_URL is set."""
     yield from board_conf(request.param, tmp_path)
 
 

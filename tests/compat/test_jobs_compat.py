@@ -25,9 +25,10 @@ from taskflow.jobs import backends
 from taskflow.jobs.base import POSTED, REMOVAL, JobBoard, JobPriority, NotifyingJobBoard
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "postgresql", "redis"])
 def conf(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """A board configuration: SQLite always, Redis with TIDEFLOW_TEST_REDIS_URL."""
+    """A board configuration: SQLite always; PostgreSQL and Redis when their
+    TIDEFLOW_TEST_*_URL is set."""
     yield from board_conf(request.param, tmp_path)
 
 
@@ -247,6 +248,34 @@ def test_a_closed_boards_claims_run_out_and_another_takes_the_job(conf) -> None:
         other.consume(job.uuid, "bob")
     finally:
         other.close()
+
+
+def test_a_claim_taken_over_after_its_lease_is_a_job_failure_then_not_found(
+    conf, monkeypatch
+) -> None:
+    board = fetch_board({**conf, "lease": 0.5})
+    other = fetch_board(conf)
+    try:
+        job = board.post("lost")
+        board.claim(job, "alice")
+        # alice's board stops renewing (a process paused past its lease)
+        monkeypatch.setattr(board.tideflow_board, "renew", lambda *a, **k: None)
+        deadline = time.monotonic() + 30
+        while job.uuid not in [j.uuid for j in other.iterjobs(only_unclaimed=True)]:
+            assert time.monotonic() < deadline, "the lease never ran out"
+            time.sleep(0.1)
+        other.claim(job.uuid, "bob")
+        with pytest.raises(exc.JobFailure, match=r"not owned by alice any more: .*'bob'"):
+            board.consume(job, "alice")
+        # the refused call forgot alice's token: she is told who owns it now
+        with pytest.raises(exc.JobFailure, match=r"not owned by alice .*owned by bob"):
+            board.abandon(job, "alice")
+        other.consume(job.uuid, "bob")
+        with pytest.raises(exc.NotFound, match="no job with uuid"):
+            board.trash(job, "alice")
+    finally:
+        other.close()
+        board.close()
 
 
 # -- waiting, notifications, connection ------------------------------------------------
