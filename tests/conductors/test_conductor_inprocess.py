@@ -467,3 +467,55 @@ def test_a_claimed_job_outside_the_conductors_allow_list_is_trashed(where, board
         caplog.text
     )
     assert not Path(where.ledger).exists()
+
+
+class _FinishFails:
+    """A store whose commit of a run's SUCCESS fails once (a connection lost then)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def get_connection(self) -> Any:
+        return _FinishFailsConnection(self, self.real.get_connection())
+
+
+class _FinishFailsConnection:
+    def __init__(self, store: _FinishFails, real: Any) -> None:
+        self._store = store
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._real.close()
+
+    def save_round(self, flow_detail: Any, details: Any, **options: Any) -> Any:
+        if flow_detail.state is tideflow.FlowState.SUCCESS and not self._store.failed:
+            self._store.failed = True
+            raise tideflow.StoreError("test: the connection was lost at the last commit")
+        return self._real.save_round(flow_detail, details, **options)
+
+
+def test_a_run_whose_finish_was_not_recorded_is_given_back_not_consumed(where, board, store):
+    job = board.post("fin", STEPS, kwargs=steps_job(where.ledger, "fin"))
+    flaky = _FinishFails(store)
+    with Conductor("c-fin", board, flaky, lease=5, wait_timeout=0.05) as c:
+        assert c.run(max_jobs=1) == 1
+        assert c.statistics() == Statistics(dispatched=1, abandoned=1)
+    assert flaky.failed
+    assert board.get(job.uuid).attempts == 1
+    assert record(store, job.uuid).state is not tideflow.FlowState.SUCCESS
+    # the next claim finds every atom SUCCESS and only records the end
+    with conductor(where, board, store) as again:
+        assert again.run(until_idle=True) == 1
+        assert again.statistics().consumed == 1
+    assert record(store, job.uuid).state is tideflow.FlowState.SUCCESS
+    assert [len(started(where.ledger, "fin", f"s{n}")) for n in (1, 2, 3)] == [1, 1, 1]

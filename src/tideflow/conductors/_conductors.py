@@ -393,16 +393,16 @@ class Conductor(_Base):
         while not self._stopped():
             if not budget.take():
                 break
-            job = self._claim()
+            self._back_off()
+            job = None if self._stopped() else self._claim()
             if not job:
                 budget.give_back()
-                if until_idle and job is None:
+                if (until_idle and job is None) or self._stopped():
                     break
                 self._pause(found_nothing=job is None)
                 continue
             dispatched += 1
             self.worker.work(job)
-            self._back_off()
         return dispatched
 
 
@@ -495,7 +495,7 @@ class PooledConductor(_Base):
                     slots.release()
                     break
                 self._back_off()
-                job = self._claim()
+                job = None if self._stopped() else self._claim()
                 if not job:
                     slots.release()
                     budget.give_back()
