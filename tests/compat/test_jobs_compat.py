@@ -184,6 +184,17 @@ def test_claims_consume_abandon_and_trash_with_taskflows_errors(board, persisten
         board.consume(job, "alice")
 
 
+def test_job_wait_returns_once_the_job_is_complete(board) -> None:
+    job = board.post("waited")
+    naps: list[float] = []
+    assert job.wait(timeout=0.05, delay=0.01, sleep_func=naps.append) is False
+    assert naps  # it looked, slept, and gave up when the time was out
+    assert all(nap <= 0.05 for nap in naps)
+    board.claim(job, "a")
+    board.consume(job, "a")
+    assert job.wait(timeout=0) is True
+
+
 def test_a_trashed_job_is_complete_and_off_the_listing(board) -> None:
     job = board.post("t")
     kept = board.post("kept")
