@@ -6,7 +6,8 @@ options]`` runs a :class:`tideflow.conductors.Conductor` until SIGTERM. On each 
 claim to :data:`chaos_flows.CLAIM`, so the atoms know the fencing token they run
 under, and appends a ``claim`` row to the ledger: the job, the token, this pid, and
 the atom states the conductor loaded the run with (what it will skip or run again).
-Logs (INFO) go to stderr.
+Logs (INFO) go to stderr. A conductor that cannot open its store (the test ended the
+database's connections as it started) tries again, up to 20 times.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import chaos_flows
 
 from tideflow.conductors import Conductor, stop_on_signals
+from tideflow.errors import StoreError
 
 
 def _option(text: str) -> tuple[str, Any]:
@@ -51,17 +53,25 @@ def main(argv: list[str]) -> int:
             },
         )
 
-    with (
-        Conductor(
-            name,
-            board,
-            store,
-            lease=float(lease),
-            allowed=chaos_flows.ALLOWED,
-            board_options=dict(_option(o) for o in options),
-        ) as conductor,
-        stop_on_signals(conductor, grace=0),
-    ):
+    for attempt in range(1, 21):
+        try:
+            conductor = Conductor(
+                name,
+                board,
+                store,
+                lease=float(lease),
+                allowed=chaos_flows.ALLOWED,
+                board_options=dict(_option(o) for o in options),
+            )
+            break
+        except StoreError as exc:
+            # the database's connections were ended as this one started (a fault of
+            # the test): start again, as a supervisor would
+            print(f"conductor {name}: start {attempt} failed: {exc}", file=sys.stderr)
+            time.sleep(0.2)
+    else:
+        return 1
+    with conductor, stop_on_signals(conductor, grace=0):
         conductor.notifier.register("compilation_start", claimed)
         conductor.run()
         print(f"conductor {name}: {conductor.statistics()}", file=sys.stderr)
