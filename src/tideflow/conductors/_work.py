@@ -4,16 +4,19 @@
 engine options, notifier, the jobs it holds) and runs one job from claim to its end:
 
 1. the run record's uuid is ``job.details['flow_uuid']`` (default: the job's uuid);
-2. a record the store already holds is a run a previous owner began: it is resumed
-   with :func:`tideflow.load_from_detail` (SUCCESS atoms are not run again; a record
+2. the record is taken over under the claim's fence (a placeholder owner carrying
+   ``(job.uuid, job.token)``) before it is read, so no stale owner writes to it after;
+   a record the store holds is a run a previous owner began: it is resumed with
+   :func:`tideflow.load_from_detail` (SUCCESS atoms are not run again; a record
    already finished is not run at all, only consumed); otherwise the factory is
    checked against the board's allow-list again, imported and called, and a new
-   record with that uuid is saved before the run starts;
-3. the engine is loaded with ``fence=(job.uuid, job.token)``: once a newer claim of
-   the job has taken the run record over, this engine's next write fails and it stops;
+   record with that uuid is created under the claim before the run starts;
+3. the engine is loaded with ``fence=(job.uuid, job.token)``: its own claim at run()
+   replaces the placeholder (same token); once a newer claim of the job has taken the
+   record over, this engine's next write fails and it stops;
 4. how it ends decides what happens to the job::
 
-       run SUCCESS / REVERTED / FAILURE     consume (the outcome is in the run record)
+       run recorded SUCCESS / REVERTED / FAILURE    consume (the outcome is in the record)
        factory refused, unimportable, not a flow, requirements missing     trash
        store error, engine suspended, conductor stopping, anything else    abandon
        the lease was lost (another claim replaced it)                      drop
