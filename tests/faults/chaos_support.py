@@ -24,8 +24,8 @@ the previous atom's result it was built on) and the *board* (what is left on it)
    d. each committed token is one a conductor claimed and ran (a ``claim`` row with
       that token, from the process named in the result).
    A stale write that a newer claim then overwrites (running the atom again) leaves
-   no trace in what stands; test_conductor_chaos shows such a write directly (the
-   window before a newer claim's engine takes the record over).
+   no trace in what stands; test_conductor_chaos holds a newer claim before its
+   engine starts to show that no such write gets in there.
 3. Executions per atom (ledger ``start`` rows) are at most 1 + the faults that hit
    the job: the faults sent while the job was in the conductors' hands (between
    its first ledger row, less the longest pause and a lease, and its last row).
@@ -336,8 +336,8 @@ def wait_until_empty(board: jobs.Board, timeout: float) -> None:
 
 
 #: every atom SUCCESS, the job consumed, the run record not finished: the final commit
-#: failed and the conductor consumed the job anyway (a known bug: see
-#: test_a_run_whose_finish_was_not_recorded_is_not_consumed)
+#: failed and the conductor consumed the job anyway (found by this test over
+#: PostgreSQL, fixed in 43fa862; test_a_run_whose_finish_was_not_recorded_is_not_consumed)
 UNRECORDED_FINISH = "consumed, every atom SUCCESS, but the run's finish was never recorded"
 
 

@@ -40,7 +40,6 @@ import tideflow
 from tideflow.conductors import Conductor
 
 SIZE = Size.from_environment()
-_KNOWN_BUG = "test_a_run_whose_finish_was_not_recorded_is_not_consumed"
 
 
 @pytest.mark.slow
@@ -79,9 +78,6 @@ def test_conductors_under_chaos_lose_nothing_and_commit_nothing_stale(
         )
         print(summary)
         tracebacks = [name for name, d in logs.items() if "Traceback" in d.log]
-        if problems and all(UNRECORDED_FINISH in p for p in problems):
-            # nothing else went wrong: the bug pinned below, met by chance
-            pytest.xfail(f"{summary}: {problems} (see {_KNOWN_BUG})")
         assert not problems, summary + "\n" + "\n".join(problems)
         assert {f.kind for f in faults} >= {"kill", "pause"}, summary
         if kind == "postgresql":
@@ -186,7 +182,7 @@ def test_the_checker_bounds_executions_by_the_faults_that_hit_the_job() -> None:
     assert check(["j"], 2, rows, records, [], [near, Fault("terminate", 0.25)], 1.0) == []
 
 
-# -- a stale owner's write, in the window before the newer claim takes the record over --
+# -- a stale owner's write, between the newer claim and its engine's start -------------
 
 
 def _rows_of(ledger: str, kind: str, **match: object) -> list[dict[str, Any]]:
@@ -207,24 +203,16 @@ def _lease_ran_out(board: Any, uuid: str) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "conductors/_work.py Worker._engine_for reads the run record (get_flow_details) "
-        "without taking it over; the engine takes it over only in run() (Storage.claim), "
-        "after the factory, compile, prepare and validate: until then the previous, stale "
-        "claim's engine still commits results to it"
-    ),
-)
 def test_a_stale_claim_commits_nothing_once_a_newer_claim_holds_the_job(
     tmp_path: Path,
 ) -> None:
-    """A conductor paused mid-atom past its lease; a newer claim is made and reads the
-    run record, and is held (in the flow factory) before its engine starts; the old
-    conductor wakes, its atom ends: its result must not be committed. It is (the bug in
-    the xfail reason): the old engine still owns the record until the new one runs.
-    The new claim then runs s1 again and overwrites it, so the chaos test's checks of
-    what stands cannot see this; without the hold the window is milliseconds wide."""
+    """A conductor paused mid-atom past its lease; a newer claim is made, and held (in
+    the flow factory) before its engine starts; the old conductor wakes and its atom
+    ends: its result is not committed, because the newer claim took the run record
+    over before reading it (before the factory). Before that fix (43fa862) the old
+    engine owned the record until the new one ran, and its result was committed; the
+    new claim then ran s1 again and overwrote it, so the chaos test's checks of what
+    stands could not see it."""
     lease = 1.0
     with place("sqlite", tmp_path) as where:
         ledger = where.ledger
@@ -241,7 +229,7 @@ def test_a_stale_claim_commits_nothing_once_a_newer_claim_holds_the_job(
                     _wait("the lease to run out", lambda: _lease_ran_out(board, job.uuid))
                     running.append(Driver(where, "new", lease))
                     # the new claim (token 2) is made and has read the record (s1 not
-                    # done); its engine has not taken the record over yet
+                    # done); its engine has not started
                     _wait("the new claim at the gate", lambda: _rows_of(ledger, "gated"))
                     assert board.get(job.uuid).token == 2
                     Path(f"{ledger}.w.go").touch()
@@ -261,7 +249,7 @@ def test_a_stale_claim_commits_nothing_once_a_newer_claim_holds_the_job(
     assert not (state == "SUCCESS" and result["token"] == 1), (state, result)
 
 
-# -- a run whose last commit fails is consumed, its record left RUNNING -----------------
+# -- a run whose last commit failed is not consumed (its record would stay RUNNING) ----
 
 
 class _LastCommitFails:
@@ -295,16 +283,10 @@ class _Connection:
         return self._real.save_round(flow_detail, details, **options)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "conductors/_work.py Worker._work consumes a job when the engine's in-memory flow "
-        "state is finished (_flow_state reads engine.storage), even when run() raised a "
-        "StoreError because that final state could not be committed: the job is consumed "
-        "and its run record stays RUNNING"
-    ),
-)
 def test_a_run_whose_finish_was_not_recorded_is_not_consumed(tmp_path: Path) -> None:
+    """The commit of the run's SUCCESS fails once: the job must not be consumed on the
+    strength of the engine's in-memory state (the chaos test over PostgreSQL once
+    found a job consumed with its record RUNNING; fixed in 43fa862)."""
     with place("sqlite", tmp_path) as where:
         board = where.open_board()
         store = _LastCommitFails(tideflow.connect(where.store))
