@@ -88,6 +88,7 @@ __all__ = [
     "JobState",
     "LeaseLostError",
     "check_factory",
+    "import_factory",
 ]
 
 #: Seconds a claim holds unless renewed.
@@ -234,12 +235,45 @@ class Board(Protocol):
 
 
 _NAME: Final = r"[A-Za-z_][A-Za-z0-9_]*"
-_FACTORY: Final = re.compile(rf"({_NAME}(?:\.{_NAME})*):({_NAME}(?:\.{_NAME})*)")
+_PUBLIC: Final = r"[A-Za-z][A-Za-z0-9_]*"
+# after the colon, public names only: a path through ``__globals__``, ``__self__`` or a
+# module the factory's module imported (``myapp.flows:os.system``) would leave the list
+_FACTORY: Final = re.compile(rf"({_NAME}(?:\.{_NAME})*):({_PUBLIC}(?:\.{_PUBLIC})*)")
+
+
+def _allows(allowed: Sequence[str], module: str) -> bool:
+    return any(module == prefix or module.startswith(prefix + ".") for prefix in allowed)
+
+
+def import_factory(factory: str, allowed: Sequence[str], where: str) -> Any:
+    """The callable ``factory`` names, imported, if it passes :func:`check_factory` and
+    was *defined* in a module under ``allowed`` (so a name the module merely imported,
+    ``myapp.flows:shutil``-style re-exports included, is refused); else ImportError,
+    AttributeError, TypeError or FactoryNotAllowedError saying why."""
+    import importlib  # noqa: PLC0415  # only where jobs run
+
+    check_factory(factory, allowed, where)
+    module_name, _, path = factory.partition(":")
+    found: Any = importlib.import_module(module_name)
+    for name in path.split("."):
+        found = getattr(found, name)
+    defined_in = getattr(found, "__module__", None)
+    if not isinstance(defined_in, str) or not _allows(allowed, defined_in):
+        raise FactoryNotAllowedError(
+            f"{where} refuses the flow factory {factory!r}: it is "
+            + (f"defined in {defined_in!r}" if isinstance(defined_in, str) else "not a function")
+            + f", outside the board's allow-list {list(allowed)} (a factory must be defined in "
+            "an allowed module, not only imported into one)"
+        )
+    if not callable(found):
+        raise TypeError(f"the flow factory {factory!r} is not callable ({type(found).__name__})")
+    return found
 
 
 def check_factory(factory: object, allowed: Sequence[str], where: str) -> str:
     """``factory`` if it is ``'module:function'`` with a module under one of the
-    ``allowed`` prefixes; else TypeError/ValueError/FactoryNotAllowedError saying why."""
+    ``allowed`` prefixes; else TypeError/ValueError/FactoryNotAllowedError saying why.
+    The part after the colon is public names only (no ``_`` at the start of any)."""
     if not isinstance(factory, str):
         raise TypeError(
             f"a job's factory is the import path of a function, 'package.module:function', "
@@ -248,11 +282,12 @@ def check_factory(factory: object, allowed: Sequence[str], where: str) -> str:
     match = _FACTORY.fullmatch(factory)
     if match is None:
         raise ValueError(
-            f"a job's factory is the import path of a function, 'package.module:function', "
+            f"a job's factory is the import path of a public function, "
+            f"'package.module:function' (no name after the colon starts with '_'), "
             f"got {factory!r}"
         )
     module = match.group(1)
-    if not any(module == prefix or module.startswith(prefix + ".") for prefix in allowed):
+    if not _allows(allowed, module):
         if not allowed:
             hint = "the board allows no factory: open it with allowed=('yourapp.flows',)"
         else:

@@ -1,0 +1,85 @@
+"""The allow-list cannot be left through the attribute path of a factory: only public
+names after the colon, and the factory must be defined in an allowed module."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tideflow.jobs.base import FactoryNotAllowedError, check_factory, import_factory
+
+WHERE = "conductor 'w1'"
+
+
+@pytest.fixture
+def flows_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    package = tmp_path / "allowapp"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "flows.py").write_text(
+        textwrap.dedent(
+            """
+            import os
+            from json import dumps
+
+            def build(n=1):
+                return ("flow", n)
+
+            class Maker:
+                @staticmethod
+                def make():
+                    return "made"
+
+            _private = build
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "allowapp", raising=False)
+    monkeypatch.delitem(sys.modules, "allowapp.flows", raising=False)
+    return "allowapp.flows"
+
+
+def test_a_factory_defined_in_an_allowed_module_is_imported(flows_module: str) -> None:
+    build = import_factory(f"{flows_module}:build", ("allowapp",), WHERE)
+    assert build(3) == ("flow", 3)
+    assert import_factory(f"{flows_module}:Maker.make", ("allowapp",), WHERE)() == "made"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["os.system", "dumps", "os.path.join"],
+)
+def test_a_name_the_module_only_imported_is_refused(flows_module: str, path: str) -> None:
+    with pytest.raises(FactoryNotAllowedError, match=r"defined in '.*', outside .*allowapp"):
+        import_factory(f"{flows_module}:{path}", ("allowapp",), WHERE)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["build.__globals__", "__builtins__", "_private", "Maker.__init__", "build.__code__"],
+)
+def test_private_and_dunder_names_are_refused_before_any_import(
+    flows_module: str, path: str
+) -> None:
+    factory = f"{flows_module}:{path}"
+    with pytest.raises(ValueError, match="no name after the colon starts with '_'"):
+        check_factory(factory, ("allowapp",), WHERE)
+    with pytest.raises(ValueError, match="no name after the colon starts with '_'"):
+        import_factory(factory, ("allowapp",), WHERE)
+    assert "allowapp.flows" not in sys.modules
+
+
+def test_the_standard_library_escape_is_closed() -> None:
+    # 'json' allowed and json imports codecs: codecs.open must not be reachable
+    with pytest.raises(FactoryNotAllowedError, match="defined in 'codecs'"):
+        import_factory("json:codecs.open", ("json",), WHERE)
+
+
+def test_a_module_outside_the_list_is_not_imported(flows_module: str) -> None:
+    with pytest.raises(FactoryNotAllowedError, match="not on the board's allow-list"):
+        import_factory(f"{flows_module}:build", ("otherapp",), WHERE)
+    assert "allowapp.flows" not in sys.modules
