@@ -7,7 +7,7 @@ start and end, every claim a conductor began to run), the *run store* (the commi
 result of each atom: the token of the claim whose run produced it, and the token of
 the previous atom's result it was built on) and the *board* (what is left on it).
 
-1. No job lost: the board holds nothing (every posted job consumed, none trashed),
+1. No job lost: the board holds none of them (every posted job consumed, none trashed),
    and every job's run record is SUCCESS with every atom SUCCESS.
 2. No result committed under a stale token. A job's atoms form a chain (s2 takes
    s1's result...), so in a linear flow the atom order is the commit order, and:
@@ -43,7 +43,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -323,6 +323,19 @@ def mid_atom(ledger: str) -> set[int]:
     return {pid for pid, kind in last.items() if kind == "start"}
 
 
+def on_board(board: jobs.Board, uuids: dict[str, str]) -> dict[str, str]:
+    """``{name: its state}`` of the jobs ``{name: uuid}`` the board still holds,
+    trashed ones too (a consumed job is gone)."""
+    left = {}
+    for name, uuid in uuids.items():
+        try:
+            job = board.get(uuid)
+        except tideflow.errors.NotFoundError:
+            continue
+        left[name] = f"{job.state}, attempts {job.attempts}"
+    return left
+
+
 def wait_until_empty(board: jobs.Board, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while list(board.iterjobs()):
@@ -373,12 +386,12 @@ def check(
     atoms: int,
     rows: list[dict[str, Any]],
     records: dict[str, Record | None],
-    left_on_board: Sequence[str],
+    left_on_board: Mapping[str, str],
     faults: Sequence[Fault],
     lease: float,
 ) -> list[str]:
     """Every broken promise, one line each (empty: all held); see the module docstring."""
-    problems: list[str] = [f"{name}: still on the board" for name in left_on_board]
+    problems = [f"{name}: still on the board ({state})" for name, state in left_on_board.items()]
     by_job: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_job[row["job"]].append(row)

@@ -30,6 +30,7 @@ from chaos_support import (
     check,
     drivers,
     executions,
+    on_board,
     place,
     read_records,
     send_faults,
@@ -65,7 +66,7 @@ def test_conductors_under_chaos_lose_nothing_and_commit_nothing_stale(
                 faults = send_faults(where, running, board, size, rng)
                 wait_until_empty(board, timeout=60 + size.jobs * 0.5)
                 logs = {d.name: d for d in running}
-            left = [job.name for job in board.iterjobs()]
+            left = on_board(board, uuids)
         finally:
             board.close()
         rows = chaos_flows.read_ledger(where.ledger)
@@ -114,7 +115,7 @@ def _clean(job: str = "j") -> tuple[list[dict[str, object]], dict[str, Record | 
 
 def test_the_checker_passes_a_clean_run() -> None:
     rows, records = _clean()
-    assert check(["j"], 2, rows, records, [], [], 1.0) == []
+    assert check(["j"], 2, rows, records, {}, [], 1.0) == []
 
 
 def test_the_checker_finds_lost_and_unfinished_jobs() -> None:
@@ -123,21 +124,21 @@ def test_the_checker_finds_lost_and_unfinished_jobs() -> None:
     more_rows, more = _clean("l")
     records["l"] = Record("FAILURE", more["l"].atoms)  # type: ignore[union-attr]
     rows += more_rows
-    found = check(["j", "k", "l"], 2, rows, records, ["k"], [], 1.0)
+    found = check(["j", "k", "l"], 2, rows, records, {"k": "UNCLAIMED"}, [], 1.0)
     assert found == [
-        "k: still on the board",
+        "k: still on the board (UNCLAIMED)",
         "k: no run record",
         f"l: {UNRECORDED_FINISH} (FAILURE)",
     ]
-    found = check(["j", "l"], 2, rows, records, ["l"], [], 1.0)
-    assert found == ["l: still on the board", "l: run record FAILURE"]
+    found = check(["j", "l"], 2, rows, records, {"l": "TRASHED"}, [], 1.0)
+    assert found == ["l: still on the board (TRASHED)", "l: run record FAILURE"]
 
 
 def test_the_checker_finds_a_result_written_by_a_stale_claim() -> None:
     rows, records = _clean()
     # claim 2 started s2 again after taking the record over; claim 1's s2 result stands
     rows += [_claim("j", 2, 11, 2.0), *_rows(("start", "j", "s2", 2, 11, 2.1))]
-    found = check(["j"], 2, rows, records, [], [Fault("pause", 1.0, 10, 2.0)], 1.0)
+    found = check(["j"], 2, rows, records, {}, [Fault("pause", 1.0, 10, 2.0)], 1.0)
     assert found == [
         "j.s2: the result of token 1 stands, though token 2 started the atom later (a stale write)"
     ]
@@ -149,7 +150,7 @@ def test_the_checker_finds_tokens_going_down_and_a_broken_chain() -> None:
     records: dict[str, Record | None] = {
         "j": Record(S, {"s1": _result(2, None, pid=11), "s2": _result(1, 1)})
     }
-    found = check(["j"], 2, rows, records, [], [Fault("kill", 1.0, 10)], 1.0)
+    found = check(["j"], 2, rows, records, {}, [Fault("kill", 1.0, 10)], 1.0)
     assert found == [
         "j.s2: committed under token 1 after 2",
         "j.s2: built on a result of token 1, but the one that stands is of token 2",
@@ -161,12 +162,12 @@ def test_the_checker_finds_a_token_nobody_claimed() -> None:
     records: dict[str, Record | None] = {
         "j": Record(S, {"s1": _result(1, None), "s2": _result(1, 1, pid=99)})
     }
-    assert check(["j"], 2, rows, records, [], [], 1.0) == [
+    assert check(["j"], 2, rows, records, {}, [], 1.0) == [
         "j.s2: token 1 of pid 99 was never claimed"
     ]
     records["j"] = Record(S, {"s1": _result(1, None), "s2": _result(3, 1)})
     rows.append(_claim("j", 3, 10, 1.0))  # claimed, but no execution of s2 under it
-    assert check(["j"], 2, rows, records, [], [], 1.0) == [
+    assert check(["j"], 2, rows, records, {}, [], 1.0) == [
         "j.s2: no execution under token 3 in the ledger"
     ]
 
@@ -176,10 +177,10 @@ def test_the_checker_bounds_executions_by_the_faults_that_hit_the_job() -> None:
     rows += _rows(("start", "j", "s1", 1, 10, 0.2), ("start", "j", "s1", 1, 10, 0.3))
     far = Fault("kill", 100.0, 12)  # long after the job: it did not hit it
     near = Fault("kill", 0.15, 10)
-    assert check(["j"], 2, rows, records, [], [far, near], 1.0) == [
+    assert check(["j"], 2, rows, records, {}, [far, near], 1.0) == [
         "j.s1: executed 3 times, 1 fault(s) hit the job"
     ]
-    assert check(["j"], 2, rows, records, [], [near, Fault("terminate", 0.25)], 1.0) == []
+    assert check(["j"], 2, rows, records, {}, [near, Fault("terminate", 0.25)], 1.0) == []
 
 
 # -- a stale owner's write, between the newer claim and its engine's start -------------
