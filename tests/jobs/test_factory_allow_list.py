@@ -83,3 +83,23 @@ def test_a_module_outside_the_list_is_not_imported(flows_module: str) -> None:
     with pytest.raises(FactoryNotAllowedError, match="not on the board's allow-list"):
         import_factory(f"{flows_module}:build", ("otherapp",), WHERE)
     assert "allowapp.flows" not in sys.modules
+
+
+@pytest.mark.parametrize(
+    ("recorded", "match"),
+    [
+        ("allowapp.flows.os.system", r"defined in '(posix|os)'"),
+        ("allowapp.flows.dumps", "defined in 'json"),
+        ("allowapp.flows._private", "private or special names"),
+        ("allowapp.flows.build.__globals__", "private or special names"),
+        ("otherapp.flows.build", "outside the board's allow-list"),
+    ],
+)
+def test_a_forged_run_record_cannot_leave_the_list_either(
+    flows_module: str, recorded: str, match: str
+) -> None:
+    from tideflow.conductors._work import _check_recorded_factory, _Unrunnable
+
+    with pytest.raises(_Unrunnable, match=match):
+        _check_recorded_factory(recorded, ("allowapp",), "run-1")
+    _check_recorded_factory(f"{flows_module}.build", ("allowapp",), "run-1")

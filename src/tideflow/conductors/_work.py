@@ -35,17 +35,23 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
-import importlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import tideflow
+import tideflow._helpers as tideflow_helpers
 from tideflow._log import logger
 from tideflow._notifier import RestrictedNotifier
 from tideflow.errors import DefinitionError, NotFoundError, RunOwnedError, StoreError
-from tideflow.jobs.base import Board, FactoryNotAllowedError, Job, LeaseLostError, check_factory
+from tideflow.jobs.base import (
+    Board,
+    FactoryNotAllowedError,
+    Job,
+    LeaseLostError,
+    import_factory,
+)
 from tideflow.persistence._owners import new_owner, retire_owner
 from tideflow.persistence.models import FlowDetail, LogBook
 from tideflow.states import FlowState
@@ -155,30 +161,54 @@ class Held:
         return self.lost or self.stopping
 
 
-def _import_factory(factory: str) -> Callable[..., Any]:
-    module_name, _, attrs = factory.partition(":")
+def _import_factory(factory: str, allowed: Sequence[str], where: str) -> Callable[..., Any]:
+    """The job's factory, imported only if it is defined under the allow-list."""
     try:
-        found: Any = importlib.import_module(module_name)
+        found: Callable[..., Any] = import_factory(factory, allowed, where)
+    except (FactoryNotAllowedError, TypeError, ValueError) as exc:
+        raise _Unrunnable(str(exc)) from exc
+    except AttributeError as exc:
+        module_name, _, attrs = factory.partition(":")
+        raise _Unrunnable(
+            f"its flow factory {factory!r} does not exist: {module_name} has no {attrs!r}"
+        ) from exc
     except Exception as exc:  # any error while importing: the job cannot run here
         raise _Unrunnable(
             f"its flow factory {factory!r} cannot be imported ({type(exc).__name__}: {exc}); "
             "is its module installed on this conductor's machine?"
         ) from exc
-    for attr in attrs.split("."):
-        try:
-            found = getattr(found, attr)
-        except AttributeError as exc:
-            raise _Unrunnable(
-                f"its flow factory {factory!r} does not exist: {module_name} has no {attrs!r}"
-            ) from exc
-    if not callable(found):
-        raise _Unrunnable(f"its flow factory {factory!r} is not callable ({found!r})")
-    return found  # type: ignore[no-any-return]
+    return found
 
 
-def _recorded_factory_allowed(name: str, allowed: tuple[str, ...]) -> bool:
-    # the record keeps 'pkg.mod.func': allowed if under a prefix, as a module path
-    return any(name == p or name.startswith(p + ".") for p in allowed)
+def _check_recorded_factory(name: str, allowed: Sequence[str], flow_uuid: str) -> None:
+    """A run record keeps 'pkg.mod.func': it must be under a prefix as a module path, and
+    what it names must be defined under one (not merely imported into an allowed
+    module), so a forged record cannot reach beyond the list either."""
+    if not any(name == p or name.startswith(p + ".") for p in allowed):
+        raise _Unrunnable(
+            f"its run record {flow_uuid} names the flow factory {name!r}, outside the "
+            f"board's allow-list {list(allowed)}"
+        )
+    if any(part.startswith("_") for part in name.split(".")[1:]):
+        raise _Unrunnable(
+            f"its run record {flow_uuid} names the flow factory {name!r}: a path through "
+            "private or special names is never run"
+        )
+    try:
+        found = tideflow_helpers._import_factory(name)
+    except Exception as exc:  # the record cannot be resumed here
+        raise _Unrunnable(
+            f"its run record's flow factory {name!r} cannot be imported "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+    defined_in = getattr(found, "__module__", None)
+    if not isinstance(defined_in, str) or not any(
+        defined_in == p or defined_in.startswith(p + ".") for p in allowed
+    ):
+        raise _Unrunnable(
+            f"its run record {flow_uuid} names the flow factory {name!r}, defined in "
+            f"{defined_in!r}, outside the board's allow-list {list(allowed)}"
+        )
 
 
 class Worker:
@@ -407,11 +437,7 @@ class Worker:
             recorded = factory.get("name") if isinstance(factory, Mapping) else None
             if not isinstance(recorded, str) or not recorded:
                 raise _Unrunnable(f"its run record {flow_uuid} holds no flow factory to resume")
-            if not _recorded_factory_allowed(recorded, self.board.allowed):
-                raise _Unrunnable(
-                    f"its run record {flow_uuid} names the flow factory {recorded!r}, outside "
-                    f"the board's allow-list {list(self.board.allowed)}"
-                )
+            _check_recorded_factory(recorded, self.board.allowed, flow_uuid)
             logger(LOG).info(
                 "conductor %r: job %s: resuming run %s from its record (%s)",
                 self.name,
@@ -423,12 +449,7 @@ class Worker:
                 return tideflow.load_from_detail(record, dict(job.store), self.store, **options)
             except NotFoundError as exc:
                 raise _Unrunnable(str(exc)) from exc
-        where = f"conductor {self.name!r}"
-        try:
-            check_factory(job.factory, self.board.allowed, where)
-        except (FactoryNotAllowedError, TypeError, ValueError) as exc:
-            raise _Unrunnable(str(exc)) from exc
-        make = _import_factory(job.factory)
+        make = _import_factory(job.factory, self.board.allowed, f"conductor {self.name!r}")
         flow = make(*job.args, **job.kwargs)
         if not isinstance(flow, tideflow.Flow | tideflow.Atom):
             raise _Unrunnable(
