@@ -5,7 +5,8 @@ faults allow. What is checked and why it proves that: chaos_support's docstring.
 
 Small by default (3 conductors, 20 jobs of 3 atoms, lease 1 s, a few faults); large
 with ``TIDEFLOW_CHAOS_JOBS=2000`` and/or ``TIDEFLOW_CHAOS_SECONDS=600`` (faults for that
-long). ``TIDEFLOW_CHAOS_SEED`` replays a run (the seed is printed on failure).
+long). ``TIDEFLOW_CHAOS_SEED`` replays a run's choices of faults, victims and moments
+(the seed is printed on failure; the processes' own timing differs from run to run).
 Over SQLite always, PostgreSQL and a Redis board when their variables are set.
 """
 
@@ -73,7 +74,7 @@ def test_conductors_under_chaos_lose_nothing_and_commit_nothing_stale(
         records = read_records(where.store, uuids)
         problems = check(list(uuids), size.atoms, rows, records, left, faults, size.lease)
         summary = (
-            f"seed {seed} (TIDEFLOW_CHAOS_SEED={seed} replays it), {kind}, {size}; "
+            f"seed {seed} (TIDEFLOW_CHAOS_SEED={seed} replays its choices), {kind}, {size}; "
             f"faults: {[(f.kind, f.pid) for f in faults]}; executions per atom: "
             f"{executions(rows)}"
         )
