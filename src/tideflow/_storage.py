@@ -23,7 +23,7 @@ from tideflow.errors import (
     UnstorableValueError,
 )
 from tideflow.failure import Failure
-from tideflow.persistence._owners import new_owner, retire_owner
+from tideflow.persistence._owners import fence_of, new_owner, retire_owner
 from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook, RetryDetail, TaskDetail
 from tideflow.retry import History
 from tideflow.states import AtomState, FlowState, Intention
@@ -60,6 +60,8 @@ class Storage:
         #: carried in the owner token, so that a newer claim takes the record over and
         #: this run's writes are refused from then on (tideflow.persistence._owners).
         self.fence: tuple[str, int] | None = None
+        #: An owner token that already holds the record for this run (adopt_claim())
+        self._adopted: str | None = None
         self._dirty: dict[str, AtomDetail] = {}
         self._flow_dirty = False
         self._transient: dict[str, Any] = {}
@@ -256,6 +258,19 @@ class Storage:
 
     # -- owning the run -------------------------------------------------------------
 
+    def adopt_claim(self, owner: str) -> None:
+        """Run under ``owner``, a token that already holds the record (a conductor took
+        it over under the job's fence before reading it): the next run claims nothing,
+        saving a transaction, and releases ``owner`` when it ends. If a newer claim took
+        the record over meanwhile, the run's first write is refused as usual."""
+        fence = fence_of(owner)
+        if fence is None or fence != self.fence:
+            raise ValueError(
+                f"adopt_claim() takes an owner token fenced as this run is ({self.fence}), "
+                f"got {owner!r}"
+            )
+        self._adopted = owner
+
     def claim(self) -> None:
         """Make this engine the one running the flow record (RunOwnedError if another is).
 
@@ -263,6 +278,9 @@ class Storage:
         """
         backend = self._backend
         if backend is None or self.private:
+            return
+        if self._adopted is not None:
+            self._owner, self._adopted = self._adopted, None
             return
         fence = self.fence
         owner = new_owner(fence)

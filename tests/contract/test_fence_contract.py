@@ -296,3 +296,37 @@ def test_a_fence_without_a_store_is_refused() -> None:
     flow = tideflow.LinearFlow("f").add(tideflow.FunctorTask(lambda: 1, name="one"))
     with pytest.raises(ValueError, match="give that store as backend="):
         tideflow.load(flow, fence=(JOB, 1))
+
+
+def test_an_engine_adopts_a_claim_already_held(backend: Any, reopen: Any) -> None:
+    flow = tideflow.LinearFlow("f").add(tideflow.FunctorTask(lambda: 7, name="one", provides="v"))
+    record = FlowDetail("f")
+    placeholder = new_owner((JOB, 4))
+    conn = backend.get_connection()
+    conn.claim_run(record.uuid, placeholder, _book(record))
+    engine = tideflow.load(flow, backend=backend, flow_detail=record, fence=(JOB, 4))
+    with pytest.raises(ValueError, match="fenced as this run is"):
+        engine.storage.adopt_claim(new_owner((JOB, 5)))
+    engine.storage.adopt_claim(placeholder)
+    engine.run()
+    assert engine.storage.fetch("v") == 7
+    # the run ended under the adopted token: its tombstone holds the record now
+    with pytest.raises(RunOwnedError, match="claim 4 of job"):
+        conn.claim_run(record.uuid, new_owner((JOB, 3)))
+    conn.claim_run(record.uuid, new_owner((JOB, 4)))
+
+
+def test_an_adopted_claim_taken_over_before_the_run_writes_nothing(
+    backend: Any, reopen: Any
+) -> None:
+    flow = tideflow.LinearFlow("f").add(tideflow.FunctorTask(lambda: 7, name="one", provides="v"))
+    record = FlowDetail("f")
+    placeholder = new_owner((JOB, 4))
+    backend.get_connection().claim_run(record.uuid, placeholder, _book(record))
+    engine = tideflow.load(flow, backend=backend, flow_detail=record, fence=(JOB, 4))
+    engine.storage.adopt_claim(placeholder)
+    claim_record(backend, record.uuid, (JOB, 5))
+    with pytest.raises(RunOwnedError, match="claim 5 of job"):
+        engine.run()
+    if not backend.shares_records:
+        assert reopen().get_flow_details(record.uuid).state == FlowState.PENDING

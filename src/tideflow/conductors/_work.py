@@ -446,9 +446,11 @@ class Worker:
                 record.state,
             )
             try:
-                return tideflow.load_from_detail(record, dict(job.store), self.store, **options)
+                engine = tideflow.load_from_detail(record, dict(job.store), self.store, **options)
             except NotFoundError as exc:
                 raise _Unrunnable(str(exc)) from exc
+            engine.storage.adopt_claim(held.placeholder)  # no second claim at run()
+            return engine
         make = _import_factory(job.factory, self.board.allowed, f"conductor {self.name!r}")
         flow = make(*job.args, **job.kwargs)
         if not isinstance(flow, tideflow.Flow | tideflow.Atom):
@@ -462,9 +464,17 @@ class Worker:
         with contextlib.closing(self.store.get_connection()) as conn:
             # created under the claim: a stale owner creating it too cannot overwrite it
             conn.claim_run(flow_uuid, held.placeholder, book)
-        return tideflow.load(
+            if job.token > 1:
+                # an earlier claim (paused past its lease) may have made the record
+                # after the lookup above; its atoms are then the ones to resume
+                stored = conn.get_flow_details(flow_uuid)
+                if len(stored):
+                    record = stored
+        engine = tideflow.load(
             flow, dict(job.store), backend=self.store, book=book, flow_detail=record, **options
         )
+        engine.storage.adopt_claim(held.placeholder)  # no second claim at run()
+        return engine
 
     # -- settling a job -----------------------------------------------------------------
 
