@@ -841,14 +841,17 @@ class Engine:
                         failures.extend(scopes.clear())
                     self._mark_reverting(plan.atom_nodes, details)
                     ready = self._settle(deque(scheduler.start_revert()), scheduler, True)
-                if track:
+                halted = self._suspend_requested or bool(revert_failures)
+                idle = not ready and (scopes is None or not scopes.active)
+                last = not dispatcher.in_flight and (halted or idle)
+                if track and not last:
+                    # the last round is written with the run's final state, in one
+                    # transaction (nothing runs in between, so nothing is lost by it)
                     storage.commit()
                 now = clock()
                 analyzing += now - mark
                 mark = now
-                halted = self._suspend_requested or bool(revert_failures)
-                idle = not ready and (scopes is None or not scopes.active)
-                if not dispatcher.in_flight and (halted or idle):
+                if last:
                     break
             final = self._final_state(reverting, revert_failures, ready, scheduler)
         except GeneratorExit:
