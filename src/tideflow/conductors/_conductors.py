@@ -46,6 +46,11 @@ __all__ = ["Conductor", "PooledConductor"]
 _BUDGET_ALL: Final = -1
 
 
+#: A board wait() that returns within this many seconds found a job already free (one
+#: this conductor could not claim), rather than being woken by a new one.
+_WOKEN_AT_ONCE: Final = 0.002
+
+
 class _Budget:
     """How many more jobs ``run()`` may dispatch (``max_jobs``), shared by its loops."""
 
@@ -338,9 +343,13 @@ class _Base:
         """Wait for a job to appear (at most ``wait_timeout``), or a while after an error."""
         if found_nothing:
             try:
-                if self.worker.board.wait(self.wait_timeout):
-                    # something is free, yet claim_next found nothing for us (another
-                    # conductor's factories, or a race): do not spin on it
+                began = time.monotonic()
+                if self.worker.board.wait(self.wait_timeout) and (
+                    time.monotonic() - began < _WOKEN_AT_ONCE
+                ):
+                    # something was free already, yet claim_next found nothing for us
+                    # (another conductor's factories, or a race): do not spin on it. A
+                    # wait that blocked and was woken by a post claims at once.
                     self._stopping.wait(min(self.wait_timeout, 0.05))
                 return
             except StoreError as exc:
