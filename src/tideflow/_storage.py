@@ -176,10 +176,6 @@ class Storage:
             f"{sorted(self._by_name)[:20]}"
         )
 
-    def _mark(self, detail: AtomDetail) -> None:
-        if not self._shared:
-            self._dirty[detail.name] = detail
-
     def changed(self, detail: AtomDetail) -> None:
         """Note that ``detail`` changed; it is written at the next commit."""
         if not self._shared:

@@ -453,3 +453,32 @@ def _prepared_on(store: Any) -> tuple[tideflow.Engine, Storage]:
     engine = tideflow.load(LinearFlow("f").add(T("a")), backend=store)
     engine.prepare()
     return engine, engine.storage
+
+
+# -- a fenced run on a store that shares the engine's records ------------------------------
+
+
+def test_a_fenced_run_on_a_memory_store_stops_at_its_commit_once_taken_over():
+    from tideflow.errors import RunOwnedError
+    from tideflow.persistence import MemoryBackend, claim_record
+
+    backend = MemoryBackend()
+    ran = []
+
+    class Step(Task):
+        def execute(self):
+            ran.append(self.name)
+            if self.name == "b":  # a newer claim of the job takes the record over here
+                claim_record(backend, engine.storage.flow_uuid, ("job-1", 2))
+
+    engine = tideflow.load(
+        LinearFlow("f").add(Step("a"), Step("b"), Step("c")), backend=backend, fence=("job-1", 1)
+    )
+    with pytest.raises(RunOwnedError, match="claim 2 of job job-1") as caught:
+        engine.run()
+    assert "no longer run by this engine" in str(caught.value)
+    assert ran[:2] == ["a", "b"]
+    # the same run unfenced never checks: it is the only owner
+    ran.clear()
+    tideflow.load(LinearFlow("g").add(Step("a")), backend=MemoryBackend()).run()
+    assert ran == ["a"]

@@ -1,0 +1,136 @@
+"""Behaviour that mutation testing of ``_engine.py`` showed no test pinned down
+(docs/testing.md lists the survivors and which of them are equivalent).
+
+- ``run_async`` drives the run from a daemon thread named ``tideflow-engine`` (the name
+  users see in logs and thread dumps; a daemon, so a forgotten run never keeps the
+  interpreter alive).
+- An atom that fails before its execute is called (a decider that raises) is reported
+  with its Failure to listeners and to later reverts' ``flow_failures``, and is never
+  executed afterwards.
+- A run whose atom fails while a cancelled ``run_async`` waits for it to stop still
+  ends in ``CancelledError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+import tideflow
+from tideflow import GraphFlow, LinearFlow, Task
+
+
+class Where(Task):
+    """Records which thread ran it."""
+
+    def __init__(self, name: str, seen: list[threading.Thread]) -> None:
+        super().__init__(name)
+        self.seen = seen
+
+    def execute(self) -> None:
+        self.seen.append(threading.current_thread())
+
+
+def test_run_async_drives_the_run_from_a_named_daemon_thread() -> None:
+    seen: list[threading.Thread] = []
+    engine = tideflow.load(LinearFlow("f").add(Where("w", seen)))  # serial: the engine thread
+    asyncio.run(engine.run_async())
+    [thread] = seen
+    assert thread is not threading.main_thread()
+    assert thread.name == "tideflow-engine"
+    assert thread.daemon
+
+
+class Keep(Task):
+    """Returns its name; its revert records the flow failures it was given."""
+
+    def __init__(self, name: str, log: list[Any], **kw: Any) -> None:
+        super().__init__(name, **kw)
+        self.log = log
+
+    def execute(self, **kwargs: Any) -> str:
+        self.log.append(("execute", self.name))
+        return self.name
+
+    def revert(self, result: Any, flow_failures: Any, **kwargs: Any) -> None:
+        self.log.append(("revert", self.name, dict(flow_failures)))
+
+
+def _raising_decider(history: Any) -> bool:
+    raise LookupError("the decider broke")
+
+
+@pytest.mark.parametrize("target_is_flow", [False, True], ids=["task", "subflow"])
+def test_an_atom_failed_by_its_decider_is_reported_and_never_run(target_is_flow: bool) -> None:
+    log: list[Any] = []
+    first = Keep("first", log, provides="f")
+    if target_is_flow:
+        target: Any = LinearFlow("sub").add(Keep("t1", log), Keep("t2", log))
+        target_atom = "t1"
+    else:
+        target = Keep("t1", log)
+        target_atom = "t1"
+    flow = GraphFlow("g").add(first, target)
+    flow.link(first, target, decider=_raising_decider)
+    engine = tideflow.load(flow)
+    failed: list[Any] = []
+    engine.atom_notifier.register(
+        "FAILURE", lambda state, details: failed.append((details["task_name"], details["result"]))
+    )
+    with pytest.raises(LookupError, match="the decider broke"):
+        engine.run()
+
+    assert [entry for entry in log if entry[0] == "execute"] == [("execute", "first")]
+    [(name, result)] = failed
+    assert name == target_atom
+    assert isinstance(result, tideflow.Failure)
+    assert result.check(LookupError)
+    reverts = [entry for entry in log if entry[0] == "revert"]
+    assert [entry[1] for entry in reverts] == ["first"]  # nothing else ran to undo
+    given = reverts[0][2]
+    assert list(given) == [target_atom]
+    assert given[target_atom].check(LookupError)
+    assert str(engine.storage.get_flow_state()) == "REVERTED"
+
+
+class FailsSlowly(Task):
+    """Waits until told, then raises."""
+
+    def __init__(self, name: str, started: threading.Event, go: threading.Event) -> None:
+        super().__init__(name)
+        self.started = started
+        self.go = go
+
+    def execute(self) -> None:
+        self.started.set()
+        self.go.wait(5)
+        raise RuntimeError("failed while the run was stopping")
+
+
+def test_a_cancel_still_wins_when_the_run_fails_while_stopping() -> None:
+    started, go = threading.Event(), threading.Event()
+    flow = LinearFlow("f").add(FailsSlowly("slow", started, go))
+    engine = tideflow.load(flow)
+    outcome: list[str] = []
+
+    async def main() -> None:
+        running = asyncio.create_task(engine.run_async())
+        while not started.is_set():
+            await asyncio.sleep(0.005)
+        running.cancel()
+        await asyncio.sleep(0.02)
+        go.set()
+        try:
+            await running
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+        except RuntimeError:
+            outcome.append("failed")
+        else:
+            outcome.append("returned")
+
+    asyncio.run(main())
+    assert outcome == ["cancelled"]
