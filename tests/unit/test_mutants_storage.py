@@ -482,3 +482,22 @@ def test_a_fenced_run_on_a_memory_store_stops_at_its_commit_once_taken_over():
     ran.clear()
     tideflow.load(LinearFlow("g").add(Step("a")), backend=MemoryBackend()).run()
     assert ran == ["a"]
+
+
+def test_the_execute_result_of_a_failed_atom_is_its_failure():
+    class Provide(Task):
+        default_provides = "v"
+
+        def execute(self):
+            return 1
+
+    class Boom(Task):
+        def execute(self, v):
+            raise RuntimeError("boom")
+
+    engine = tideflow.load(LinearFlow("f").add(Provide("p"), Boom("b")))
+    with pytest.raises(RuntimeError, match="boom"):
+        engine.run()
+    result = engine.storage.get_execute_result("b")
+    assert isinstance(result, tideflow.Failure)
+    assert result.check(RuntimeError)
