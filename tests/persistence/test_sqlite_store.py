@@ -32,6 +32,10 @@ from tideflow.persistence.sqlite import SqliteBackend
 from tideflow.states import AtomState, FlowState
 
 FORK = multiprocessing.get_context("fork")
+# Children that only need the file start from a clean process: a fork of this pytest
+# process can inherit a lock some other test's thread held at that moment and hang
+# (seen once in CI after the job-board tests, which leave listener threads behind).
+CLEAN = multiprocessing.get_context("forkserver")
 
 
 @pytest.fixture
@@ -406,7 +410,7 @@ def _open_and_save(url: str, name: str) -> None:
 
 def test_processes_creating_one_store_at_once_all_succeed(tmp_path: Path, opened: Any) -> None:
     url = url_of(tmp_path / "new.db")
-    children = [FORK.Process(target=_open_and_save, args=(url, f"r{i}")) for i in range(4)]
+    children = [CLEAN.Process(target=_open_and_save, args=(url, f"r{i}")) for i in range(4)]
     for child in children:
         child.start()
     for child in children:
@@ -439,7 +443,7 @@ def _write_runs(url: str, prefix: str, count: int) -> None:
 def test_two_processes_write_one_file_at_once(tmp_path: Path, opened: Any) -> None:
     url = url_of(tmp_path / "shared.db")
     opened(url).get_connection()  # the schema exists before they start
-    children = [FORK.Process(target=_write_runs, args=(url, p, 40)) for p in ("p", "q")]
+    children = [CLEAN.Process(target=_write_runs, args=(url, p, 40)) for p in ("p", "q")]
     for child in children:
         child.start()
     for child in children:
@@ -471,8 +475,8 @@ def test_a_run_held_by_another_process_is_refused_until_it_dies(
     conn = opened(url).get_connection()
     book, flow_detail = a_run("a")
     conn.save_logbook(book)
-    claimed = FORK.Event()
-    child = FORK.Process(target=_hold_run, args=(url, flow_detail.uuid, claimed))
+    claimed = CLEAN.Event()
+    child = CLEAN.Process(target=_hold_run, args=(url, flow_detail.uuid, claimed))
     child.start()
     try:
         assert claimed.wait(30)
