@@ -35,6 +35,7 @@ __all__ = [
     "check_max_attempts",
     "check_seconds",
     "check_who",
+    "config_options",
     "encode_post",
     "exhausted_error",
     "held_error",
@@ -120,6 +121,29 @@ class Sightings:
 
 
 # -- argument checks -----------------------------------------------------------------------
+
+
+def config_options(
+    config: Mapping[str, Any], kind: str, example: str, known: Sequence[str]
+) -> tuple[str, dict[str, Any]]:
+    """A board's ``from_config`` mapping as (URL, options): ValueError without a
+    ``connection`` URL (``example`` shows one), TypeError naming an unknown option."""
+    options = dict(config)
+    url = options.pop("connection", None)
+    if not isinstance(url, str) or not url:
+        raise ValueError(
+            f"a {kind} job board needs its URL as 'connection', e.g. "
+            f"{{'connection': {example!r}, 'allowed': ['myapp.flows']}}"
+        )
+    for key in options:
+        if key not in known:
+            from tideflow._options import closest  # noqa: PLC0415  # only on errors
+
+            raise TypeError(
+                f"unknown option {key!r} for the job board {url.partition('@')[2] or url}: "
+                f"{closest(str(key), known)}the options are {list(known)}"
+            )
+    return url, options
 
 
 def uuid_of(job: Job | str) -> str:

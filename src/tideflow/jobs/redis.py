@@ -62,6 +62,7 @@ from tideflow.jobs._common import (
     check_max_attempts,
     check_seconds,
     check_who,
+    config_options,
     encode_post,
     exhausted_error,
     held_error,
@@ -359,21 +360,7 @@ class RedisBoard:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> RedisBoard:
         """The board ``config["connection"]`` names, with the other keys as options."""
-        options = dict(config)
-        url = options.pop("connection", None)
-        if not isinstance(url, str) or not url:
-            raise ValueError(
-                "a Redis job board needs its URL as 'connection', e.g. "
-                "{'connection': 'redis://127.0.0.1:6379/0', 'allowed': ['myapp.flows']}"
-            )
-        for key in options:
-            if key not in OPTIONS:
-                from tideflow._options import closest  # noqa: PLC0415  # only on errors
-
-                raise TypeError(
-                    f"unknown option {key!r} for the job board {url.partition('@')[2] or url}: "
-                    f"{closest(str(key), OPTIONS)}the options are {list(OPTIONS)}"
-                )
+        url, options = config_options(config, "Redis", "redis://127.0.0.1:6379/0", OPTIONS)
         return cls(url, **options)
 
     def __repr__(self) -> str:

@@ -65,6 +65,7 @@ from tideflow.jobs._common import (
     check_max_attempts,
     check_seconds,
     check_who,
+    config_options,
     encode_post,
     exhausted_error,
     held_error,
@@ -401,21 +402,7 @@ class SqlBoard:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SqlBoard:
         """The board ``config["connection"]`` names, with the other keys as options."""
-        options = dict(config)
-        url = options.pop("connection", None)
-        if not isinstance(url, str) or not url:
-            raise ValueError(
-                "a SQL job board needs its URL as 'connection', e.g. "
-                "{'connection': 'postgresql://user@host/db', 'allowed': ['myapp.flows']}"
-            )
-        for key in options:
-            if key not in OPTIONS:
-                from tideflow._options import closest  # noqa: PLC0415  # only on errors
-
-                raise TypeError(
-                    f"unknown option {key!r} for the job board {url.partition('@')[2] or url}: "
-                    f"{closest(str(key), OPTIONS)}the options are {list(OPTIONS)}"
-                )
+        url, options = config_options(config, "SQL", "postgresql://user@host/db", OPTIONS)
         return cls(url, **options)
 
     def __repr__(self) -> str:
