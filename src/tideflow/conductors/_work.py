@@ -50,6 +50,7 @@ from tideflow.jobs.base import (
     FactoryNotAllowedError,
     Job,
     LeaseLostError,
+    allows_module,
     import_factory,
 )
 from tideflow.persistence._owners import new_owner, retire_owner
@@ -184,7 +185,7 @@ def _check_recorded_factory(name: str, allowed: Sequence[str], flow_uuid: str) -
     """A run record keeps 'pkg.mod.func': it must be under a prefix as a module path, and
     what it names must be defined under one (not merely imported into an allowed
     module), so a forged record cannot reach beyond the list either."""
-    if not any(name == p or name.startswith(p + ".") for p in allowed):
+    if not allows_module(allowed, name):
         raise _Unrunnable(
             f"its run record {flow_uuid} names the flow factory {name!r}, outside the "
             f"board's allow-list {list(allowed)}"
@@ -202,9 +203,7 @@ def _check_recorded_factory(name: str, allowed: Sequence[str], flow_uuid: str) -
             f"({type(exc).__name__}: {exc})"
         ) from exc
     defined_in = getattr(found, "__module__", None)
-    if not isinstance(defined_in, str) or not any(
-        defined_in == p or defined_in.startswith(p + ".") for p in allowed
-    ):
+    if not isinstance(defined_in, str) or not allows_module(allowed, defined_in):
         raise _Unrunnable(
             f"its run record {flow_uuid} names the flow factory {name!r}, defined in "
             f"{defined_in!r}, outside the board's allow-list {list(allowed)}"

@@ -87,6 +87,7 @@ __all__ = [
     "JobClaimedError",
     "JobState",
     "LeaseLostError",
+    "allows_module",
     "check_factory",
     "import_factory",
 ]
@@ -241,7 +242,8 @@ _PUBLIC: Final = r"[A-Za-z][A-Za-z0-9_]*"
 _FACTORY: Final = re.compile(rf"({_NAME}(?:\.{_NAME})*):({_PUBLIC}(?:\.{_PUBLIC})*)")
 
 
-def _allows(allowed: Sequence[str], module: str) -> bool:
+def allows_module(allowed: Sequence[str], module: str) -> bool:
+    """Whether ``module`` is one of the ``allowed`` prefixes or lies under one."""
     return any(module == prefix or module.startswith(prefix + ".") for prefix in allowed)
 
 
@@ -258,7 +260,7 @@ def import_factory(factory: str, allowed: Sequence[str], where: str) -> Any:
     for name in path.split("."):
         found = getattr(found, name)
     defined_in = getattr(found, "__module__", None)
-    if not isinstance(defined_in, str) or not _allows(allowed, defined_in):
+    if not isinstance(defined_in, str) or not allows_module(allowed, defined_in):
         raise FactoryNotAllowedError(
             f"{where} refuses the flow factory {factory!r}: it is "
             + (f"defined in {defined_in!r}" if isinstance(defined_in, str) else "not a function")
@@ -287,7 +289,7 @@ def check_factory(factory: object, allowed: Sequence[str], where: str) -> str:
             f"got {factory!r}"
         )
     module = match.group(1)
-    if not _allows(allowed, module):
+    if not allows_module(allowed, module):
         if not allowed:
             hint = "the board allows no factory: open it with allowed=('yourapp.flows',)"
         else:
