@@ -22,6 +22,12 @@ column types of the DDL, and the row locks.
   servers the find is ``SELECT ... FOR UPDATE SKIP LOCKED``, so of racing claimers one
   locks the row and the others skip it at once instead of queueing behind it; SQLite
   takes the file's write lock first (``BEGIN IMMEDIATE``), which serialises claimers.
+  On PostgreSQL with psycopg 3, ``claim_next`` is a single autocommit statement
+  (``UPDATE ... WHERE seq = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING``, the
+  allow-list tested in SQL) and ``consume`` a single autocommit ``DELETE``, sent on a
+  connection per thread without SQLAlchemy (see :class:`_PgFast`). ``claim_next`` picks
+  by module prefix only, on every board; a factory that is not a valid import path is
+  claimed like any other and refused by the conductor, which trashes the job.
 - **Owner calls** (renew, consume, abandon, trash) are single statements whose
   ``WHERE`` names uuid, owner, token and ``state = 'CLAIMED'``; a row count of 0 means
   the claim was lost, and :class:`~tideflow.jobs.base.LeaseLostError` says what
@@ -51,6 +57,7 @@ import contextlib
 import importlib
 import os
 import re
+import select
 import sqlite3
 import threading
 import time
@@ -78,11 +85,11 @@ from tideflow.jobs._common import (
 from tideflow.jobs.base import (
     DEFAULT_LEASE,
     DEFAULT_MAX_ATTEMPTS,
-    FactoryNotAllowedError,
     Job,
     JobClaimedError,
     JobState,
     LeaseLostError,
+    allows_module,
     check_factory,
 )
 from tideflow.persistence.codec import Codec, codec_named
@@ -330,6 +337,78 @@ class _PgListener:
             self.conn.close()
 
 
+class _PgFast:
+    """The board's hot statements (``claim_next``, ``consume``) on PostgreSQL with psycopg 3:
+    one autocommit statement each, on one connection per thread held by the board, with
+    psycopg's own statement preparation; no SQLAlchemy, no pool, no ping. A connection the
+    server closed while it sat idle (a restart, ``pg_terminate_backend``) has a readable
+    socket: it is replaced before use, without a round trip. One lost in the middle of a
+    statement raises StoreError, and the next call opens a new one."""
+
+    def __init__(self, server: _ServerDb) -> None:
+        self.psycopg = importlib.import_module("psycopg")
+        self.dict_row = importlib.import_module("psycopg.rows").dict_row
+        cargs, cparams = server.engine.dialect.create_connect_args(server.engine.url)
+        self.cargs, self.cparams = cargs, {**cparams, **server.connect_args}
+        self.shown = server.shown
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            if not conn.closed and not _readable(conn.fileno()):
+                return conn
+            with contextlib.suppress(Exception):
+                conn.close()
+        conn = self.psycopg.connect(
+            *self.cargs, **self.cparams, autocommit=True, row_factory=self.dict_row
+        )
+        self._local.conn, self._local.pid = conn, os.getpid()
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def execute(
+        self, sql: str, params: Mapping[str, Any], doing: str
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Run one statement in autocommit: its rows (if it returns any) and row count."""
+        conn: Any = None
+        try:
+            conn = self._conn()
+            cursor = conn.execute(sql, params)
+            rows = cursor.fetchall() if cursor.description is not None else []
+            return rows, cursor.rowcount
+        except self.psycopg.Error as exc:
+            if conn is not None and (conn.closed or conn.broken):
+                self._local.conn = None
+            said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StoreError(
+                f"job board {self.shown}: {doing} failed: {said}; nothing of this call was "
+                "committed unless the connection was lost after the server ran it: check "
+                "that the server is running and reachable, then retry",
+                cause=exc,
+            ) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+            self._local = threading.local()
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+def _readable(fd: int) -> bool:
+    """Whether the idle connection's socket has something to read: with no LISTEN and no
+    statement in flight, only the server closing it (or its goodbye) does."""
+    try:
+        return bool(select.select([fd], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
 # -- the board -----------------------------------------------------------------------------
 
 
@@ -398,6 +477,12 @@ class SqlBoard:
         # LISTEN connections, one per waiting thread (PostgreSQL with psycopg 3 only)
         self._listens = self.dialect == "postgresql" and _has_notifies(self._db)
         self._listeners: dict[int, _PgListener] = {}
+        # claim_next and consume as one autocommit statement each (PostgreSQL, psycopg 3)
+        self._fast: _PgFast | None = None
+        if self._listens:
+            assert isinstance(self._db, _ServerDb)
+            self._fast = _PgFast(self._db)
+            self._fast_sql = _pg_fast_statements(table)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SqlBoard:
@@ -414,6 +499,8 @@ class SqlBoard:
             listeners, self._listeners = list(self._listeners.values()), {}
         for listener in listeners:
             listener.close()
+        if self._fast is not None:
+            self._fast.close()
         self._db.close()
 
     # -- schema ------------------------------------------------------------------------
@@ -608,6 +695,8 @@ class SqlBoard:
         check_seconds("lease", lease, positive=True)
         if not self.allowed:
             check_factory("nothing:allowed", (), f"the job board {self.shown}")
+        if self._fast is not None:
+            return self._claim_next_fast(who, lease)
         seen: list[Job] = []
         taken: Job | None = None
         with self._tx("claiming the next job") as tx:
@@ -615,9 +704,7 @@ class SqlBoard:
             while taken is None and trashed:  # a batch that trashed some may hide more
                 trashed = False
                 for row in tx.rows(self._sql["lock_next"], {"n": _CLAIM_BATCH}):
-                    try:
-                        check_factory(row["factory"], self.allowed, "")
-                    except FactoryNotAllowedError:
+                    if not allows_module(self.allowed, str(row["factory"]).partition(":")[0]):
                         continue  # another conductor's job: leave it to them
                     job = self._take(tx, row["uuid"], row, who, lease)
                     seen.append(job)
@@ -626,6 +713,35 @@ class SqlBoard:
                         break
                     trashed = True
         self._sightings.saw(seen)
+        return taken
+
+    def _claim_next_fast(self, who: str, lease: float) -> Job | None:
+        """claim_next as one autocommit statement: the row is picked (the allow-list tested in
+        SQL), locked, claimed or trashed (a run-out lease's last attempt) and returned."""
+        assert self._fast is not None
+        if not self._schema_ready:
+            self.upgrade()
+        params: dict[str, Any] = {
+            "who": who,
+            "lease": float(lease),
+            "max": self.max_attempts,
+            "allowed": list(self.allowed),
+        }
+        seen: list[Job] = []
+        taken: Job | None = None
+        try:
+            while taken is None:
+                rows, _ = self._fast.execute(
+                    self._fast_sql["claim_next"], params, "claiming the next job"
+                )
+                if not rows:
+                    break
+                job = self._job(rows[0])
+                seen.append(job)
+                if job.state is JobState.CLAIMED:
+                    taken = job
+        finally:
+            self._sightings.saw(seen)
         return taken
 
     def _take(self, tx: _Tx, key: str, row: Mapping[str, Any], who: str, lease: float) -> Job:
@@ -651,6 +767,14 @@ class SqlBoard:
 
     def consume(self, job: Job | str, who: str, token: int) -> None:
         """Remove a finished job from the board (LeaseLostError if the claim was lost)."""
+        if self._fast is not None and self._schema_ready:
+            key = uuid_of(job)
+            params = {"uuid": key, "who": who, "token": token}
+            doing = f"consuming job {key}"
+            if self._fast.execute(self._fast_sql["consume"], params, doing)[1] == 1:
+                self._sightings.gone(key)
+                return
+            # lost: the generic call finds it lost too, and says what the job is now
         self._owner_call("consume", job, who, token, ("consuming", "consume"))
 
     def abandon(self, job: Job | str, who: str, token: int) -> Job:
@@ -801,7 +925,7 @@ def _statements(dialect: str, table: str) -> dict[str, str]:
         f"priority INTEGER NOT NULL, state VARCHAR(32) NOT NULL, owner VARCHAR(255), "
         f"lease_expires {real}, token BIGINT NOT NULL, attempts INTEGER NOT NULL, "
         f"created_at {real} NOT NULL, updated_at {real} NOT NULL){_TABLE_OPTIONS[dialect]};\n"
-        f"CREATE INDEX IF NOT EXISTS ix_{table}_order ON {table} (priority, seq)"
+        f"CREATE INDEX IF NOT EXISTS ix_{table}_next ON {table} (priority DESC, seq)"
     )
     return {
         "ddl": ddl,
@@ -856,6 +980,37 @@ def _statements(dialect: str, table: str) -> dict[str, str]:
         "next_end": (
             f"SELECT MIN(lease_expires) - {now} AS {_quote('left', dialect)} FROM {table} "
             "WHERE state = 'CLAIMED'"
+        ),
+    }
+
+
+def _pg_fast_statements(table: str) -> dict[str, str]:
+    """The fast path's statements, in psycopg's ``%(name)s`` style (PostgreSQL only)."""
+    now = _NOW["postgresql"]
+    free = f"(state = 'UNCLAIMED' OR (state = 'CLAIMED' AND lease_expires < {now}))"
+    # the allow-list test of check_factory (module == prefix or under it), in SQL
+    allowed = (
+        "EXISTS (SELECT 1 FROM unnest(%(allowed)s::text[]) AS a(p) "
+        "WHERE left(factory, length(p) + 1) IN (p || ':', p || '.'))"
+    )
+    last = "j.state = 'CLAIMED' AND j.attempts + 1 >= %(max)s"  # a run-out lease's last try
+    return {
+        "claim_next": (
+            f"UPDATE {table} AS j SET "
+            f"state = CASE WHEN {last} THEN 'TRASHED' ELSE 'CLAIMED' END, "
+            f"owner = CASE WHEN {last} THEN NULL ELSE %(who)s END, "
+            f"lease_expires = CASE WHEN {last} THEN NULL ELSE {now} + %(lease)s END, "
+            f"token = CASE WHEN {last} THEN j.token ELSE j.token + 1 END, "
+            "attempts = j.attempts + CASE WHEN j.state = 'CLAIMED' THEN 1 ELSE 0 END, "
+            f"updated_at = {now} "
+            f"WHERE j.seq = (SELECT seq FROM {table} WHERE {free} AND {allowed} "
+            "ORDER BY priority DESC, seq LIMIT 1 "
+            "FOR UPDATE SKIP LOCKED) "
+            f"RETURNING {', '.join('j.' + c.strip() for c in _COLUMNS.split(','))}"
+        ),
+        "consume": (
+            f"DELETE FROM {table} WHERE uuid = %(uuid)s AND owner = %(who)s "
+            "AND token = %(token)s AND state = 'CLAIMED'"
         ),
     }
 
