@@ -116,6 +116,7 @@ _COLUMNS: Final = (
     "seq, uuid, name, factory, args, kwargs, store, details, priority, state, owner, "
     "lease_expires, token, attempts, created_at, updated_at"
 )
+_COLUMN_NAMES: Final = tuple(name.strip() for name in _COLUMNS.split(","))
 _NOW: Final = {
     "sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
     "postgresql": "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)",
@@ -347,7 +348,6 @@ class _PgFast:
 
     def __init__(self, server: _ServerDb) -> None:
         self.psycopg = importlib.import_module("psycopg")
-        self.dict_row = importlib.import_module("psycopg.rows").dict_row
         cargs, cparams = server.engine.dialect.create_connect_args(server.engine.url)
         self.cargs, self.cparams = cargs, {**cparams, **server.connect_args}
         self.shown = server.shown
@@ -362,9 +362,7 @@ class _PgFast:
                 return conn
             with contextlib.suppress(Exception):
                 conn.close()
-        conn = self.psycopg.connect(
-            *self.cargs, **self.cparams, autocommit=True, row_factory=self.dict_row
-        )
+        conn = self.psycopg.connect(*self.cargs, **self.cparams, autocommit=True)
         self._local.conn, self._local.pid = conn, os.getpid()
         with self._lock:
             self._all.append(conn)
@@ -372,14 +370,14 @@ class _PgFast:
 
     def execute(
         self, sql: str, params: Mapping[str, Any], doing: str
-    ) -> tuple[list[dict[str, Any]], int]:
-        """Run one statement in autocommit: its rows (if it returns any) and row count."""
+    ) -> tuple[tuple[Any, ...] | None, int]:
+        """Run one statement in autocommit: its first row (None if it returns none; rows
+        are plain tuples, in the order the statement names its columns) and row count."""
         conn: Any = None
         try:
             conn = self._conn()
             cursor = conn.execute(sql, params)
-            rows = cursor.fetchall() if cursor.description is not None else []
-            return rows, cursor.rowcount
+            return (cursor.fetchone() if cursor.pgresult.nfields else None), cursor.rowcount
         except self.psycopg.Error as exc:
             if conn is not None and (conn.closed or conn.broken):
                 self._local.conn = None
@@ -731,12 +729,12 @@ class SqlBoard:
         taken: Job | None = None
         try:
             while taken is None:
-                rows, _ = self._fast.execute(
+                row, _ = self._fast.execute(
                     self._fast_sql["claim_next"], params, "claiming the next job"
                 )
-                if not rows:
+                if row is None:
                     break
-                job = self._job(rows[0])
+                job = self._job(dict(zip(_COLUMN_NAMES, row, strict=True)))
                 seen.append(job)
                 if job.state is JobState.CLAIMED:
                     taken = job
@@ -1006,7 +1004,7 @@ def _pg_fast_statements(table: str) -> dict[str, str]:
             f"WHERE j.seq = (SELECT seq FROM {table} WHERE {free} AND {allowed} "
             "ORDER BY priority DESC, seq LIMIT 1 "
             "FOR UPDATE SKIP LOCKED) "
-            f"RETURNING {', '.join('j.' + c.strip() for c in _COLUMNS.split(','))}"
+            f"RETURNING {', '.join('j.' + name for name in _COLUMN_NAMES)}"
         ),
         "consume": (
             f"DELETE FROM {table} WHERE uuid = %(uuid)s AND owner = %(who)s "
