@@ -520,3 +520,54 @@ def test_a_run_whose_finish_was_not_recorded_is_given_back_not_consumed(where, b
         assert again.statistics().consumed == 1
     assert record(store, job.uuid).state is tideflow.FlowState.SUCCESS
     assert [len(started(where.ledger, "fin", f"s{n}")) for n in (1, 2, 3)] == [1, 1, 2]
+
+
+def _rewrite_factory(where: Where, board: Board, job: Job, factory: str) -> None:
+    """Change the job's factory in the board's own storage, as a forged row would."""
+    if where.kind == "redis":
+        import redis
+
+        client = redis.Redis.from_url(where.board)
+        try:
+            keys = [k for k in client.scan_iter(match=f"*{job.uuid}*") if client.type(k) == b"hash"]
+            assert len(keys) == 1, keys
+            assert client.hset(keys[0], "factory", factory) == 0  # the field existed
+        finally:
+            client.close()
+        return
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(where.board)
+    try:
+        with engine.begin() as conn:
+            table = board.table  # type: ignore[attr-defined]
+            changed = conn.execute(
+                sa.text(f"UPDATE {table} SET factory = :f WHERE uuid = :u"),
+                {"f": factory, "u": job.uuid},
+            ).rowcount
+        assert changed == 1
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("factory", "why"),
+    [
+        (f"{ALLOWED}:_steps", "no name after the colon starts with '_'"),
+        (f"{ALLOWED}.flows", "'package.module:function'"),
+    ],
+)
+def test_a_forged_row_whose_factory_is_no_import_path_is_claimed_and_trashed(
+    where, board, store, caplog, factory, why
+):
+    # post() refuses such a factory; a row changed behind the board's back still names an
+    # allowed module, so claim_next hands it out and the conductor refuses to import it
+    job = board.post("forged", STEPS, kwargs=steps_job(where.ledger, "forged"))
+    _rewrite_factory(where, board, job, factory)
+    with caplog.at_level(logging.INFO, "tideflow.conductors"), conductor(where, board, store) as c:
+        assert c.run(until_idle=True) == 1
+        assert c.statistics() == Statistics(dispatched=1, trashed=1)
+    assert board.get(job.uuid).state is JobState.TRASHED
+    assert f"job {job.uuid} (forged) trashed: " in caplog.text
+    assert why in caplog.text
+    assert not Path(where.ledger).exists()
