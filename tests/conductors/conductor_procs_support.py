@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -73,7 +73,13 @@ class Running:
 
     def finish(self, timeout: float = 60) -> tuple[int, str]:
         """Wait for the process to end: its exit code and everything it logged."""
-        code = self.popen.wait(timeout)
+        try:
+            code = self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"conductor process {self.pid} still running after {timeout} s; its log:\n"
+                + self.log
+            ) from None
         self._reader.join(timeout)
         return code, self.log
 
@@ -115,12 +121,16 @@ def conductor_process(where: Where, *args: str) -> Iterator[Running]:
             popen.stderr.close()
 
 
-def wait_for(what: str, condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Poll ``condition`` until it holds (AssertionError naming ``what`` after timeout)."""
+def wait_for(
+    what: str, condition: Callable[[], bool], timeout: float = 30.0, show: Sequence[Running] = ()
+) -> None:
+    """Poll ``condition`` until it holds (AssertionError naming ``what`` after timeout,
+    with the logs of the processes in ``show``)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            logs = "".join(f"\n-- conductor process {p.pid}:\n{p.log}" for p in show)
+            raise AssertionError(f"timed out waiting for {what}{logs}")
         time.sleep(0.02)
 
 

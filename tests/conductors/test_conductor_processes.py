@@ -60,6 +60,7 @@ def test_two_conductor_processes_share_the_jobs_and_run_each_once(where: Where, 
             "both conductors in s1",
             lambda: {p for n in names for p in started(where.ledger, n, "s1")} == {a.pid, b.pid},
             timeout=60,
+            show=(a, b),
         )
         go(where.ledger)
         for proc in (a, b):
