@@ -534,6 +534,8 @@ class _Statements(NamedTuple):
     flow_upsert: Insert
     atom_upsert: Insert
     book_upsert: Insert
+    #: a flow row inserted only if its uuid is new (None on MariaDB/MySQL)
+    flow_insert_new: Insert | None
 
     @classmethod
     def build(cls, dialect: str, tables: _Tables, shown: str) -> _Statements:
@@ -551,6 +553,14 @@ class _Statements(NamedTuple):
             atom_upsert=_upsert(dialect, tables.atoms, ("flow_uuid", "name"), _ATOM_UPSERT, shown),
             book_upsert=_upsert(
                 dialect, tables.books, ("uuid",), ("name", "meta", "updated_at"), shown
+            ),
+            flow_insert_new=(
+                importlib.import_module(f"sqlalchemy.dialects.{dialect}")
+                .insert(flows)
+                .on_conflict_do_nothing(index_elements=["uuid"])
+                .returning(flows.c.uuid)
+                if dialect in ("postgresql", "sqlite")
+                else None
             ),
         )
 
@@ -626,7 +636,7 @@ class SqlConnection:
             write(conn)
         return self.get_logbook(book.uuid)
 
-    def _book_writer(self, book: LogBook) -> Callable[[SaConnection], None]:
+    def _book_writer(self, book: LogBook) -> Callable[..., None]:
         """What writes ``book``'s rows inside a transaction (encoded before it starts)."""
         stmts = self.backend._stmts()
         codec = self._codec
@@ -639,10 +649,12 @@ class SqlConnection:
                 atom_row(a, flow_detail.uuid, i, codec) for i, a in enumerate(flow_detail)
             )
 
-        def write(conn: SaConnection) -> None:
+        def write(conn: SaConnection, written: str | None = None) -> None:
+            """Write the rows (but the flow row ``written``, already inserted)."""
             conn.execute(stmts.book_upsert, book_values)
-            if flow_rows:
-                conn.execute(stmts.flow_upsert, flow_rows)
+            rows = [r for r in flow_rows if r["uuid"] != written] if written else flow_rows
+            if rows:
+                conn.execute(stmts.flow_upsert, rows)
             if atom_rows:
                 conn.execute(stmts.atom_upsert, atom_rows)
 
@@ -812,7 +824,13 @@ class SqlConnection:
         flows = _tables().flows
         key = flows.c.uuid == fd_uuid
         create = None if book is None else self._book_writer(book)
+        first = None if book is None else self._new_record(book, fd_uuid, owner)
         with self.backend._transaction(f"claiming flow record {fd_uuid}") as conn:
+            if first is not None and conn.execute(first[0], first[1]).first() is not None:
+                # a new record, inserted owned (a job's first run): the rest of the book
+                assert create is not None
+                create(conn, written=fd_uuid)
+                return
             free = sa.or_(flows.c.owner.is_(None), flows.c.owner == owner)
             if conn.execute(flows.update().where(key, free).values(owner=owner)).rowcount == 1:
                 return
@@ -838,6 +856,21 @@ class SqlConnection:
                 f"engine ({describe_owner(holder or '?')}); wait for it to finish or suspend "
                 "it, or stop that process"
             )
+
+    def _new_record(
+        self, book: LogBook, fd_uuid: str, owner: str
+    ) -> tuple[Insert, dict[str, Any]] | None:
+        """An INSERT of ``fd_uuid``'s row owned by ``owner`` that does nothing if the row
+        exists (PostgreSQL and SQLite; None elsewhere, and if the book lacks the record):
+        claiming a record that is new then takes one statement, not a failed UPDATE, a
+        SELECT and the UPDATE after the creation."""
+        insert = self.backend._stmts().flow_insert_new
+        flow_detail = next((f for f in book if f.uuid == fd_uuid), None)
+        if insert is None or flow_detail is None:
+            return None
+        row = flow_row(flow_detail, book.uuid, self._codec)
+        row["owner"] = owner
+        return insert, row
 
     def release_run(self, fd_uuid: str, owner: str) -> None:
         """Stop owning ``fd_uuid`` (nothing happens if ``owner`` no longer owns it)."""
