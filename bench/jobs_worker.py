@@ -152,14 +152,14 @@ def _counters(board: Any) -> dict[str, int]:
     event.listen(engine.pool, "checkout", bump("checkouts"))
     fast = board._fast  # PostgreSQL's hot path: one autocommit statement per call
     if fast is not None:
-        execute = fast.execute
+        execute = fast.run
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             counts["statements"] += 1
             counts["commits"] += 1
             return execute(*args, **kwargs)
 
-        fast.execute = counted
+        fast.run = counted
     return counts
 
 

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -384,6 +385,8 @@ def test_a_connection_dropped_between_calls_is_replaced(kind, url):
 
 
 def test_a_connection_killed_inside_save_round_writes_nothing(kind, url, backend, conn):
+    if backend._direct is not None:
+        pytest.skip("PostgreSQL with psycopg sends a round as one statement: see the next test")
     book = full_book()
     conn.save_logbook(book)
     before = stored(conn, "f-1")
@@ -408,6 +411,49 @@ def test_a_connection_killed_inside_save_round_writes_nothing(kind, url, backend
     assert stored(conn, "f-1") == before  # the flow row's update was rolled back too
     conn.save_round(flow, [done])  # the store works on: a new connection
     assert conn.get_atom_details("a-1").results == "half"
+
+
+def test_a_round_sent_as_one_statement_and_killed_on_the_server_writes_nothing(
+    kind, url, backend, conn
+):
+    """PostgreSQL's direct path: the round's UPDATE and upsert are one statement, so a
+    backend ended while it runs (here: blocked behind a lock) commits none of it."""
+    if backend._direct is None:
+        pytest.skip("a round is one statement only on PostgreSQL with psycopg 3")
+    book = full_book()
+    conn.save_logbook(book)
+    before = stored(conn, "f-1")
+    flow = book.find("f-1")
+    flow.state = FlowState.SUCCESS
+    done = flow.find("a-1")
+    done.results = "half"
+    import psycopg
+
+    pid = backend._direct._conn().info.backend_pid
+    dsn = backend._engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn) as locker:
+        locker.execute("LOCK TABLE tideflow_atoms IN ACCESS EXCLUSIVE MODE")  # the round waits
+
+        def kill_when_blocked() -> None:
+            with psycopg.connect(dsn, autocommit=True) as side:
+                blocked = (
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'"
+                )
+                while not side.execute(blocked, (pid,)).fetchall():
+                    time.sleep(0.01)
+                side.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+        killer = threading.Thread(target=kill_when_blocked)
+        killer.start()
+        with pytest.raises(StoreError, match=r"lost the connection.*can be resumed") as caught:
+            conn.save_round(flow, [done])
+        killer.join()
+        locker.rollback()
+    assert backend.shown in str(caught.value)
+    assert stored(conn, "f-1") == before  # the flow row's update was not committed either
+    conn.save_round(flow, [done])  # the store works on: a new connection
+    assert conn.get_atom_details("a-1").results == "half"
+    assert backend._direct._conn().info.backend_pid != pid
 
 
 def test_a_newer_schema_is_refused_and_left_unchanged(kind, url, backend, conn):

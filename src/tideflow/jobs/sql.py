@@ -25,9 +25,10 @@ column types of the DDL, and the row locks.
   On PostgreSQL with psycopg 3, ``claim_next`` is a single autocommit statement
   (``UPDATE ... WHERE seq = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING``, the
   allow-list tested in SQL) and ``consume`` a single autocommit ``DELETE``, sent on a
-  connection per thread without SQLAlchemy (see :class:`_PgFast`). ``claim_next`` picks
-  by module prefix only, on every board; a factory that is not a valid import path is
-  claimed like any other and refused by the conductor, which trashes the job.
+  connection per thread without SQLAlchemy (:mod:`tideflow.persistence._pg`).
+  ``claim_next`` picks by module prefix only, on every board; a factory that is not a
+  valid import path is claimed like any other and refused by the conductor, which
+  trashes the job.
 - **Owner calls** (renew, consume, abandon, trash) are single statements whose
   ``WHERE`` names uuid, owner, token and ``state = 'CLAIMED'``; a row count of 0 means
   the claim was lost, and :class:`~tideflow.jobs.base.LeaseLostError` says what
@@ -57,7 +58,6 @@ import contextlib
 import importlib
 import os
 import re
-import select
 import sqlite3
 import threading
 import time
@@ -92,6 +92,7 @@ from tideflow.jobs.base import (
     allows_module,
     check_factory,
 )
+from tideflow.persistence._pg import PgDirect, direct_for, first_line
 from tideflow.persistence.codec import Codec, codec_named
 
 if TYPE_CHECKING:
@@ -338,75 +339,6 @@ class _PgListener:
             self.conn.close()
 
 
-class _PgFast:
-    """The board's hot statements (``claim_next``, ``consume``) on PostgreSQL with psycopg 3:
-    one autocommit statement each, on one connection per thread held by the board, with
-    psycopg's own statement preparation; no SQLAlchemy, no pool, no ping. A connection the
-    server closed while it sat idle (a restart, ``pg_terminate_backend``) has a readable
-    socket: it is replaced before use, without a round trip. One lost in the middle of a
-    statement raises StoreError, and the next call opens a new one."""
-
-    def __init__(self, server: _ServerDb) -> None:
-        self.psycopg = importlib.import_module("psycopg")
-        cargs, cparams = server.engine.dialect.create_connect_args(server.engine.url)
-        self.cargs, self.cparams = cargs, {**cparams, **server.connect_args}
-        self.shown = server.shown
-        self._local = threading.local()
-        self._all: list[Any] = []
-        self._lock = threading.Lock()
-
-    def _conn(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            if not conn.closed and not _readable(conn.fileno()):
-                return conn
-            with contextlib.suppress(Exception):
-                conn.close()
-        conn = self.psycopg.connect(*self.cargs, **self.cparams, autocommit=True)
-        self._local.conn, self._local.pid = conn, os.getpid()
-        with self._lock:
-            self._all.append(conn)
-        return conn
-
-    def execute(
-        self, sql: str, params: Mapping[str, Any], doing: str
-    ) -> tuple[tuple[Any, ...] | None, int]:
-        """Run one statement in autocommit: its first row (None if it returns none; rows
-        are plain tuples, in the order the statement names its columns) and row count."""
-        conn: Any = None
-        try:
-            conn = self._conn()
-            cursor = conn.execute(sql, params)
-            return (cursor.fetchone() if cursor.pgresult.nfields else None), cursor.rowcount
-        except self.psycopg.Error as exc:
-            if conn is not None and (conn.closed or conn.broken):
-                self._local.conn = None
-            said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise StoreError(
-                f"job board {self.shown}: {doing} failed: {said}; nothing of this call was "
-                "committed unless the connection was lost after the server ran it: check "
-                "that the server is running and reachable, then retry",
-                cause=exc,
-            ) from exc
-
-    def close(self) -> None:
-        with self._lock:
-            conns, self._all = self._all, []
-            self._local = threading.local()
-        for conn in conns:
-            with contextlib.suppress(Exception):
-                conn.close()
-
-
-def _readable(fd: int) -> bool:
-    """Whether the idle connection's socket has something to read: with no LISTEN and no
-    statement in flight, only the server closing it (or its goodbye) does."""
-    try:
-        return bool(select.select([fd], [], [], 0)[0])
-    except (OSError, ValueError):
-        return True
-
-
 # -- the board -----------------------------------------------------------------------------
 
 
@@ -476,11 +408,26 @@ class SqlBoard:
         self._listens = self.dialect == "postgresql" and _has_notifies(self._db)
         self._listeners: dict[int, _PgListener] = {}
         # claim_next and consume as one autocommit statement each (PostgreSQL, psycopg 3)
-        self._fast: _PgFast | None = None
+        self._fast: PgDirect | None = None
         if self._listens:
             assert isinstance(self._db, _ServerDb)
-            self._fast = _PgFast(self._db)
+            self._fast = direct_for(self._db.engine, self._db.connect_args, self._fast_error)
             self._fast_sql = _pg_fast_statements(table)
+
+    def _fast_error(self, exc: Exception, stage: str, doing: str) -> StoreError:
+        """The StoreError of a failed statement on the PostgreSQL fast path."""
+        said = first_line(exc)
+        if stage == "connecting":
+            outcome = "nothing was sent"
+        elif stage == "lost":
+            outcome = "the connection was lost during the statement, which may have run"
+        else:
+            outcome = "nothing of this call was committed"
+        return StoreError(
+            f"job board {self.shown}: {doing} failed: {said}; {outcome}: check that the "
+            "server is running and reachable, then retry",
+            cause=exc,
+        )
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SqlBoard:
@@ -729,12 +676,12 @@ class SqlBoard:
         taken: Job | None = None
         try:
             while taken is None:
-                row, _ = self._fast.execute(
+                rows, _ = self._fast.run(
                     self._fast_sql["claim_next"], params, "claiming the next job"
                 )
-                if row is None:
+                if not rows:
                     break
-                job = self._job(dict(zip(_COLUMN_NAMES, row, strict=True)))
+                job = self._job(dict(zip(_COLUMN_NAMES, rows[0], strict=True)))
                 seen.append(job)
                 if job.state is JobState.CLAIMED:
                     taken = job
@@ -769,7 +716,7 @@ class SqlBoard:
             key = uuid_of(job)
             params = {"uuid": key, "who": who, "token": token}
             doing = f"consuming job {key}"
-            if self._fast.execute(self._fast_sql["consume"], params, doing)[1] == 1:
+            if self._fast.run(self._fast_sql["consume"], params, doing)[1] == 1:
                 self._sightings.gone(key)
                 return
             # lost: the generic call finds it lost too, and says what the job is now

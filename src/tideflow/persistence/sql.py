@@ -13,7 +13,11 @@ Every call is one transaction on a connection taken from a pool that tests it fi
 (``pool_pre_ping``), so a connection the server dropped between two calls is replaced
 without anyone noticing. A round (:meth:`SqlConnection.save_round`) is two
 statements: an UPDATE of the flow row, fenced by its ``owner`` column and checked by
-its row count, then one multi-row upsert of the changed atom rows. A connection lost
+its row count, then one multi-row upsert of the changed atom rows. On PostgreSQL with
+psycopg 3 a round (of up to 200 atoms) and a release are each one autocommit statement
+instead, the UPDATE in a ``WITH`` that the upsert depends on, sent without SQLAlchemy on
+a connection held per thread (:mod:`tideflow.persistence._pg`): one round trip, not a
+``BEGIN``, two statements and a ``COMMIT``. A connection lost
 in the middle of a call raises :class:`~tideflow.errors.StoreError`: the server rolls
 the transaction back, and the run resumes from what was committed before.
 
@@ -30,6 +34,7 @@ SQLAlchemy and the drivers are extras (``pip install 'tideflow[postgres]'`` or
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import re
 import threading
@@ -43,6 +48,7 @@ from tideflow.errors import (
     StoreVersionError,
     TideflowError,
 )
+from tideflow.persistence._pg import PgDirect, direct_for, first_line
 from tideflow.persistence._records import (
     ATOM_COLUMNS,
     FLOW_COLUMNS,
@@ -298,6 +304,10 @@ class SqlBackend:
         self._lock = threading.Lock()
         self._schema_checked = False
         self._statements: _Statements | None = None
+        #: PostgreSQL with psycopg 3: a run's rounds and release as single statements
+        self._direct: PgDirect | None = direct_for(
+            self._engine, kwargs.get("connect_args", {}), self._direct_error
+        )
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SqlBackend:
@@ -328,7 +338,28 @@ class SqlBackend:
 
     def close(self) -> None:
         """Close the pooled connections (a later call opens new ones)."""
+        if self._direct is not None:
+            self._direct.close()
         self._engine.dispose()
+
+    def _direct_error(self, exc: Exception, stage: str, doing: str) -> StoreError:
+        """The StoreError of a statement sent on the direct path (see ``_pg``)."""
+        said = first_line(exc)
+        if stage == "connecting":
+            return StoreError(
+                f"cannot connect to {self._where} ({self.shown}) while {doing}: {said}; "
+                "check that the server is running there and accepts this user, then resume "
+                "the run",
+                cause=exc,
+            )
+        if stage == "lost":
+            return StoreError(
+                f"lost the connection to {self.shown} while {doing}: {said}; the write may "
+                "or may not have been committed; the run can be resumed from what the store "
+                "holds once the database is reachable",
+                cause=exc,
+            )
+        return StoreError(f"{self.shown} failed while {doing}: {said}", cause=exc)
 
     # -- internals shared by connections ------------------------------------------------
 
@@ -563,6 +594,39 @@ class _Statements(NamedTuple):
                 else None
             ),
         )
+
+
+_RELEASE_SQL: Final = "UPDATE tideflow_flows SET owner = %s WHERE uuid = %s AND owner = %s"
+#: How each atom column is typed in a VALUES list (text unless said here).
+_ATOM_CASTS: Final = {"position": "integer", "updated_at": "double precision"}
+
+
+#: Rounds with more atom rows than this take SQLAlchemy's path, which batches them
+#: (PostgreSQL takes at most 65,535 parameters in a statement).
+_ROUND_MAX_ATOMS: Final = 200
+
+
+@functools.lru_cache(maxsize=_ROUND_MAX_ATOMS * 2 + 2)
+def _round_sql(atoms: int, fenced: bool) -> str:
+    """A round as one statement (PostgreSQL, direct path): the flow row's UPDATE (fenced
+    by its owner) in a WITH, and the upsert of ``atoms`` atom rows only if that UPDATE
+    found the row. Returns one row per atom written, so no row (with atoms) or a row
+    count of 0 (without) means the round was refused."""
+    sets = ", ".join(f"{c} = %s" for c in _FLOW_ROUND)
+    where = "uuid = %s" + (" AND owner = %s" if fenced else "")
+    update = f"UPDATE tideflow_flows SET {sets} WHERE {where}"
+    if not atoms:
+        return update
+    cells = ", ".join(f"%s::{_ATOM_CASTS.get(c, 'text')}" for c in ATOM_COLUMNS)
+    values = ", ".join(f"({cells})" for _ in range(atoms))
+    columns = ", ".join(ATOM_COLUMNS)
+    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in _ATOM_UPSERT)
+    return (
+        f"WITH f AS ({update} RETURNING 1) "
+        f"INSERT INTO tideflow_atoms ({columns}) "
+        f"SELECT * FROM (VALUES {values}) AS v ({columns}) WHERE EXISTS (SELECT 1 FROM f) "
+        f"ON CONFLICT (flow_uuid, name) DO UPDATE SET {sets} RETURNING 1"
+    )
 
 
 def _upsert(
@@ -807,6 +871,21 @@ class SqlConnection:
         params = {f"v_{c}": row[c] for c in _FLOW_ROUND}
         params["k_uuid"] = fd_uuid
         doing = f"recording a round of flow {flow_detail.name!r}"
+        direct = self.backend._direct
+        if direct is not None and len(atom_rows) <= _ROUND_MAX_ATOMS:
+            if not self.backend._schema_checked:
+                self.backend._ensure_schema()
+            args: list[Any] = [row[c] for c in _FLOW_ROUND]
+            args.append(fd_uuid)
+            if owner is not None:
+                args.append(owner)
+            for values in atom_rows:
+                args.extend(values[c] for c in ATOM_COLUMNS)
+            returned, count = direct.run(_round_sql(len(atom_rows), owner is not None), args, doing)
+            if (len(returned) if atom_rows else count) != (len(atom_rows) or 1):
+                with self.backend._transaction(doing) as conn:
+                    raise self._refused(conn, fd_uuid, owner)
+            return
         with self.backend._transaction(doing) as conn:
             if owner is None:
                 updated = conn.execute(stmts.flow_round, params)
@@ -875,7 +954,12 @@ class SqlConnection:
     def release_run(self, fd_uuid: str, owner: str) -> None:
         """Stop owning ``fd_uuid`` (nothing happens if ``owner`` no longer owns it)."""
         flows = _tables().flows
-        with self.backend._transaction(f"releasing flow record {fd_uuid}") as conn:
+        doing = f"releasing flow record {fd_uuid}"
+        direct = self.backend._direct
+        if direct is not None and self.backend._schema_checked:
+            direct.run(_RELEASE_SQL, (released(owner), fd_uuid, owner), doing)
+            return
+        with self.backend._transaction(doing) as conn:
             conn.execute(
                 flows.update()
                 .where(flows.c.uuid == fd_uuid, flows.c.owner == owner)
