@@ -456,6 +456,47 @@ def test_a_round_sent_as_one_statement_and_killed_on_the_server_writes_nothing(
     assert backend._direct._conn().info.backend_pid != pid
 
 
+def test_direct_connections_are_bounded_like_the_pool_and_closed_with_their_threads(kind, url):
+    store = SqlBackend(url, pool_size=1, max_overflow=1)
+    if store._direct is None:
+        store.close()
+        pytest.skip("the direct path is PostgreSQL's with psycopg 3")
+    try:
+        with store.get_connection() as conn:
+            book = full_book()
+            conn.save_logbook(book)
+        flow = book.find("f-1")
+        done = flow.find("a-1")
+        gate = threading.Barrier(4)
+        errors: list[BaseException] = []
+
+        def save(n: int) -> None:
+            try:
+                with store.get_connection() as mine:
+                    gate.wait(10)  # four threads at once, two connections allowed
+                    for i in range(5):
+                        done.results = f"t{n}-{i}"
+                        mine.save_round(flow, [done])
+                        assert store._direct.held() <= 2
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=save, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert errors == []
+        with store.get_connection() as conn:
+            assert conn.get_atom_details("a-1").results.endswith("-4")  # every thread's last
+            # the four threads have ended: the next connection closes theirs
+            conn.save_round(flow, [done])
+            assert store._direct.held() == 1
+    finally:
+        store.close()
+    assert store._direct.held() == 0
+
+
 def test_a_newer_schema_is_refused_and_left_unchanged(kind, url, backend, conn):
     conn.save_logbook(full_book())
     engine = admin_engine(url)

@@ -411,7 +411,9 @@ class SqlBoard:
         self._fast: PgDirect | None = None
         if self._listens:
             assert isinstance(self._db, _ServerDb)
-            self._fast = direct_for(self._db.engine, self._db.connect_args, self._fast_error)
+            self._fast = direct_for(
+                self._db.engine, self._db.connect_args, self._fast_error, limit=pool_size
+            )
             self._fast_sql = _pg_fast_statements(table)
 
     def _fast_error(self, exc: Exception, stage: str, doing: str) -> StoreError:
@@ -642,6 +644,10 @@ class SqlBoard:
             check_factory("nothing:allowed", (), f"the job board {self.shown}")
         if self._fast is not None:
             return self._claim_next_fast(who, lease)
+        return self._claim_next_pooled(who, lease)
+
+    def _claim_next_pooled(self, who: str, lease: float) -> Job | None:
+        """claim_next in a transaction of the pool: lock a batch, claim the first allowed."""
         seen: list[Job] = []
         taken: Job | None = None
         with self._tx("claiming the next job") as tx:
@@ -676,9 +682,10 @@ class SqlBoard:
         taken: Job | None = None
         try:
             while taken is None:
-                rows, _ = self._fast.run(
-                    self._fast_sql["claim_next"], params, "claiming the next job"
-                )
+                done = self._fast.run(self._fast_sql["claim_next"], params, "claiming the next job")
+                if done is None:  # pool_size other threads hold the fast connections
+                    return self._claim_next_pooled(who, lease)
+                rows = done[0]
                 if not rows:
                     break
                 job = self._job(dict(zip(_COLUMN_NAMES, rows[0], strict=True)))
@@ -716,7 +723,8 @@ class SqlBoard:
             key = uuid_of(job)
             params = {"uuid": key, "who": who, "token": token}
             doing = f"consuming job {key}"
-            if self._fast.run(self._fast_sql["consume"], params, doing)[1] == 1:
+            done = self._fast.run(self._fast_sql["consume"], params, doing)
+            if done is not None and done[1] == 1:
                 self._sightings.gone(key)
                 return
             # lost: the generic call finds it lost too, and says what the job is now

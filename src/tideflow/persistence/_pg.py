@@ -12,6 +12,10 @@ A connection the server closed while it sat idle (a restart, ``pg_terminate_back
 an idle timeout) has a readable socket: nothing else arrives on an idle connection
 that does not LISTEN. It is replaced before use, with no round trip. One lost during a
 statement raises the owner's StoreError, and the next call opens a new connection.
+
+Connections are bounded as the owner's pool is: at most ``limit`` threads hold one at
+a time (a thread's connection is closed once the thread has ended), and a thread
+beyond that gets None from :meth:`PgDirect.run` and takes the owner's pooled path.
 """
 
 from __future__ import annotations
@@ -49,38 +53,66 @@ class PgDirect:
         engine: Engine,
         connect_args: Mapping[str, Any],
         error: Callable[[Exception, Stage, str], StoreError],
+        limit: int | None = None,
     ) -> None:
         self.psycopg: Any = importlib.import_module("psycopg")
         cargs, cparams = engine.dialect.create_connect_args(engine.url)
         self._cargs = tuple(cargs)
         self._cparams = {**cparams, **connect_args}
         self._error = error
+        self._limit = limit
         self._local = threading.local()
-        self._all: list[Any] = []
+        self._all: list[list[Any]] = []  # [holder thread, connection (None: opening)]
         self._lock = threading.Lock()
 
     def _conn(self) -> Any:
+        """This thread's connection (made if needed); None if ``limit`` threads hold one."""
         conn = getattr(self._local, "conn", None)
         if conn is not None and self._local.pid == os.getpid():
             if not conn.closed and not _readable(conn.fileno()):
                 return conn
-            with contextlib.suppress(Exception):
-                conn.close()
+            self._forget(conn)
         self._local.conn = None
-        conn = self.psycopg.connect(*self._cargs, **self._cparams, autocommit=True)
-        self._local.conn, self._local.pid = conn, os.getpid()
+        slot: list[Any] = [threading.current_thread(), None]  # taken before connecting
         with self._lock:
-            self._all.append(conn)
+            ended = [held for held in self._all if not held[0].is_alive()]
+            self._all = [held for held in self._all if held[0].is_alive()]
+            full = self._limit is not None and len(self._all) >= self._limit
+            if not full:
+                self._all.append(slot)
+        for _, old in ended:
+            if old is not None:
+                with contextlib.suppress(Exception):
+                    old.close()
+        if full:
+            return None
+        try:
+            conn = self.psycopg.connect(*self._cargs, **self._cparams, autocommit=True)
+        except BaseException:
+            with self._lock:
+                self._all = [held for held in self._all if held is not slot]
+            raise
+        slot[1] = conn
+        self._local.conn, self._local.pid = conn, os.getpid()
         return conn
+
+    def _forget(self, conn: Any) -> None:
+        with self._lock:
+            self._all = [held for held in self._all if held[1] is not conn]
+        with contextlib.suppress(Exception):
+            conn.close()
 
     def run(
         self, sql: str, params: Sequence[Any] | Mapping[str, Any], doing: str
-    ) -> tuple[list[tuple[Any, ...]], int]:
+    ) -> tuple[list[tuple[Any, ...]], int] | None:
         """Run one statement: the rows it returns (plain tuples; none if it returns
-        none) and its row count."""
+        none) and its row count. None if this thread may not hold a connection now
+        (``limit`` others do): nothing was sent, use the pooled path."""
         stage: Stage = "connecting"
         try:
             conn = self._conn()
+            if conn is None:
+                return None
             stage = "refused"
             cursor = conn.execute(sql, params)
             rows = cursor.fetchall() if cursor.pgresult.nfields else []
@@ -89,24 +121,32 @@ class PgDirect:
             conn = getattr(self._local, "conn", None)
             if conn is not None and (conn.closed or conn.broken):
                 self._local.conn = None
+                self._forget(conn)
                 if stage == "refused":
                     stage = "lost"
             raise self._error(exc, stage, doing) from exc
 
+    def held(self) -> int:
+        """How many connections are open now (one per thread that used this one)."""
+        with self._lock:
+            return len(self._all)
+
     def close(self) -> None:
         """Close every connection this object opened (a later call opens new ones)."""
         with self._lock:
-            conns, self._all = self._all, []
+            held, self._all = self._all, []
             self._local = threading.local()
-        for conn in conns:
-            with contextlib.suppress(Exception):
-                conn.close()
+        for _, conn in held:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
 
 
 def direct_for(
     engine: Engine,
     connect_args: Mapping[str, Any],
     error: Callable[[Exception, Stage, str], StoreError],
+    limit: int | None = None,
 ) -> PgDirect | None:
     """A :class:`PgDirect` for ``engine`` if it reaches PostgreSQL through psycopg 3.1+;
     None otherwise (the caller keeps SQLAlchemy for everything)."""
@@ -119,7 +159,7 @@ def direct_for(
     version = tuple(int(p) for p in re.findall(r"\d+", psycopg.__version__)[:2])
     if version < (3, 1):
         return None
-    return PgDirect(engine, connect_args, error)
+    return PgDirect(engine, connect_args, error, limit)
 
 
 def first_line(exc: Exception) -> str:

@@ -306,7 +306,10 @@ class SqlBackend:
         self._statements: _Statements | None = None
         #: PostgreSQL with psycopg 3: a run's rounds and release as single statements
         self._direct: PgDirect | None = direct_for(
-            self._engine, kwargs.get("connect_args", {}), self._direct_error
+            self._engine,
+            kwargs.get("connect_args", {}),
+            self._direct_error,
+            limit=None if max_overflow < 0 else pool_size + max_overflow,
         )
 
     @classmethod
@@ -881,11 +884,13 @@ class SqlConnection:
                 args.append(owner)
             for values in atom_rows:
                 args.extend(values[c] for c in ATOM_COLUMNS)
-            returned, count = direct.run(_round_sql(len(atom_rows), owner is not None), args, doing)
-            if (len(returned) if atom_rows else count) != (len(atom_rows) or 1):
-                with self.backend._transaction(doing) as conn:
-                    raise self._refused(conn, fd_uuid, owner)
-            return
+            done = direct.run(_round_sql(len(atom_rows), owner is not None), args, doing)
+            if done is not None:
+                returned, count = done
+                if (len(returned) if atom_rows else count) != (len(atom_rows) or 1):
+                    with self.backend._transaction(doing) as conn:
+                        raise self._refused(conn, fd_uuid, owner)
+                return
         with self.backend._transaction(doing) as conn:
             if owner is None:
                 updated = conn.execute(stmts.flow_round, params)
@@ -956,8 +961,11 @@ class SqlConnection:
         flows = _tables().flows
         doing = f"releasing flow record {fd_uuid}"
         direct = self.backend._direct
-        if direct is not None and self.backend._schema_checked:
-            direct.run(_RELEASE_SQL, (released(owner), fd_uuid, owner), doing)
+        if (
+            direct is not None
+            and self.backend._schema_checked
+            and direct.run(_RELEASE_SQL, (released(owner), fd_uuid, owner), doing) is not None
+        ):
             return
         with self.backend._transaction(doing) as conn:
             conn.execute(
