@@ -10,6 +10,7 @@ while other suites use the named database.
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ import pytest
 
 sa = pytest.importorskip("sqlalchemy")
 
+import tideflow  # noqa: E402
 from tideflow import persistence  # noqa: E402
 from tideflow.errors import (  # noqa: E402
     NotFoundError,
@@ -495,6 +497,23 @@ def test_direct_connections_are_bounded_like_the_pool_and_closed_with_their_thre
     finally:
         store.close()
     assert store._direct.held() == 0
+
+
+def test_echo_shows_every_statement_of_a_run(kind, url, caplog):
+    store = SqlBackend(url, echo=True)
+    try:
+        assert store._direct is None  # no statement bypasses SQLAlchemy's log
+        with caplog.at_level(logging.INFO, "sqlalchemy.engine"):
+            tideflow.run(tideflow.LinearFlow("echoed").add(_Echo("one")), backend=store)
+        assert "UPDATE tideflow_flows" in caplog.text
+        assert "INSERT INTO tideflow_atoms" in caplog.text
+    finally:
+        store.close()
+
+
+class _Echo(tideflow.Task):
+    def execute(self) -> int:
+        return 1
 
 
 def test_a_newer_schema_is_refused_and_left_unchanged(kind, url, backend, conn):

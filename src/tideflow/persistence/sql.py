@@ -305,11 +305,16 @@ class SqlBackend:
         self._schema_checked = False
         self._statements: _Statements | None = None
         #: PostgreSQL with psycopg 3: a run's rounds and release as single statements
-        self._direct: PgDirect | None = direct_for(
-            self._engine,
-            kwargs.get("connect_args", {}),
-            self._direct_error,
-            limit=None if max_overflow < 0 else pool_size + max_overflow,
+        # (not with echo=True: every statement then goes through SQLAlchemy's log)
+        self._direct: PgDirect | None = (
+            None
+            if echo
+            else direct_for(
+                self._engine,
+                kwargs.get("connect_args", {}),
+                self._direct_error,
+                limit=None if max_overflow < 0 else pool_size + max_overflow,
+            )
         )
 
     @classmethod
