@@ -516,6 +516,34 @@ class _Echo(tideflow.Task):
         return 1
 
 
+def test_a_new_record_claimed_with_its_book_is_created_owned_once(backend, conn):
+    """A job's first run: the record (no atoms yet) and its book made under the claim
+    (on PostgreSQL one statement); a second claimant with the same book finds it held."""
+    record = FlowDetail("job-run", "f-new")
+    book = LogBook("job book", "b-new")
+    book.add(record)
+    first = new_owner(("job-key", 1))
+    conn.claim_run("f-new", first, book)
+    stored_book = conn.get_logbook("b-new")
+    assert stored_book.name == "job book"
+    assert [f.uuid for f in stored_book] == ["f-new"]
+    assert len(conn.get_flow_details("f-new")) == 0
+    engine = admin_engine(backend.url)
+    try:
+        with engine.connect() as raw:
+            owner = raw.execute(sa.text("SELECT owner FROM tideflow_flows WHERE uuid = 'f-new'"))
+            assert owner.scalar() == first
+    finally:
+        engine.dispose()
+    other = LogBook("another book", "b-other")
+    other.add(FlowDetail("job-run", "f-new"))
+    with pytest.raises(RunOwnedError, match="f-new"):
+        conn.claim_run("f-new", new_owner(("job-key", 0)), other)  # a stale token
+    assert [b.uuid for b in conn.get_logbooks()] == ["b-new"]  # its book was not written
+    conn.claim_run("f-new", new_owner(("job-key", 2)), other)  # a newer token takes over
+    assert conn.get_logbook("b-new").name == "job book"
+
+
 def test_a_newer_schema_is_refused_and_left_unchanged(kind, url, backend, conn):
     conn.save_logbook(full_book())
     engine = admin_engine(url)

@@ -51,6 +51,7 @@ from tideflow.errors import (
 from tideflow.persistence._pg import PgDirect, direct_for, first_line
 from tideflow.persistence._records import (
     ATOM_COLUMNS,
+    BOOK_COLUMNS,
     FLOW_COLUMNS,
     SCHEMA_VERSION,
     atom_from_row,
@@ -605,6 +606,18 @@ class _Statements(NamedTuple):
 
 
 _RELEASE_SQL: Final = "UPDATE tideflow_flows SET owner = %s WHERE uuid = %s AND owner = %s"
+#: A new flow row, owned, and its log book, only if the flow row was new; a row back
+#: when it was (direct path).
+_CREATE_OWNED_SQL: Final = (
+    f"WITH f AS (INSERT INTO tideflow_flows ({', '.join(FLOW_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(FLOW_COLUMNS))}) "
+    "ON CONFLICT (uuid) DO NOTHING RETURNING 1) "
+    f"INSERT INTO tideflow_logbooks ({', '.join(BOOK_COLUMNS)}) "
+    "SELECT %s, %s, %s, %s::double precision, %s::double precision "
+    "WHERE EXISTS (SELECT 1 FROM f) ON CONFLICT (uuid) DO UPDATE SET "
+    "name = EXCLUDED.name, meta = EXCLUDED.meta, updated_at = EXCLUDED.updated_at "
+    "RETURNING 1"
+)
 #: How each atom column is typed in a VALUES list (text unless said here).
 _ATOM_CASTS: Final = {"position": "integer", "updated_at": "double precision"}
 
@@ -914,7 +927,26 @@ class SqlConnection:
         key = flows.c.uuid == fd_uuid
         create = None if book is None else self._book_writer(book)
         first = None if book is None else self._new_record(book, fd_uuid, owner)
-        with self.backend._transaction(f"claiming flow record {fd_uuid}") as conn:
+        direct = self.backend._direct
+        doing = f"claiming flow record {fd_uuid}"
+        if (
+            first is not None
+            and book is not None
+            and direct is not None
+            and self.backend._schema_checked
+            and len(book) == 1
+            and not len(first[2])
+        ):
+            # a job's first run, on the direct path: the owned flow row and its book in
+            # one statement (the book written only if the flow row was new)
+            flow_values, book_values = first[1], book_row(book, self._codec)
+            args = [flow_values[c] for c in FLOW_COLUMNS]
+            args.extend(book_values[c] for c in BOOK_COLUMNS)
+            done = direct.run(_CREATE_OWNED_SQL, args, doing)
+            if done is not None and done[0]:
+                return
+            # the record exists (or no connection was free): the general path below
+        with self.backend._transaction(doing) as conn:
             if first is not None and conn.execute(first[0], first[1]).first() is not None:
                 # a new record, inserted owned (a job's first run): the rest of the book
                 assert create is not None
@@ -948,7 +980,7 @@ class SqlConnection:
 
     def _new_record(
         self, book: LogBook, fd_uuid: str, owner: str
-    ) -> tuple[Insert, dict[str, Any]] | None:
+    ) -> tuple[Insert, dict[str, Any], FlowDetail] | None:
         """An INSERT of ``fd_uuid``'s row owned by ``owner`` that does nothing if the row
         exists (PostgreSQL and SQLite; None elsewhere, and if the book lacks the record):
         claiming a record that is new then takes one statement, not a failed UPDATE, a
@@ -959,7 +991,7 @@ class SqlConnection:
             return None
         row = flow_row(flow_detail, book.uuid, self._codec)
         row["owner"] = owner
-        return insert, row
+        return insert, row, flow_detail
 
     def release_run(self, fd_uuid: str, owner: str) -> None:
         """Stop owning ``fd_uuid`` (nothing happens if ``owner`` no longer owns it)."""
