@@ -544,6 +544,26 @@ def test_a_new_record_claimed_with_its_book_is_created_owned_once(backend, conn)
     assert conn.get_logbook("b-new").name == "job book"
 
 
+def test_a_round_of_thousands_of_atoms_is_written_whole(conn):
+    flow = FlowDetail("wide", "f-wide")
+    book = LogBook("wide book", "b-wide")
+    book.add(flow)
+    conn.save_logbook(book)
+    details = []
+    for n in range(3000):
+        detail = TaskDetail(f"t{n}", f"a-wide-{n}")
+        detail.put(AtomState.SUCCESS, {"n": n} if n % 2 else None)
+        flow.add(detail)
+        details.append(detail)
+    flow.state = FlowState.SUCCESS
+    conn.save_round(flow, details)
+    got = conn.get_flow_details("f-wide")
+    assert got.state == FlowState.SUCCESS
+    assert len(got) == 3000
+    assert [(d.name, d.results) for d in got][2999] == ("t2999", {"n": 2999})
+    assert got.find("a-wide-10").results is None
+
+
 def test_a_newer_schema_is_refused_and_left_unchanged(kind, url, backend, conn):
     conn.save_logbook(full_book())
     engine = admin_engine(url)

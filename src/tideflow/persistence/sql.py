@@ -14,7 +14,7 @@ Every call is one transaction on a connection taken from a pool that tests it fi
 without anyone noticing. A round (:meth:`SqlConnection.save_round`) is two
 statements: an UPDATE of the flow row, fenced by its ``owner`` column and checked by
 its row count, then one multi-row upsert of the changed atom rows. On PostgreSQL with
-psycopg 3 a round (of up to 200 atoms) and a release are each one autocommit statement
+psycopg 3 a round and a release are each one autocommit statement
 instead, the UPDATE in a ``WITH`` that the upsert depends on, sent without SQLAlchemy on
 a connection held per thread (:mod:`tideflow.persistence._pg`): one round trip, not a
 ``BEGIN``, two statements and a ``COMMIT``. A connection lost
@@ -622,30 +622,25 @@ _CREATE_OWNED_SQL: Final = (
 _ATOM_CASTS: Final = {"position": "integer", "updated_at": "double precision"}
 
 
-#: Rounds with more atom rows than this take SQLAlchemy's path, which batches them
-#: (PostgreSQL takes at most 65,535 parameters in a statement).
-_ROUND_MAX_ATOMS: Final = 200
-
-
-@functools.lru_cache(maxsize=_ROUND_MAX_ATOMS * 2 + 2)
-def _round_sql(atoms: int, fenced: bool) -> str:
+@functools.cache
+def _round_sql(atoms: bool, fenced: bool) -> str:
     """A round as one statement (PostgreSQL, direct path): the flow row's UPDATE (fenced
-    by its owner) in a WITH, and the upsert of ``atoms`` atom rows only if that UPDATE
-    found the row. Returns one row per atom written, so no row (with atoms) or a row
-    count of 0 (without) means the round was refused."""
+    by its owner) in a WITH, and the upsert of the atom rows (one array per column,
+    unnested: the same statement, prepared once, for any number of atoms) only if that
+    UPDATE found the row. Returns one row per atom written, so no row (with atoms) or a
+    row count of 0 (without) means the round was refused."""
     sets = ", ".join(f"{c} = %s" for c in _FLOW_ROUND)
     where = "uuid = %s" + (" AND owner = %s" if fenced else "")
     update = f"UPDATE tideflow_flows SET {sets} WHERE {where}"
     if not atoms:
         return update
-    cells = ", ".join(f"%s::{_ATOM_CASTS.get(c, 'text')}" for c in ATOM_COLUMNS)
-    values = ", ".join(f"({cells})" for _ in range(atoms))
+    arrays = ", ".join(f"%s::{_ATOM_CASTS.get(c, 'text')}[]" for c in ATOM_COLUMNS)
     columns = ", ".join(ATOM_COLUMNS)
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in _ATOM_UPSERT)
     return (
         f"WITH f AS ({update} RETURNING 1) "
         f"INSERT INTO tideflow_atoms ({columns}) "
-        f"SELECT * FROM (VALUES {values}) AS v ({columns}) WHERE EXISTS (SELECT 1 FROM f) "
+        f"SELECT * FROM unnest({arrays}) AS v ({columns}) WHERE EXISTS (SELECT 1 FROM f) "
         f"ON CONFLICT (flow_uuid, name) DO UPDATE SET {sets} RETURNING 1"
     )
 
@@ -893,16 +888,16 @@ class SqlConnection:
         params["k_uuid"] = fd_uuid
         doing = f"recording a round of flow {flow_detail.name!r}"
         direct = self.backend._direct
-        if direct is not None and len(atom_rows) <= _ROUND_MAX_ATOMS:
+        if direct is not None:
             if not self.backend._schema_checked:
                 self.backend._ensure_schema()
             args: list[Any] = [row[c] for c in _FLOW_ROUND]
             args.append(fd_uuid)
             if owner is not None:
                 args.append(owner)
-            for values in atom_rows:
-                args.extend(values[c] for c in ATOM_COLUMNS)
-            done = direct.run(_round_sql(len(atom_rows), owner is not None), args, doing)
+            if atom_rows:
+                args.extend([values[c] for values in atom_rows] for c in ATOM_COLUMNS)
+            done = direct.run(_round_sql(bool(atom_rows), owner is not None), args, doing)
             if done is not None:
                 returned, count = done
                 if (len(returned) if atom_rows else count) != (len(atom_rows) or 1):
