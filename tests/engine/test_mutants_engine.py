@@ -9,6 +9,8 @@
   executed afterwards.
 - A run whose atom fails while a cancelled ``run_async`` waits for it to stop still
   ends in ``CancelledError``.
+- The words of two messages users meet: ``fence=`` without a store, and a progress
+  notified by hand that is not a number (logged by ``tideflow.engine``, naming the task).
 """
 
 from __future__ import annotations
@@ -134,3 +136,33 @@ def test_a_cancel_still_wins_when_the_run_fails_while_stopping() -> None:
 
     asyncio.run(main())
     assert outcome == ["cancelled"]
+
+
+def test_a_fence_without_a_store_says_what_to_give() -> None:
+    flow = LinearFlow("f").add(tideflow.FunctorTask(lambda: 1, name="one"))
+    with pytest.raises(
+        ValueError,
+        match=r"^fence= guards a run's records in a store shared with other workers; give "
+        r"that store as backend= \(a run without one has nothing to fence\)$",
+    ):
+        tideflow.load(flow, fence=("job", 1))
+
+
+def test_a_progress_that_is_not_a_number_is_logged_by_the_engine_naming_the_task(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Odd(Task):
+        def execute(self) -> None:
+            self.notifier.notify("update_progress", {"progress": "half"})
+
+    engine = tideflow.load(LinearFlow("f").add(Odd("odd")))
+    with caplog.at_level("WARNING", "tideflow.engine"):
+        engine.run()
+    said = [(r.name, r.getMessage()) for r in caplog.records if "update_progress" in r.msg]
+    assert said == [
+        (
+            "tideflow.engine",
+            "task 'odd' notified update_progress with progress='half', not a number; "
+            "it is not recorded",
+        )
+    ]

@@ -305,7 +305,11 @@ class ClaimingStore:
         self.calls.append(("save_logbook", [d.name for d in book]))
         self.known = True
 
-    def claim_run(self, uuid: str, owner: str) -> None:
+    def claim_run(self, uuid: str, owner: str, *book: Any) -> None:
+        if book:  # a fenced run creates a missing record under its claim
+            self.calls.append(("claim_run", uuid, owner, [d.name for d in book[0]]))
+            self.known = True
+            return
         self.calls.append(("claim_run", uuid, owner))
         if not self.known:
             raise tideflow.NotFoundError(f"no flow record {uuid}")
@@ -501,3 +505,79 @@ def test_the_execute_result_of_a_failed_atom_is_its_failure():
     result = engine.storage.get_execute_result("b")
     assert isinstance(result, tideflow.Failure)
     assert result.check(RuntimeError)
+
+
+JOB_FENCE = ("0f1e2d3c-job", 4)
+
+
+def test_a_fenced_run_creates_a_missing_record_under_its_claim_in_one_call():
+    store = ClaimingStore(known=False)
+    storage = Storage(FlowDetail("f"), store)
+    storage.fence = JOB_FENCE
+    storage.claim()
+    uuid, owner = store.calls[0][1:]
+    assert uuid == storage.flow_uuid
+    assert owner.endswith("#4@0f1e2d3c-job")  # fenced with the job's token
+    # never saved unowned first: a stale claimant could write to it in between
+    assert store.calls == [("claim_run", uuid, owner), ("claim_run", uuid, owner, ["f"])]
+    storage.release()
+    assert store.calls[-1] == ("release_run", uuid, owner)
+
+
+class _NoClaims:
+    """A connection of a store that cannot take claims."""
+
+    shares_records = False
+
+    def get_connection(self) -> _NoClaims:
+        return self
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_fenced_run_on_a_store_that_cannot_claim_is_refused_saying_why():
+    storage = Storage(FlowDetail("f"), _NoClaims())
+    storage.fence = JOB_FENCE
+    with pytest.raises(
+        tideflow.StoreError,
+        match=r"^_NoClaims cannot fence runs \(it has no claim_run\(\)\): a run under a job "
+        r"claim needs a store that can \(every store of tideflow's can\)$",
+    ):
+        storage.claim()
+
+
+def test_an_unfenced_run_on_a_store_that_cannot_claim_runs_unclaimed():
+    storage = Storage(FlowDetail("f"), _NoClaims())
+    storage.claim()  # nothing to claim with, nothing refused
+    storage.release()
+
+
+def test_an_adopted_claim_is_run_under_without_claiming_again():
+    store = ClaimingStore()
+    storage = Storage(FlowDetail("f"), store)
+    storage.fence = JOB_FENCE
+    held = "host:1:2#4@0f1e2d3c-job"
+    storage.adopt_claim(held)
+    storage.claim()
+    assert store.calls == []  # the conductor's claim stands: no second transaction
+    storage.release()
+    assert store.calls == [("release_run", storage.flow_uuid, held)]
+    storage.claim()  # the adoption was for one run: the next claims as usual
+    assert [c[0] for c in store.calls] == ["release_run", "claim_run"]
+
+
+def test_an_adopted_claim_must_carry_the_runs_fence():
+    storage = Storage(FlowDetail("f"), ClaimingStore())
+    storage.fence = JOB_FENCE
+    with pytest.raises(ValueError, match=r"fenced as this run is \(\('0f1e2d3c-job', 4\)\)"):
+        storage.adopt_claim("host:1:2#3@0f1e2d3c-job")
+
+
+def test_a_private_store_is_never_claimed():
+    store = ClaimingStore()
+    storage = Storage(FlowDetail("f"), store)
+    storage.private = True  # the engine's own memory store: no other engine reaches it
+    storage.claim()
+    storage.release()
+    assert store.calls == []
