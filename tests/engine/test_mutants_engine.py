@@ -166,3 +166,34 @@ def test_a_progress_that_is_not_a_number_is_logged_by_the_engine_naming_the_task
             "it is not recorded",
         )
     ]
+
+
+class ReportsWhileReverting(Task):
+    """Reports progress from its revert."""
+
+    def execute(self) -> int:
+        return 1
+
+    def revert(self, **_kwargs: Any) -> None:
+        self.update_progress(0.25)
+
+
+class Fails(Task):
+    def execute(self) -> None:
+        raise RuntimeError("boom")
+
+
+@pytest.mark.parametrize("kind", ["serial", "parallel"])
+def test_progress_reported_by_a_revert_reaches_listeners(kind: str) -> None:
+    engine = tideflow.load(
+        LinearFlow("f").add(ReportsWhileReverting("undo"), Fails("bad")), engine=kind
+    )
+    heard: list[tuple[str, float]] = []
+    engine.atom_notifier.register(
+        "update_progress",
+        lambda _event, details: heard.append((details["task_name"], details["progress"])),
+    )
+    with pytest.raises(RuntimeError, match="boom"):
+        engine.run()
+    assert engine.storage.get_atom_state("undo") == "REVERTED"
+    assert ("undo", 0.25) in heard
