@@ -197,3 +197,73 @@ def test_progress_reported_by_a_revert_reaches_listeners(kind: str) -> None:
         engine.run()
     assert engine.storage.get_atom_state("undo") == "REVERTED"
     assert ("undo", 0.25) in heard
+
+
+class RevertFails(Task):
+    def execute(self) -> int:
+        return 1
+
+    def revert(self, **_kwargs: Any) -> None:
+        raise ValueError("cannot undo")
+
+
+class RevertReturnsALock(Task):
+    def execute(self) -> int:
+        return 1
+
+    def revert(self, **_kwargs: Any) -> Any:
+        return threading.Lock()  # no codec can store it
+
+
+@pytest.mark.parametrize("kind", ["serial", "parallel"])
+def test_a_failed_revert_is_recorded_in_a_durable_store_with_its_failure(
+    kind: str, tmp_path: Any
+) -> None:
+    store = tideflow.connect(f"sqlite:///{tmp_path / 'runs.db'}")
+    try:
+        engine = tideflow.load(
+            LinearFlow("f").add(RevertFails("undo"), Fails("bad")), backend=store, engine=kind
+        )
+        with pytest.raises(ValueError, match="cannot undo"):
+            engine.run()
+        with store.get_connection() as conn:
+            record = conn.get_flow_details(engine.storage.flow_uuid)
+        undo = record.find_by_name("undo")
+        assert undo is not None
+        assert (str(undo.state), str(undo.intention)) == ("REVERT_FAILURE", "REVERT")
+        assert undo.revert_failure is not None
+        assert undo.revert_failure.check(ValueError) is ValueError
+        assert undo.revert_failure.exception_str == "cannot undo"
+        assert str(record.state) == "FAILURE"
+    finally:
+        store.close()
+
+
+def test_a_revert_result_no_store_can_keep_is_named_as_a_revert_result(tmp_path: Any) -> None:
+    store = tideflow.connect(f"sqlite:///{tmp_path / 'runs.db'}")
+    try:
+        engine = tideflow.load(
+            LinearFlow("f").add(RevertReturnsALock("undo"), Fails("bad")), backend=store
+        )
+        with pytest.raises(tideflow.UnstorableValueError, match="the revert result of atom 'undo'"):
+            engine.run()
+    finally:
+        store.close()
+
+
+def test_a_failing_subscriber_is_logged_with_the_event_it_failed_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    engine = tideflow.load(LinearFlow("f").add(tideflow.FunctorTask(lambda: 1, name="one")))
+
+    def broken(_event: Any) -> None:
+        raise RuntimeError("listener bug")
+
+    engine.subscribe(broken)
+    with caplog.at_level("ERROR", "tideflow.engine"):
+        engine.run()
+    assert engine.storage.get_flow_state() == "SUCCESS"  # the run went on
+    failed = [r for r in caplog.records if r.msg.startswith("subscriber %r failed")]
+    assert failed
+    assert all(r.args[1] is not None for r in failed)
+    assert "failed on None" not in caplog.text
