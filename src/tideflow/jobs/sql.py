@@ -939,7 +939,9 @@ def _statements(dialect: str, table: str) -> dict[str, str]:
 
 def _pg_fast_statements(table: str) -> dict[str, str]:
     """The fast path's statements, in psycopg's ``%(name)s`` style (PostgreSQL only)."""
-    now = _NOW["postgresql"]
+    # the statement's start (each is its own transaction here): computed once per
+    # statement, where clock_timestamp() would be computed for every row it looks at
+    now = "CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS DOUBLE PRECISION)"
     free = f"(state = 'UNCLAIMED' OR (state = 'CLAIMED' AND lease_expires < {now}))"
     # the allow-list test of check_factory (module == prefix or under it), in SQL
     allowed = (
