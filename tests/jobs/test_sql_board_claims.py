@@ -144,3 +144,9 @@ def test_priority_then_age_over_many_rows(make):
         board.consume(job, "w", job.token)
     expected = sorted(posted, key=lambda j: (-j.priority, posted.index(j)))
     assert order == [j.uuid for j in expected]
+
+
+def test_the_postgresql_jobs_table_leaves_room_for_claims_updated_in_place(pg):
+    pg.upgrade()
+    (options,) = _sql(pg, "SELECT reloptions FROM pg_class WHERE relname = %s", pg.table)[0]
+    assert options == ["fillfactor=70"]
