@@ -499,6 +499,34 @@ def test_direct_connections_are_bounded_like_the_pool_and_closed_with_their_thre
     assert store._direct.held() == 0
 
 
+def test_a_forked_child_opens_its_own_direct_connection_and_leaves_the_parents(backend, conn):
+    if backend._direct is None:
+        pytest.skip("the direct path is PostgreSQL's with psycopg 3")
+    book = full_book()
+    conn.save_logbook(book)
+    flow = book.find("f-1")
+    done = flow.find("a-1")
+    conn.save_round(flow, [done])
+    pid = backend._direct._conn().info.backend_pid
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's exit code is the assertion
+        code = 1
+        try:
+            done.results = "child"
+            conn.save_round(flow, [done])
+            code = 0 if backend._direct._conn().info.backend_pid != pid else 2
+            backend._direct.close()  # forgets the parent's connection, closes its own
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert conn.get_atom_details("a-1").results == "child"
+    done.results = "parent"
+    conn.save_round(flow, [done])  # the parent's session was not ended by the child
+    assert backend._direct._conn().info.backend_pid == pid
+    assert conn.get_atom_details("a-1").results == "parent"
+
+
 def test_echo_shows_every_statement_of_a_run(kind, url, caplog):
     store = SqlBackend(url, echo=True)
     try:

@@ -11,7 +11,9 @@ statement preparation.
 A connection the server closed while it sat idle (a restart, ``pg_terminate_backend``,
 an idle timeout) has a readable socket: nothing else arrives on an idle connection
 that does not LISTEN. It is replaced before use, with no round trip. One lost during a
-statement raises the owner's StoreError, and the next call opens a new connection.
+statement raises the owner's StoreError, and the next call opens a new connection. A
+forked child opens its own and never closes its parent's (libpq would end the parent's
+session on the shared socket).
 
 Connections are bounded as the owner's pool is: at most ``limit`` threads hold one at
 a time (a thread's connection is closed once the thread has ended), and a thread
@@ -64,11 +66,18 @@ class PgDirect:
         self._local = threading.local()
         self._all: list[list[Any]] = []  # [holder thread, connection (None: opening)]
         self._lock = threading.Lock()
+        self._pid = os.getpid()
 
     def _conn(self) -> Any:
         """This thread's connection (made if needed); None if ``limit`` threads hold one."""
+        if self._pid != os.getpid():
+            # a forked child: its parent's connections are not its own, and closing one
+            # here would end the parent's session (libpq says goodbye on the shared
+            # socket); start afresh, as the pool does
+            self._local, self._all, self._lock = threading.local(), [], threading.Lock()
+            self._pid = os.getpid()
         conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
+        if conn is not None:
             if not conn.closed and not _readable(conn.fileno()):
                 return conn
             self._forget(conn)
@@ -93,7 +102,7 @@ class PgDirect:
                 self._all = [held for held in self._all if held is not slot]
             raise
         slot[1] = conn
-        self._local.conn, self._local.pid = conn, os.getpid()
+        self._local.conn = conn
         return conn
 
     def _forget(self, conn: Any) -> None:
@@ -132,7 +141,12 @@ class PgDirect:
             return len(self._all)
 
     def close(self) -> None:
-        """Close every connection this object opened (a later call opens new ones)."""
+        """Close every connection this object opened in this process (a later call opens
+        new ones); in a forked child, forget the parent's without closing them."""
+        if self._pid != os.getpid():
+            self._local, self._all, self._lock = threading.local(), [], threading.Lock()
+            self._pid = os.getpid()
+            return
         with self._lock:
             held, self._all = self._all, []
             self._local = threading.local()
