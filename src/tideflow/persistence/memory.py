@@ -34,6 +34,9 @@ class MemoryBackend:
                 f"the memory store takes no options, got {unknown}: pass just the URL 'memory://'"
             )
         self._books: dict[str, LogBook] = {}
+        # flow record uuid -> the log book it was last found in: records are shared, so
+        # a book may gain or lose flows behind the store's back; a hint, checked on use
+        self._found_in: dict[str, str] = {}
         self._owners: dict[str, str] = {}  # flow record uuid -> owner token
         # flow record uuid -> when it was last written (a counter: newest is highest)
         self._touched: dict[str, int] = {}
@@ -44,11 +47,22 @@ class MemoryBackend:
         self._touched[fd_uuid] = next(self._clock)
 
     def _flow(self, fd_uuid: str) -> FlowDetail:
-        """The flow record ``fd_uuid`` held in some log book (NotFoundError if none)."""
+        """The flow record ``fd_uuid`` held in some log book (NotFoundError if none).
+
+        At once through the hint of where it was last found (a store that has run
+        thousands of jobs would otherwise look through every book each time), else by
+        looking through the books."""
+        hint = self._books.get(self._found_in.get(fd_uuid, ""))
+        if hint is not None:
+            found = hint.find(fd_uuid)
+            if found is not None:
+                return found
         for book in self._books.values():
             found = book.find(fd_uuid)
             if found is not None:
+                self._found_in[fd_uuid] = book.uuid
                 return found
+        self._found_in.pop(fd_uuid, None)
         raise NotFoundError(f"no flow record with uuid {fd_uuid!r} in this memory store")
 
     @property
@@ -91,6 +105,7 @@ class MemoryConnection:
             self.backend._books.clear()
             self.backend._owners.clear()
             self.backend._touched.clear()
+            self.backend._found_in.clear()
 
     def save_logbook(self, book: LogBook) -> LogBook:
         """Store ``book`` (and the flow records in it)."""
