@@ -92,7 +92,7 @@ from tideflow.jobs.base import (
     allows_module,
     check_factory,
 )
-from tideflow.persistence._pg import PgDirect, direct_for, first_line
+from tideflow.persistence._pg import PgDirect, direct_for, first_line, psycopg_at_least
 from tideflow.persistence.codec import Codec, codec_named
 
 if TYPE_CHECKING:
@@ -982,9 +982,4 @@ def _has_notifies(db: _Db) -> bool:
     with a timeout), which LISTEN needs here."""
     if not isinstance(db, _ServerDb) or db.driver != "psycopg":
         return False
-    try:
-        psycopg = importlib.import_module("psycopg")
-    except ImportError:
-        return False
-    version = tuple(int(p) for p in re.findall(r"\d+", psycopg.__version__)[:2])
-    return version >= (3, 2)
+    return psycopg_at_least((3, 2))

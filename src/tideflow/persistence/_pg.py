@@ -36,7 +36,7 @@ from tideflow.errors import StoreError
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-__all__ = ["PgDirect", "Stage", "direct_for"]
+__all__ = ["PgDirect", "Stage", "direct_for", "first_line", "psycopg_at_least"]
 
 #: Where a call failed: "connecting" (nothing was sent), "lost" (the connection died
 #: during the statement: it may or may not have run) or "refused" (the server answered
@@ -166,14 +166,19 @@ def direct_for(
     None otherwise (the caller keeps SQLAlchemy for everything)."""
     if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg":
         return None
+    if not psycopg_at_least((3, 1)):
+        return None
+    return PgDirect(engine, connect_args, error, limit)
+
+
+def psycopg_at_least(version: tuple[int, int]) -> bool:
+    """Whether psycopg (3) is installed at ``version`` (major, minor) or newer."""
     try:
         psycopg = importlib.import_module("psycopg")
     except ImportError:
-        return None
-    version = tuple(int(p) for p in re.findall(r"\d+", psycopg.__version__)[:2])
-    if version < (3, 1):
-        return None
-    return PgDirect(engine, connect_args, error, limit)
+        return False
+    found = tuple(int(p) for p in re.findall(r"\d+", psycopg.__version__)[:2])
+    return found >= version
 
 
 def first_line(exc: Exception) -> str:

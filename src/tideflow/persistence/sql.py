@@ -355,12 +355,7 @@ class SqlBackend:
         """The StoreError of a statement sent on the direct path (see ``_pg``)."""
         said = first_line(exc)
         if stage == "connecting":
-            return StoreError(
-                f"cannot connect to {self._where} ({self.shown}) while {doing}: {said}; "
-                "check that the server is running there and accepts this user, then resume "
-                "the run",
-                cause=exc,
-            )
+            return self._cannot_connect(exc, doing, said)
         if stage == "lost":
             return StoreError(
                 f"lost the connection to {self.shown} while {doing}: {said}; the write may "
@@ -387,6 +382,14 @@ class SqlBackend:
         except sa.exc.SQLAlchemyError as exc:
             raise self._translate(exc, stage, doing) from exc
 
+    def _cannot_connect(self, exc: Exception, doing: str, said: str) -> StoreError:
+        return StoreError(
+            f"cannot connect to {self._where} ({self.shown}) while {doing}: {said}; "
+            "check that the server is running there and accepts this user, then resume "
+            "the run",
+            cause=exc,
+        )
+
     def _translate(self, exc: sa.exc.SQLAlchemyError, stage: str, doing: str) -> StoreError:
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         said = detail[0] if detail else type(exc).__name__
@@ -403,12 +406,7 @@ class SqlBackend:
                 cause=exc,
             )
         if stage == "connecting":
-            return StoreError(
-                f"cannot connect to {self._where} ({self.shown}) while {doing}: {said}; "
-                "check that the server is running there and accepts this user, then resume "
-                "the run",
-                cause=exc,
-            )
+            return self._cannot_connect(exc, doing, said)
         lost = isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
         if lost and stage == "committing":
             return StoreError(
@@ -920,13 +918,12 @@ class SqlConnection:
         a record not stored yet is saved from ``book`` first, in the same transaction."""
         flows = _tables().flows
         key = flows.c.uuid == fd_uuid
-        create = None if book is None else self._book_writer(book)
         first = None if book is None else self._new_record(book, fd_uuid, owner)
         direct = self.backend._direct
         doing = f"claiming flow record {fd_uuid}"
         if (
-            first is not None
-            and book is not None
+            book is not None
+            and first is not None
             and direct is not None
             and self.backend._schema_checked
             and len(book) == 1
@@ -941,6 +938,7 @@ class SqlConnection:
             if done is not None and done[0]:
                 return
             # the record exists (or no connection was free): the general path below
+        create = None if book is None else self._book_writer(book)
         with self.backend._transaction(doing) as conn:
             if first is not None and conn.execute(first[0], first[1]).first() is not None:
                 # a new record, inserted owned (a job's first run): the rest of the book
