@@ -386,9 +386,9 @@ def test_a_connection_dropped_between_calls_is_replaced(kind, url):
         store.close()
 
 
-def test_a_connection_killed_inside_save_round_writes_nothing(kind, url, backend, conn):
-    if backend._direct is not None:
-        pytest.skip("PostgreSQL with psycopg sends a round as one statement: see the next test")
+def a_round_to_write(conn):
+    """A stored flow record, changed (flow SUCCESS, atom a-1's result "half") but not
+    yet written: the flow, the atom, and the record as stored before."""
     book = full_book()
     conn.save_logbook(book)
     before = stored(conn, "f-1")
@@ -396,6 +396,13 @@ def test_a_connection_killed_inside_save_round_writes_nothing(kind, url, backend
     flow.state = FlowState.SUCCESS
     done = flow.find("a-1")
     done.results = "half"
+    return flow, done, before
+
+
+def test_a_connection_killed_inside_save_round_writes_nothing(kind, url, backend, conn):
+    if backend._direct is not None:
+        pytest.skip("PostgreSQL with psycopg sends a round as one statement: see the next test")
+    flow, done, before = a_round_to_write(conn)
     armed = []
 
     @sa.event.listens_for(backend._engine, "before_cursor_execute")
@@ -422,13 +429,7 @@ def test_a_round_sent_as_one_statement_and_killed_on_the_server_writes_nothing(
     backend ended while it runs (here: blocked behind a lock) commits none of it."""
     if backend._direct is None:
         pytest.skip("a round is one statement only on PostgreSQL with psycopg 3")
-    book = full_book()
-    conn.save_logbook(book)
-    before = stored(conn, "f-1")
-    flow = book.find("f-1")
-    flow.state = FlowState.SUCCESS
-    done = flow.find("a-1")
-    done.results = "half"
+    flow, done, before = a_round_to_write(conn)
     import psycopg
 
     pid = backend._direct._conn().info.backend_pid
