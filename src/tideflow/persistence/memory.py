@@ -34,8 +34,10 @@ class MemoryBackend:
                 f"the memory store takes no options, got {unknown}: pass just the URL 'memory://'"
             )
         self._books: dict[str, LogBook] = {}
-        # flow record uuid -> the log book it was last found in: records are shared, so
-        # a book may gain or lose flows behind the store's back; a hint, checked on use
+        # flow record uuid -> the log book holding it. Kept in step by LogBook.add()
+        # for every book saved here (records are shared: a book gains flows behind the
+        # store's back), so a lookup never looks through the books; checked on use
+        # all the same (a destroyed book leaves its entries behind)
         self._found_in: dict[str, str] = {}
         self._owners: dict[str, str] = {}  # flow record uuid -> owner token
         # flow record uuid -> when it was last written (a counter: newest is highest)
@@ -49,21 +51,40 @@ class MemoryBackend:
     def _flow(self, fd_uuid: str) -> FlowDetail:
         """The flow record ``fd_uuid`` held in some log book (NotFoundError if none).
 
-        At once through the hint of where it was last found (a store that has run
-        thousands of jobs would otherwise look through every book each time), else by
-        looking through the books."""
-        hint = self._books.get(self._found_in.get(fd_uuid, ""))
-        if hint is not None:
-            found = hint.find(fd_uuid)
-            if found is not None:
-                return found
+        Through the index, at once: a store that has run thousands of jobs would
+        otherwise look through every book for each. Only an entry the index holds but
+        that proves wrong (its book destroyed, or the record taken out of it) makes the
+        store look through the books."""
+        where = self._found_in.get(fd_uuid)
+        if where is None:
+            raise NotFoundError(f"no flow record with uuid {fd_uuid!r} in this memory store")
+        book = self._books.get(where)
+        found = None if book is None else book.find(fd_uuid)
+        if found is not None:
+            return found
         for book in self._books.values():
             found = book.find(fd_uuid)
             if found is not None:
                 self._found_in[fd_uuid] = book.uuid
                 return found
-        self._found_in.pop(fd_uuid, None)
+        del self._found_in[fd_uuid]
         raise NotFoundError(f"no flow record with uuid {fd_uuid!r} in this memory store")
+
+    def _index(self, book: LogBook) -> None:
+        """Index ``book``'s flow records, and have the book keep the index in step."""
+        index = self._found_in
+        if not any(known is index for known in book._indexes):
+            book._indexes = (*book._indexes, index)
+        for fd_uuid in book._flows:
+            index[fd_uuid] = book.uuid
+
+    def _unindex(self, book: LogBook) -> None:
+        """Forget ``book``'s flow records, and stop the book keeping the index."""
+        index = self._found_in
+        book._indexes = tuple(known for known in book._indexes if known is not index)
+        for fd_uuid in book._flows:
+            if index.get(fd_uuid) == book.uuid:
+                del index[fd_uuid]
 
     @property
     def memory(self) -> RecordTree:
@@ -102,6 +123,8 @@ class MemoryConnection:
     def clear_all(self) -> None:
         """Forget every log book."""
         with self.backend._lock:
+            for book in self.backend._books.values():
+                self.backend._unindex(book)
             self.backend._books.clear()
             self.backend._owners.clear()
             self.backend._touched.clear()
@@ -111,6 +134,7 @@ class MemoryConnection:
         """Store ``book`` (and the flow records in it)."""
         with self.backend._lock:
             self.backend._books[book.uuid] = book
+            self.backend._index(book)
             for flow_detail in book:
                 self.backend._touch(flow_detail.uuid)
         return book
@@ -131,8 +155,10 @@ class MemoryConnection:
     def destroy_logbook(self, book_uuid: str) -> None:
         """Remove a log book."""
         with self.backend._lock:
-            if self.backend._books.pop(book_uuid, None) is None:
+            book = self.backend._books.pop(book_uuid, None)
+            if book is None:
                 raise NotFoundError(f"no log book with uuid {book_uuid!r} in this memory store")
+            self.backend._unindex(book)
 
     def get_flows_for_book(self, book_uuid: str, lazy: bool = False) -> list[FlowDetail]:
         """The flow records of one log book."""

@@ -263,10 +263,21 @@ class LogBook:
         self.updated_at: float | None = None
         self._flows: dict[str, FlowDetail] = {}
 
+    #: Indexes (flow record uuid -> this book's uuid) of the memory stores holding this
+    #: book, kept in step by add(); not part of the book's state (not pickled or copied).
+    _indexes: tuple[dict[str, str], ...] = ()
+
     def add(self, flow_detail: FlowDetail) -> None:
         """Add (or replace) a flow record."""
         self._flows[flow_detail.uuid] = flow_detail
         self.updated_at = time.time()
+        for index in self._indexes:
+            index[flow_detail.uuid] = self.uuid
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_indexes", None)
+        return state
 
     def find(self, uuid: str) -> FlowDetail | None:
         """The flow record with ``uuid``, or None."""
