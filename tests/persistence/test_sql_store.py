@@ -859,3 +859,41 @@ def test_atom_positions_are_the_flow_records_order(conn):
         ("failed", 2),
         ("z", 3),
     ]
+
+
+AWKWARD_TEXTS = (
+    "quote ' double \" back \\ slash \\\\ and \\u0000 spelled",
+    "nul \x00 byte, tab \t, newline \n, return \r, bell \x07",
+    "unicode: é ß 漢字 🌊 a\u0301 \u2028 \u2029 \ufeff",
+    '{"looks": ["like", "json"]}',
+    "",
+)
+
+
+def test_a_round_keeps_awkward_text_and_numbers_exactly(conn):
+    """A round's values reach the store as they were, whatever their characters (the
+    direct path sends a round's atoms as one JSON document)."""
+    flow = FlowDetail("awkward 'flow' \"name\"", "f-awk")
+    book = LogBook("awkward", "b-awk")
+    book.add(flow)
+    conn.save_logbook(book)
+    details = []
+    for n, text in enumerate(AWKWARD_TEXTS):
+        detail = TaskDetail(f"t{n} {text[:12]!r}", f"a-awk-{n}")
+        detail.put(AtomState.SUCCESS, {"text": text, "n": 2**62 + n, "x": 0.1 + n / 3})
+        detail.meta["note"] = text
+        details.append(detail)
+        flow.add(detail)
+    failed = TaskDetail("failed \\ 'one'", "a-awk-f")
+    failed.put(AtomState.FAILURE, Failure.from_exception(ValueError(AWKWARD_TEXTS[2])))
+    details.append(failed)
+    flow.add(failed)
+    conn.save_round(flow, details)
+    got = conn.get_flow_details("f-awk")
+    assert got.name == flow.name
+    assert [d.name for d in got] == [d.name for d in details]
+    for n, text in enumerate(AWKWARD_TEXTS):
+        stored = got.find(f"a-awk-{n}")
+        assert stored.results == {"text": text, "n": 2**62 + n, "x": 0.1 + n / 3}
+        assert stored.meta["note"] == text
+    assert got.find("a-awk-f").failure.exception_str == AWKWARD_TEXTS[2]
