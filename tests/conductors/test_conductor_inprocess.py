@@ -571,3 +571,98 @@ def test_a_forged_row_whose_factory_is_no_import_path_is_claimed_and_trashed(
     assert f"job {job.uuid} (forged) trashed: " in caplog.text
     assert why in caplog.text
     assert not Path(where.ledger).exists()
+
+
+# -- one call to the board between two jobs -------------------------------------------------
+
+
+class _Spy:
+    """A board that counts the calls made to it (and may lack consume_and_claim_next)."""
+
+    def __init__(self, board: Board, *, combined: bool = True) -> None:
+        self._board = board
+        self._combined = combined
+        self.calls: list[str] = []
+        self.during_combined: Callable[[], None] = lambda: None
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "consume_and_claim_next" and not self._combined:
+            raise AttributeError(name)
+        found = getattr(self._board, name)
+        if name not in ("claim_next", "consume", "consume_and_claim_next"):
+            return found
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            if name == "consume_and_claim_next":
+                self.during_combined()
+            return found(*args, **kwargs)
+
+        return counted
+
+
+def test_each_consume_claims_the_next_job_in_the_same_call(where, board, store):
+    for n in range(4):
+        board.post(f"f{n}", STEPS, kwargs=steps_job(where.ledger, f"f{n}", atoms=1))
+    spy = _Spy(board)
+    with conductor(where, spy, store) as c:
+        assert c.run(until_idle=True) == 4
+        assert c.statistics() == Statistics(dispatched=4, consumed=4)
+    # one claim to start, then each consume claims the next (the last finds none)
+    assert spy.calls == ["claim_next"] + ["consume_and_claim_next"] * 4
+    assert list(board.iterjobs()) == []
+    for n in range(4):
+        assert finished(where.ledger, f"f{n}", "s1") == 1
+
+
+def test_a_consume_claims_along_only_within_max_jobs(where, board, store):
+    for n in range(3):
+        board.post(f"m{n}", STEPS, kwargs=steps_job(where.ledger, f"m{n}", atoms=1))
+    spy = _Spy(board)
+    with conductor(where, spy, store) as c:
+        assert c.run(max_jobs=2) == 2
+    assert spy.calls == ["claim_next", "consume_and_claim_next", "consume"]
+    left = list(board.iterjobs())
+    assert [(j.name, j.state, j.attempts) for j in left] == [("m2", JobState.UNCLAIMED, 0)]
+
+
+def test_a_board_without_the_combined_call_consumes_then_claims(where, board, store):
+    for n in range(2):
+        board.post(f"p{n}", STEPS, kwargs=steps_job(where.ledger, f"p{n}", atoms=1))
+    spy = _Spy(board, combined=False)
+    with conductor(where, spy, store) as c:
+        assert c.run(until_idle=True) == 2
+        assert c.statistics() == Statistics(dispatched=2, consumed=2)
+    assert spy.calls == ["claim_next", "consume", "claim_next", "consume", "claim_next"]
+
+
+def test_a_job_claimed_along_as_the_conductor_stops_is_given_back_unrun(where, board, store):
+    board.post("first", STEPS, kwargs=steps_job(where.ledger, "first", atoms=1))
+    second = board.post("second", STEPS, kwargs=steps_job(where.ledger, "second", atoms=1))
+    spy = _Spy(board)
+    with conductor(where, spy, store) as c:
+        spy.during_combined = lambda: c.stop(grace=60)  # stop() lands mid-call
+        assert c.run() == 1
+        assert c.statistics() == Statistics(dispatched=2, consumed=1, abandoned=1)
+    left = board.get(second.uuid)
+    assert (left.state, left.attempts, left.owner) == (JobState.UNCLAIMED, 1, None)
+    assert started(where.ledger, "second", "s1") == []
+
+
+def test_a_lost_claim_at_consume_claims_nothing_along_and_the_loop_goes_on(where, board, store):
+    first = board.post("first", STEPS, kwargs=steps_job(where.ledger, "first", atoms=1))
+    board.post("second", STEPS, kwargs=steps_job(where.ledger, "second", atoms=1))
+    spy = _Spy(board)
+
+    def steal() -> None:  # another owner takes the first job over just before its consume
+        if spy.calls.count("consume_and_claim_next") == 1:
+            board.abandon(first.uuid, "c-test", board.current_token(first.uuid) or 0)
+            board.claim(first.uuid, "thief", lease=60)
+
+    spy.during_combined = steal
+    with conductor(where, spy, store) as c:
+        assert c.run(until_idle=True) == 2
+        assert c.statistics() == Statistics(dispatched=2, consumed=1, dropped=1)
+    # the refused consume claimed nothing: the loop claims the second job on its own
+    assert spy.calls == ["claim_next", "consume_and_claim_next"] * 2
+    assert [(j.name, j.owner) for j in board.iterjobs()] == [("first", "thief")]

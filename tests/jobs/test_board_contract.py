@@ -448,3 +448,85 @@ def test_threads_sharing_one_board_claim_each_job_once(board):
     claimed = [uuid for mine in taken for uuid in mine]
     assert sorted(claimed) == sorted(uuids)  # each once, none left
     assert {job.token for job in board.iterjobs()} == {1}
+
+
+def test_consume_and_claim_next_consumes_then_claims_in_order(board):
+    first = board.post("first", FACTORY, priority=1)
+    board.post("low", FACTORY)
+    second = board.post("second", FACTORY, priority=1)
+    claimed = board.claim_next("w", lease=30)
+    assert claimed.uuid == first.uuid
+    nxt = board.consume_and_claim_next(claimed, "w", claimed.token, lease=7)
+    with pytest.raises(NotFoundError):
+        board.get(first)
+    assert (nxt.uuid, nxt.state, nxt.owner, nxt.token) == (
+        second.uuid,
+        JobState.CLAIMED,
+        "w",
+        1,
+    )
+    assert 6 < nxt.lease_expires - nxt.updated_at <= 7.01
+    assert board.get(nxt) == nxt
+    last = board.consume_and_claim_next(nxt.uuid, "w", nxt.token)
+    assert last.name == "low"
+    assert board.consume_and_claim_next(last, "w", last.token) is None  # none left
+    assert list(board.iterjobs()) == []
+
+
+def test_consume_and_claim_next_with_a_lost_claim_claims_nothing(board):
+    job = board.post("j", FACTORY)
+    other = board.post("other", FACTORY)
+    old = board.claim(job, "w1", lease=0.2)
+    time.sleep(0.3)
+    board.claim(job, "w2", lease=30)
+    with pytest.raises(LeaseLostError, match=r"claimed by 'w2' with token 2"):
+        board.consume_and_claim_next(job, "w1", old.token)
+    assert board.get(job).owner == "w2"
+    assert board.get(other).state == JobState.UNCLAIMED  # nothing claimed for w1
+    with pytest.raises(LeaseLostError):
+        board.consume_and_claim_next(job, "w2", 1)  # the right owner, a stale token
+    with pytest.raises(LeaseLostError, match="consumed"):
+        board.consume_and_claim_next("gone", "w2", 1)
+    assert board.get(other).state == JobState.UNCLAIMED
+
+
+def test_consume_and_claim_next_never_takes_back_the_job_it_consumes(board):
+    """A job whose lease ran out is free to a claim, yet its owner may consume it: the
+    claim that follows the consume takes the next job, not that one."""
+    job = board.post("j", FACTORY)
+    claimed = board.claim(job, "w", lease=0.1)
+    time.sleep(0.2)
+    assert [j.uuid for j in board.iterjobs(only_unclaimed=True)] == [job.uuid]
+    assert board.consume_and_claim_next(job, "w", claimed.token) is None
+    assert list(board.iterjobs()) == []
+    again = board.post("again", FACTORY)
+    claimed = board.claim(again, "w", lease=0.1)
+    later = board.post("later", FACTORY)
+    time.sleep(0.2)
+    assert board.consume_and_claim_next(again, "w", claimed.token).uuid == later.uuid
+    with pytest.raises(NotFoundError):
+        board.get(again)
+
+
+def test_consume_and_claim_next_trashes_a_last_try_and_claims_past_it(make):
+    board = make(max_attempts=1, poll_interval=0.01)
+    done = board.post("done", FACTORY, priority=9)
+    tired = board.post("tired", FACTORY, priority=5)
+    fresh = board.post("fresh", FACTORY)
+    board.claim(tired, "x", lease=0.1)
+    time.sleep(0.2)  # tired's lease ran out: the next claim is its last attempt
+    claimed = board.claim(done, "w", lease=30)
+    nxt = board.consume_and_claim_next(done, "w", claimed.token)
+    assert nxt.uuid == fresh.uuid
+    assert board.get(tired).state == JobState.TRASHED
+
+
+def test_consume_and_claim_next_honours_the_allow_list(make):
+    mine = make(poll_interval=0.01)
+    job = mine.post("mine", FACTORY)
+    wide = make(allowed=["tests", "elsewhere"])
+    wide.post("theirs", "elsewhere.flows:make")
+    claimed = mine.claim_next("w")
+    assert claimed.uuid == job.uuid
+    assert mine.consume_and_claim_next(claimed, "w", claimed.token) is None
+    assert [j.name for j in wide.iterjobs(only_unclaimed=True)] == ["theirs"]

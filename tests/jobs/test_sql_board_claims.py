@@ -110,6 +110,46 @@ def test_a_lost_consume_says_who_holds_the_job_now(pg):
     assert pg.get(job).owner == "w2"  # the refused consume deleted nothing
 
 
+def test_postgresql_consumes_and_claims_the_next_in_one_statement(pg):
+    first, second = pg.post("a", FACTORY), pg.post("b", FACTORY)
+    job = pg.claim_next("w")
+    assert job is not None
+    sent: list[str] = []
+    run = pg._fast.run
+
+    def counted(sql, params, doing):
+        sent.append(doing)
+        return run(sql, params, doing)
+
+    pg._fast.run = counted
+    nxt = pg.consume_and_claim_next(job, "w", job.token)
+    assert sent == [f"consuming job {first.uuid} and claiming the next"]
+    assert nxt is not None
+    assert (nxt.uuid, nxt.owner, nxt.token) == (second.uuid, "w", 1)
+    (row,) = _sql(pg, f"SELECT uuid, state, owner FROM {pg.table}")
+    assert tuple(row) == (second.uuid, "CLAIMED", "w")  # committed: seen from elsewhere
+    sent.clear()
+    assert pg.consume_and_claim_next(nxt, "w", nxt.token) is None
+    assert len(sent) == 1  # consumed, nothing free: still one statement
+    assert _sql(pg, f"SELECT count(*) FROM {pg.table}")[0][0] == 0
+
+
+def test_a_refused_consume_and_claim_says_who_holds_the_job_and_claims_nothing(pg):
+    pg.post("a", FACTORY)
+    job = pg.claim_next("w", lease=0.01)
+    assert job is not None
+    other = pg.post("b", FACTORY)
+    _sql(pg, f"UPDATE {pg.table} SET lease_expires = 0 WHERE uuid = %s", job.uuid)
+    again = pg.claim(job, "w2")
+    with pytest.raises(LeaseLostError, match="w2"):
+        pg.consume_and_claim_next(job, "w", job.token)
+    assert pg.get(job).owner == "w2"
+    assert pg.get(other).state == JobState.UNCLAIMED
+    nxt = pg.consume_and_claim_next(job, "w2", again.token)
+    assert nxt is not None
+    assert nxt.uuid == other.uuid
+
+
 def test_prefixes_are_matched_literally(make):
     """``_`` and ``%`` in a prefix are characters, not SQL wildcards, on every board."""
     poster = make(allowed=("myXapp", "my_app", "aZZb"))
@@ -150,3 +190,30 @@ def test_the_postgresql_jobs_table_leaves_room_for_claims_updated_in_place(pg):
     pg.upgrade()
     (options,) = _sql(pg, "SELECT reloptions FROM pg_class WHERE relname = %s", pg.table)[0]
     assert options == ["fillfactor=70"]
+
+
+def test_consume_and_claim_in_a_transaction_is_both_or_neither(kind, make):
+    """Off PostgreSQL's one-statement path the two run in one transaction: a claim that
+    fails leaves the consumed job on the board, still claimed by its owner."""
+    if kind == "redis":
+        pytest.skip("the SQL board's transaction (Redis runs both in one script)")
+    board = make()
+    board._fast = None  # PostgreSQL too: the pooled transaction
+    job = board.post("a", FACTORY)
+    board.post("b", FACTORY)
+    claimed = board.claim_next("w")
+    assert claimed is not None
+    assert claimed.uuid == job.uuid
+
+    def broken(*_args):
+        raise StoreError("the claim half failed")
+
+    board._claim_in = broken
+    with pytest.raises(StoreError, match="the claim half failed"):
+        board.consume_and_claim_next(claimed, "w", claimed.token)
+    left = board.get(job)
+    assert (left.state, left.owner, left.token) == (JobState.CLAIMED, "w", claimed.token)
+    del board._claim_in
+    nxt = board.consume_and_claim_next(claimed, "w", claimed.token)
+    assert nxt is not None
+    assert nxt.name == "b"

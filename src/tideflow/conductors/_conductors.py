@@ -33,6 +33,7 @@ from tideflow.conductors._work import (
     DEFAULT_GRACE,
     DEFAULT_WAIT_TIMEOUT,
     LOG,
+    Follow,
     JobOutcome,
     LeaseKeeper,
     Statistics,
@@ -399,20 +400,46 @@ class Conductor(_Base):
 
     def _serve(self, budget: _Budget, until_idle: bool) -> int:
         dispatched = 0
-        while not self._stopped():
-            if not budget.take():
-                break
-            self._back_off()
-            job = None if self._stopped() else self._claim()
-            if not job:
-                budget.give_back()
-                if (until_idle and job is None) or self._stopped():
-                    break
-                self._pause(found_nothing=job is None)
-                continue
-            dispatched += 1
-            self.worker.work(job)
+        # each consume claims the next job in the same call when it may (one commit
+        # between two jobs, not two): not stopping, within budget, no store trouble
+        follow = Follow(lambda: self._may_claim_along(budget), budget.give_back)
+        try:
+            while not self._stopped() or follow.job is not None:
+                job: Job | Literal[False] | None
+                if follow.asked:
+                    job = follow.take()
+                    if job is None:
+                        budget.give_back()
+                    elif self._stopped():  # claimed as it stopped: not to be started
+                        self.worker.give_back(job, "the conductor stopped before running it")
+                        continue
+                else:
+                    if not budget.take():
+                        break
+                    self._back_off()
+                    job = None if self._stopped() else self._claim()
+                    if not job:
+                        budget.give_back()
+                if not job:
+                    if (until_idle and job is None) or self._stopped():
+                        break
+                    self._pause(found_nothing=job is None)
+                    continue
+                dispatched += 1
+                self.worker.work(job, follow)
+        finally:
+            left = follow.take()
+            if left is not None:  # work() raised (KeyboardInterrupt, SystemExit)
+                self.worker.give_back(left, "the conductor was interrupted")
         return dispatched
+
+    def _may_claim_along(self, budget: _Budget) -> bool:
+        """Whether a consume may claim the next job now (taking it from ``budget``)."""
+        if self._stopped():
+            return False
+        if self.worker.store_trouble + self.lease > time.monotonic():
+            return False  # the loop backs off before claiming again
+        return budget.take()
 
 
 class PooledConductor(_Base):

@@ -61,6 +61,7 @@ __all__ = [
     "DEFAULT_GRACE",
     "DEFAULT_WAIT_TIMEOUT",
     "EVENTS",
+    "Follow",
     "Held",
     "JobOutcome",
     "LeaseKeeper",
@@ -119,11 +120,40 @@ class _Unrunnable(Exception):
     """The job can never run as posted: it is trashed, with this reason."""
 
 
+class Follow:
+    """What a serving loop lets a finished job's consume do: claim the loop's next job
+    in the same call to the board (``consume_and_claim_next``: one statement and one
+    commit between two jobs on PostgreSQL, not two). ``may_claim()`` is asked at that
+    moment (the loop is not stopping, its budget allows one more job, and so on); the
+    job so claimed is left in :attr:`job` for the loop to run next. ``unused()`` is
+    called when a call that ``may_claim()`` allowed failed before it could claim."""
+
+    def __init__(self, may_claim: Callable[[], bool], unused: Callable[[], None]) -> None:
+        self.may_claim = may_claim
+        self.unused = unused
+        #: the last consume claimed along (then :attr:`job` is what it claimed, or None)
+        self.asked = False
+        self.job: Job | None = None
+
+    def failed(self) -> None:
+        """The call that was to claim along failed: nothing was claimed."""
+        if self.asked:
+            self.asked = False
+            self.unused()
+
+    def take(self) -> Job | None:
+        """The job the last consume claimed (None if none was free), and forget it."""
+        job, self.job, self.asked = self.job, None, False
+        return job
+
+
 class Held:
     """One claimed job while its conductor works on it."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, follow: Follow | None = None) -> None:
         self.job = job
+        #: how its consume may claim the next job (None: it only consumes)
+        self.follow = follow
         self.engine: tideflow.Engine | None = None
         #: another claim replaced ours: nothing more may be done to the job
         self.lost = False
@@ -265,8 +295,8 @@ class Worker:
             return Statistics(**self._counts)
 
     @contextlib.contextmanager
-    def _holding(self, job: Job) -> Iterator[Held]:
-        held = Held(job)
+    def _holding(self, job: Job, follow: Follow | None = None) -> Iterator[Held]:
+        held = Held(job, follow)
         with self._held_lock:
             self._held.add(held)
             self._counts["dispatched"] += 1
@@ -281,10 +311,11 @@ class Worker:
 
     # -- one job ------------------------------------------------------------------------
 
-    def work(self, job: Job) -> JobOutcome:
+    def work(self, job: Job, follow: Follow | None = None) -> JobOutcome:
         """Run a claimed job to its end and settle it on the board; never raises but
-        for KeyboardInterrupt/SystemExit (after giving the job back)."""
-        with self._holding(job) as held:
+        for KeyboardInterrupt/SystemExit (after giving the job back). With ``follow``,
+        consuming it may claim the next job too (see :class:`Follow`)."""
+        with self._holding(job, follow) as held:
             try:
                 outcome = self._work(held)
             except Exception as exc:  # a bug of ours or a board's: the loop goes on
@@ -485,11 +516,21 @@ class Worker:
         held.settling = True
         if held.lost:
             return self._drop(held, "its claim was lost while it ran")
+        follow = held.follow
+        along = None if follow is None else getattr(self.board, "consume_and_claim_next", None)
         try:
-            self.board.consume(job, self.name, job.token)
+            if along is not None and follow is not None and follow.may_claim():
+                follow.asked = True
+                follow.job = along(job, self.name, job.token, self.lease)
+            else:
+                self.board.consume(job, self.name, job.token)
         except LeaseLostError as exc:
+            if follow is not None:
+                follow.failed()  # nothing was claimed: the loop claims as usual
             return self._drop(held, str(exc))
         except Exception as exc:
+            if follow is not None:
+                follow.failed()
             # the run has finished: whoever claims the job next finds it so and consumes
             return self._drop(held, f"consuming it failed ({exc!r})")
         if state in (FlowState.REVERTED, FlowState.FAILURE):
@@ -504,6 +545,13 @@ class Worker:
             logger(LOG).info("conductor %r: job %s (%s) consumed", self.name, job.uuid, job.name)
         self._settled("job_consumed", job)
         return JobOutcome.CONSUMED
+
+    def give_back(self, job: Job, why: str) -> JobOutcome:
+        """Abandon a claimed job this conductor will not run (it is stopping)."""
+        with self._holding(job) as held:
+            outcome = self._give_back(held, why)
+        self.count(outcome)
+        return outcome
 
     def _give_back(self, held: Held, why: str) -> JobOutcome:
         job = held.job

@@ -159,6 +159,42 @@ local function take(key, uuid, who, lease, max_attempts, t)
   redis.call('ZADD', P .. 'leases', ends, h[3])
   return true
 end
+-- a consumed job: gone from the board
+local function forget(key, rank)
+  redis.call('DEL', key)
+  redis.call('ZREM', P .. 'order', rank)
+  redis.call('ZREM', P .. 'free', rank)
+  redis.call('ZREM', P .. 'leases', rank)
+end
+-- claim the first free job whose factory is allowed (prefixes from ARGV[first] on),
+-- looking past at most scan others' jobs; trashes run-out last attempts on the way
+-- -> {'claimed'|'none', hashes of the jobs trashed on the way..., the claimed job's hash}
+local function claim_next(who, lease, max_attempts, scan, first)
+  local t = now()
+  sweep(t)
+  local out = {'none'}
+  local skipped = 0
+  while skipped < scan do
+    local ranks = redis.call('ZRANGE', P .. 'free', skipped, skipped)
+    if #ranks == 0 then break end
+    local uuid = uuid_of(ranks[1])
+    local key = jkey(uuid)
+    local factory = redis.call('HGET', key, 'factory')
+    if not factory then
+      redis.call('ZREM', P .. 'free', ranks[1])  -- a stale index entry
+    elseif not allowed(factory, first) then
+      skipped = skipped + 1  -- another conductor's job: leave it to them
+    else
+      local ok = take(key, uuid, who, lease, max_attempts, t)
+      table.insert(out, redis.call('HGETALL', key))
+      if ok then
+        out[1] = 'claimed'
+        return out
+      end
+    end
+  end
+  return out
+end
 """
 
 # ARGV: prefix, uuid, name, factory, args, kwargs, store, details, priority
@@ -217,30 +253,20 @@ return {ok and 'claimed' or 'exhausted', redis.call('HGETALL', key)}
 # ARGV: prefix, who, lease, max_attempts, scan, allowed prefixes...
 # -> {'claimed'|'none', hashes of the jobs trashed on the way..., the claimed job's hash}
 _CLAIM_NEXT: Final = """
-local t = now()
-sweep(t)
-local out = {'none'}
-local skipped = 0
-while skipped < tonumber(ARGV[5]) do
-  local ranks = redis.call('ZRANGE', P .. 'free', skipped, skipped)
-  if #ranks == 0 then break end
-  local uuid = uuid_of(ranks[1])
-  local key = jkey(uuid)
-  local factory = redis.call('HGET', key, 'factory')
-  if not factory then
-    redis.call('ZREM', P .. 'free', ranks[1])  -- a stale index entry
-  elseif not allowed(factory, 6) then
-    skipped = skipped + 1  -- another conductor's job: leave it to them
-  else
-    local ok = take(key, uuid, ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), t)
-    table.insert(out, redis.call('HGETALL', key))
-    if ok then
-      out[1] = 'claimed'
-      return out
-    end
-  end
+return claim_next(ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), 6)
+"""
+
+# ARGV: prefix, uuid, who, token, lease, max_attempts, scan, allowed prefixes...
+# -> as _CLAIM_NEXT once the job is consumed | {'missing'} | {'lost', state, owner, token}
+_CONSUME_AND_CLAIM_NEXT: Final = """
+local key = jkey(ARGV[2])
+local h = redis.call('HMGET', key, 'state', 'owner', 'token', 'rank')
+if not h[1] then return {'missing'} end
+if h[1] ~= 'CLAIMED' or h[2] ~= ARGV[3] or h[3] ~= ARGV[4] then
+  return {'lost', h[1], h[2], h[3]}
 end
-return out
+forget(key, h[4])
+return claim_next(ARGV[3], tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), 8)
 """
 
 # ARGV: prefix, uuid, who, token, operation, lease, max_attempts
@@ -260,10 +286,7 @@ if op == 'renew' then
   redis.call('ZREM', P .. 'free', rank)
   redis.call('ZADD', P .. 'leases', ends, rank)
 elseif op == 'consume' then
-  redis.call('DEL', key)
-  redis.call('ZREM', P .. 'order', rank)
-  redis.call('ZREM', P .. 'free', rank)
-  redis.call('ZREM', P .. 'leases', rank)
+  forget(key, rank)
   return {'ok'}
 elseif op == 'trash' then
   to_trash(key, uuid, rank, t, tonumber(h[5]))
@@ -350,6 +373,7 @@ class RedisBoard:
         self._look = register(_PRELUDE + _LOOK)
         self._claim = register(_PRELUDE + _CLAIM)
         self._claim_next = register(_PRELUDE + _CLAIM_NEXT)
+        self._consume_and_claim = register(_PRELUDE + _CONSUME_AND_CLAIM_NEXT)
         self._owner = register(_PRELUDE + _OWNER)
         #: POSTED and REMOVAL, as :mod:`tideflow.jobs.base` says.
         self.notifier = new_notifier()
@@ -543,6 +567,33 @@ class RedisBoard:
     def consume(self, job: Job | str, who: str, token: int) -> None:
         """Remove a finished job from the board (LeaseLostError if the claim was lost)."""
         self._owner_call("consume", job, who, token, "consume")
+
+    def consume_and_claim_next(
+        self, job: Job | str, who: str, token: int, lease: float = DEFAULT_LEASE
+    ) -> Job | None:
+        """:meth:`consume` the finished ``job``, then :meth:`claim_next` for ``who``, in
+        one script (both happen, or neither): the next job claimed, or None if none is
+        free. LeaseLostError (and nothing claimed) if the claim on ``job`` was lost."""
+        key = uuid_of(job)
+        check_who(who)
+        check_seconds("lease", lease, positive=True)
+        if isinstance(token, bool) or not isinstance(token, int):
+            raise TypeError(f"token= takes the int fencing token of a claim, got {token!r}")
+        if not self.allowed:
+            check_factory("nothing:allowed", (), f"the job board {self.shown}")
+        argv = [key, who, str(token), repr(float(lease)), str(self.max_attempts)]
+        argv += [str(_CLAIM_SCAN), *self.allowed]
+        doing = f"consuming job {key} and claiming the next"
+        out = self._run(doing, self._consume_and_claim, argv)
+        if out[0] in ("missing", "lost"):
+            now = None if out[0] == "missing" else (out[1], out[2] or None, int(out[3]))
+            if now is None or now[0] == JobState.TRASHED:
+                self._sightings.gone(key)
+            raise lost_error(self.shown, key, who, token, "consume", now)
+        self._sightings.gone(key)
+        jobs = [self._job(fields) for fields in out[1:]]
+        self._sightings.saw(jobs)
+        return jobs[-1] if out[0] == "claimed" else None
 
     def abandon(self, job: Job | str, who: str, token: int) -> Job:
         """Give the job back for another claim and count an attempt; the

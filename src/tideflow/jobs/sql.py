@@ -652,22 +652,27 @@ class SqlBoard:
     def _claim_next_pooled(self, who: str, lease: float) -> Job | None:
         """claim_next in a transaction of the pool: lock a batch, claim the first allowed."""
         seen: list[Job] = []
-        taken: Job | None = None
-        with self._tx("claiming the next job") as tx:
-            trashed = True
-            while taken is None and trashed:  # a batch that trashed some may hide more
-                trashed = False
-                for row in tx.rows(self._sql["lock_next"], {"n": _CLAIM_BATCH}):
-                    if not allows_module(self.allowed, str(row["factory"]).partition(":")[0]):
-                        continue  # another conductor's job: leave it to them
-                    job = self._take(tx, row["uuid"], row, who, lease)
-                    seen.append(job)
-                    if job.state is JobState.CLAIMED:
-                        taken = job
-                        break
-                    trashed = True
-        self._sightings.saw(seen)
-        return taken
+        try:
+            with self._tx("claiming the next job") as tx:
+                return self._claim_in(tx, who, lease, seen)
+        finally:
+            self._sightings.saw(seen)
+
+    def _claim_in(self, tx: _Tx, who: str, lease: float, seen: list[Job]) -> Job | None:
+        """Claim the next free allowed job in ``tx``; every job claimed or trashed on the
+        way is added to ``seen``."""
+        trashed = True
+        while trashed:  # a batch that trashed some may hide more
+            trashed = False
+            for row in tx.rows(self._sql["lock_next"], {"n": _CLAIM_BATCH}):
+                if not allows_module(self.allowed, str(row["factory"]).partition(":")[0]):
+                    continue  # another conductor's job: leave it to them
+                job = self._take(tx, row["uuid"], row, who, lease)
+                seen.append(job)
+                if job.state is JobState.CLAIMED:
+                    return job
+                trashed = True
+        return None
 
     def _claim_next_fast(self, who: str, lease: float) -> Job | None:
         """claim_next as one autocommit statement: the row is picked (the allow-list tested in
@@ -732,6 +737,70 @@ class SqlBoard:
                 return
             # lost: the generic call finds it lost too, and says what the job is now
         self._owner_call("consume", job, who, token, ("consuming", "consume"))
+
+    def consume_and_claim_next(
+        self, job: Job | str, who: str, token: int, lease: float = DEFAULT_LEASE
+    ) -> Job | None:
+        """:meth:`consume` the finished ``job``, then :meth:`claim_next` for ``who``: the
+        next job claimed, or None if none is free. On PostgreSQL both are one statement
+        (one commit, one round trip: what a conductor pays between two jobs), elsewhere
+        one transaction: both happen or neither does. LeaseLostError (and nothing
+        claimed) if the claim on ``job`` was lost."""
+        check_who(who)
+        check_seconds("lease", lease, positive=True)
+        if not self.allowed:
+            check_factory("nothing:allowed", (), f"the job board {self.shown}")
+        if self._fast is None or not self._schema_ready:
+            return self._consume_and_claim_pooled(job, who, token, lease)
+        key = uuid_of(job)
+        params: dict[str, Any] = {
+            "uuid": key,
+            "token": token,
+            "who": who,
+            "lease": float(lease),
+            "max": self.max_attempts,
+            "allowed": list(self.allowed),
+        }
+        doing = f"consuming job {key} and claiming the next"
+        done = self._fast.run(self._fast_sql["consume_and_claim_next"], params, doing)
+        if done is None or not done[0][0][0]:
+            # no fast connection free, or the consume was refused (nothing was claimed):
+            # the transaction says what the job is now, or does both
+            return self._consume_and_claim_pooled(job, who, token, lease)
+        self._sightings.gone(key)
+        row = done[0][0]
+        if row[1] is None:  # consumed; no job was free
+            return None
+        taken = self._job(dict(zip(_COLUMN_NAMES, row[1:], strict=True)))
+        self._sightings.saw((taken,))
+        if taken.state is JobState.CLAIMED:
+            return taken
+        return self.claim_next(who, lease)  # its run-out lease was its last try: trashed
+
+    def _consume_and_claim_pooled(
+        self, job: Job | str, who: str, token: int, lease: float
+    ) -> Job | None:
+        """consume_and_claim_next in one transaction of the pool: both, or neither."""
+        key = uuid_of(job)
+        params = {"uuid": key, "who": who, "token": token}
+        seen: list[Job] = []
+        lost: tuple[Exception, str | None] | None = None
+        taken: Job | None = None
+        try:
+            with self._tx(f"consuming job {key} and claiming the next") as tx:
+                if tx.run(self._sql["consume"], params) != 1:
+                    lost = self._lost(tx, key, who, token, "consume")
+                else:
+                    taken = self._claim_in(tx, who, lease, seen)
+        finally:
+            self._sightings.saw(seen)
+        if lost is not None:
+            error, state = lost
+            if state in (None, JobState.TRASHED):
+                self._sightings.gone(key)
+            raise error
+        self._sightings.gone(key)
+        return taken
 
     def abandon(self, job: Job | str, who: str, token: int) -> Job:
         """Give the job back for another claim and count an attempt; the
@@ -952,8 +1021,9 @@ def _pg_fast_statements(table: str) -> dict[str, str]:
         "WHERE left(factory, length(p) + 1) IN (p || ':', p || '.'))"
     )
     last = "j.state = 'CLAIMED' AND j.attempts + 1 >= %(max)s"  # a run-out lease's last try
-    return {
-        "claim_next": (
+
+    def claim(only_if: str = "", besides: str = "") -> str:
+        return (
             f"UPDATE {table} AS j SET "
             f"state = CASE WHEN {last} THEN 'TRASHED' ELSE 'CLAIMED' END, "
             f"owner = CASE WHEN {last} THEN NULL ELSE %(who)s END, "
@@ -961,14 +1031,27 @@ def _pg_fast_statements(table: str) -> dict[str, str]:
             f"token = CASE WHEN {last} THEN j.token ELSE j.token + 1 END, "
             "attempts = j.attempts + CASE WHEN j.state = 'CLAIMED' THEN 1 ELSE 0 END, "
             f"updated_at = {now} "
-            f"WHERE j.seq = (SELECT seq FROM {table} WHERE {free} AND {allowed} "
-            "ORDER BY priority DESC, seq LIMIT 1 "
-            "FOR UPDATE SKIP LOCKED) "
+            f"WHERE {only_if}j.seq = (SELECT seq FROM {table} WHERE {free} AND {allowed}"
+            f"{besides} ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
             f"RETURNING {', '.join('j.' + name for name in _COLUMN_NAMES)}"
-        ),
-        "consume": (
-            f"DELETE FROM {table} WHERE uuid = %(uuid)s AND owner = %(who)s "
-            "AND token = %(token)s AND state = 'CLAIMED'"
+        )
+
+    consume = (
+        f"DELETE FROM {table} WHERE uuid = %(uuid)s AND owner = %(who)s "
+        "AND token = %(token)s AND state = 'CLAIMED'"
+    )
+    # The claim runs only if the consume deleted the row, and never takes that row (its
+    # lease may have run out: free to the claim's snapshot, which still sees it). One row
+    # back either way: how many rows were consumed (0 or 1), then the claimed job's
+    # columns (NULL if none was free).
+    took = claim("EXISTS (SELECT 1 FROM gone) AND ", " AND uuid <> %(uuid)s")
+    return {
+        "claim_next": claim(),
+        "consume": consume,
+        "consume_and_claim_next": (
+            f"WITH gone AS ({consume} RETURNING 1), took AS ({took}) "
+            f"SELECT (SELECT count(*) FROM gone), {', '.join('took.' + n for n in _COLUMN_NAMES)} "
+            "FROM (SELECT 1) AS one LEFT JOIN took ON true"
         ),
     }
 
