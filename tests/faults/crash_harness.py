@@ -653,9 +653,11 @@ def run_child(server: ForkServer, command: dict[str, Any], kill_after: float | N
     deadline: float | None = None
     began = time.monotonic()
     while True:
-        if deadline is not None and not killed:
+        if deadline is not None and not killed and pid is not None:
             timeout = max(0.0, deadline - time.monotonic())
         else:
+            # (the server's "pid" line may come after the child's "running": two
+            # processes write to the pipe; a kill that is due waits for it)
             timeout = CHILD_TIMEOUT
         line = server.read_line(timeout)
         if line is None:
