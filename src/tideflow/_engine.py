@@ -902,7 +902,7 @@ class Engine:
             raise
         finally:
             self._flow_state(final)
-            storage.commit()
+            storage.commit(release=True)  # the run's last write: released with it
         if final == _F.FAILURE:
             Failure.reraise_if_any(revert_failures or failures)
         if final == _F.REVERTED:

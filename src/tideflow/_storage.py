@@ -181,13 +181,15 @@ class Storage:
         if not self._shared:
             self._dirty[detail.name] = detail
 
-    def commit(self) -> None:
+    def commit(self, release: bool = False) -> None:
         """Write every change since the last commit to the store, together.
 
         A store with ``save_round`` writes them in one transaction, fenced by this
         engine's claim; others get TaskFlow's ``update_*`` calls one record at a time.
         Anything the store raises reaches the caller as a StoreError; what was not
-        written stays pending for the next commit.
+        written stays pending for the next commit. With ``release`` (the run's last
+        commit), a store whose rounds can release the run (``releases_in_round``) does
+        so in the same transaction, and :meth:`release` then has nothing left to do.
         """
         if self._shared or (not self._dirty and not self._flow_dirty):
             self._flow_dirty = False
@@ -201,12 +203,24 @@ class Storage:
             try:
                 save_round = getattr(conn, "save_round", None)
                 if save_round is not None:
-                    save_round(
-                        self._flow_detail,
-                        list(self._dirty.values()),
-                        owner=self._owner,
-                        flow_changed=self._flow_dirty,
-                    )
+                    owner = self._owner
+                    if release and owner is not None and getattr(conn, "releases_in_round", False):
+                        save_round(
+                            self._flow_detail,
+                            list(self._dirty.values()),
+                            owner=owner,
+                            flow_changed=self._flow_dirty,
+                            release=True,
+                        )
+                        self._owner = None
+                        retire_owner(owner)
+                    else:
+                        save_round(
+                            self._flow_detail,
+                            list(self._dirty.values()),
+                            owner=owner,
+                            flow_changed=self._flow_dirty,
+                        )
                 else:
                     conn.update_flow_details(self._flow_detail)
                     for detail in self._dirty.values():

@@ -330,3 +330,57 @@ def test_an_adopted_claim_taken_over_before_the_run_writes_nothing(
         engine.run()
     if not backend.shares_records:
         assert reopen().get_flow_details(record.uuid).state == FlowState.PENDING
+
+
+def test_a_run_is_released_by_its_last_round_where_the_store_can(
+    backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stores whose rounds can release (``releases_in_round``) end a run in one write:
+    its last round; the others get release_run after it. Either way the run is over."""
+    conn = backend.get_connection()
+    kind = type(conn)
+    released_by_call: list[tuple[str, str]] = []
+    real = kind.release_run
+
+    def counted(self: Any, fd_uuid: str, owner: str) -> None:
+        released_by_call.append((fd_uuid, owner))
+        real(self, fd_uuid, owner)
+
+    monkeypatch.setattr(kind, "release_run", counted)
+    flow = tideflow.LinearFlow("f").add(tideflow.FunctorTask(lambda: 7, name="one", provides="v"))
+    engine = tideflow.load(flow, backend=backend, fence=(JOB, 2))
+    engine.run()
+    uuid = engine.storage.flow_uuid
+    assert len(released_by_call) == (0 if getattr(kind, "releases_in_round", False) else 1)
+    with pytest.raises(RunOwnedError, match=f"the run of claim 2 of job {JOB} has ended"):
+        conn.claim_run(uuid, new_owner((JOB, 1)))
+    by_hand = new_owner()
+    conn.claim_run(uuid, by_hand)  # a tombstone, not a live owner: resumable by hand
+    conn.release_run(uuid, by_hand)
+
+
+def test_a_round_that_releases_is_fenced_like_any_other(conn: Any) -> None:
+    if not getattr(conn, "releases_in_round", False):
+        with pytest.raises(TypeError):  # the keyword is an ability, not a given
+            conn.save_round(_flow("a"), [], owner=new_owner(), release=True)
+        return
+    flow_detail = _flow("a")
+    conn.save_logbook(_book(flow_detail))
+    mine, theirs = new_owner((JOB, 5)), new_owner((JOB, 4))
+    conn.claim_run(flow_detail.uuid, mine)
+    atom = flow_detail.find(next(iter(flow_detail)).uuid)
+    atom.state = AtomState.SUCCESS
+    with pytest.raises(RunOwnedError):
+        conn.save_round(flow_detail, [atom], owner=theirs, release=True)
+    with pytest.raises(RunOwnedError):  # still mine: nothing was released
+        conn.claim_run(flow_detail.uuid, new_owner())
+    flow_detail.state = FlowState.SUCCESS
+    conn.save_round(flow_detail, [atom], owner=mine, release=True)
+    got = conn.get_flow_details(flow_detail.uuid)
+    assert got.state == FlowState.SUCCESS
+    assert next(iter(got)).state == AtomState.SUCCESS
+    with pytest.raises(RunOwnedError, match="no longer run"):
+        conn.save_round(flow_detail, [atom], owner=mine)  # released: mine no more
+    with pytest.raises(RunOwnedError, match=f"the run of claim 5 of job {JOB} has ended"):
+        conn.claim_run(flow_detail.uuid, new_owner((JOB, 4)))
+    conn.claim_run(flow_detail.uuid, new_owner((JOB, 6)))

@@ -40,7 +40,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple, cast
 
 from tideflow.errors import (
     NotFoundError,
@@ -620,7 +620,7 @@ _CREATE_OWNED_SQL: Final = (
 
 
 @functools.cache
-def _round_sql(atoms: bool, fenced: bool) -> str:
+def _round_sql(atoms: bool, fenced: bool, release: bool = False) -> str:
     """A round as one statement (PostgreSQL, direct path): the flow row's UPDATE (fenced
     by its owner) in a WITH, and the upsert of the atom rows only if that UPDATE found
     the row. The atom rows travel as one JSON array of objects named by column, which
@@ -628,8 +628,9 @@ def _round_sql(atoms: bool, fenced: bool) -> str:
     for any number of atoms, and one text parameter to send (an array per column cost
     the client about 75 us more a round, in psycopg's array dumpers). Returns one row
     per atom written, so no row (with atoms) or a row count of 0 (without) means the
-    round was refused."""
-    sets = ", ".join(f"{c} = %s" for c in _FLOW_ROUND)
+    round was refused. With ``release`` (fenced only), the UPDATE also sets the owner to
+    its tombstone: the run is released in the round's transaction."""
+    sets = ", ".join(f"{c} = %s" for c in _FLOW_ROUND) + (", owner = %s" if release else "")
     where = "uuid = %s" + (" AND owner = %s" if fenced else "")
     update = f"UPDATE tideflow_flows SET {sets} WHERE {where}"
     if not atoms:
@@ -672,6 +673,9 @@ def _upsert(
 
 class SqlConnection:
     """Reads and writes records of a :class:`SqlBackend`, one transaction per call."""
+
+    #: save_round(release=True) releases the run in the round's transaction
+    releases_in_round: ClassVar[bool] = True
 
     def __init__(self, backend: SqlBackend) -> None:
         self.backend = backend
@@ -871,12 +875,16 @@ class SqlConnection:
         atom_details: Sequence[AtomDetail],
         owner: str | None = None,
         flow_changed: bool = True,
+        release: bool = False,
     ) -> None:
-        """Write the flow row and ``atom_details`` in one transaction, fenced by ``owner``.
+        """Write the flow row and ``atom_details`` in one transaction, fenced by ``owner``;
+        with ``release``, ``owner`` stops owning the run in the same transaction (the
+        last round of a run: one commit less).
 
         The flow row is rewritten every round (``flow_changed`` is not needed: the fenced
         UPDATE is the fence check too).
         """
+        release = release and owner is not None
         stmts = self.backend._stmts()
         codec = self._codec
         fd_uuid = flow_detail.uuid
@@ -892,12 +900,16 @@ class SqlConnection:
             if not self.backend._schema_checked:
                 self.backend._ensure_schema()
             args: list[Any] = [row[c] for c in _FLOW_ROUND]
+            if release:
+                assert owner is not None
+                args.append(released(owner))
             args.append(fd_uuid)
             if owner is not None:
                 args.append(owner)
             if atom_rows:
                 args.append(json.dumps(atom_rows))
-            done = direct.run(_round_sql(bool(atom_rows), owner is not None), args, doing)
+            sql = _round_sql(bool(atom_rows), owner is not None, release)
+            done = direct.run(sql, args, doing)
             if done is not None:
                 returned, count = done
                 if (len(returned) if atom_rows else count) != (len(atom_rows) or 1):
@@ -914,6 +926,14 @@ class SqlConnection:
                 raise self._refused(conn, fd_uuid, owner)
             if atom_rows:
                 conn.execute(stmts.atom_upsert, atom_rows)
+            if release:
+                assert owner is not None
+                flows = _tables().flows
+                conn.execute(
+                    flows.update()
+                    .where(flows.c.uuid == fd_uuid, flows.c.owner == owner)
+                    .values(owner=released(owner))
+                )
 
     def claim_run(self, fd_uuid: str, owner: str, book: LogBook | None = None) -> None:
         """Make ``owner`` the engine that runs ``fd_uuid`` (RunOwnedError if another is);

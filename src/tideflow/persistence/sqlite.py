@@ -36,7 +36,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from tideflow.errors import NotFoundError, RunOwnedError, StoreError, StoreVersionError
 from tideflow.persistence._records import (
@@ -527,6 +527,9 @@ class SqliteBackend:
 class SqliteConnection:
     """Reads and writes the records of a :class:`SqliteBackend` (one thread at a time)."""
 
+    #: save_round(release=True) releases the run in the round's transaction
+    releases_in_round: ClassVar[bool] = True
+
     def __init__(self, backend: SqliteBackend) -> None:
         self.backend = backend
         self._codec = backend.codec
@@ -771,8 +774,10 @@ class SqliteConnection:
         atom_details: Sequence[AtomDetail],
         owner: str | None = None,
         flow_changed: bool = True,
+        release: bool = False,
     ) -> None:
-        """Write the flow row and these atom rows in one transaction (fenced by ``owner``)."""
+        """Write the flow row and these atom rows in one transaction (fenced by ``owner``);
+        with ``release``, ``owner`` stops owning the run in the same transaction."""
         codec = self._codec
         fd_uuid = flow_detail.uuid
         touched = self.backend._flow_written
@@ -805,6 +810,8 @@ class SqliteConnection:
                 if atoms:
                     for statement in _ATOM_WRITES:
                         db.executemany(statement, atoms)
+                if release and owner is not None:
+                    db.execute(_RELEASE, (released(owner), fd_uuid, owner))
                 db.execute("COMMIT")
                 if flow is not None:
                     if len(touched) > _TOUCHED_KEPT:
