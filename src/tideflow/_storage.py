@@ -62,6 +62,8 @@ class Storage:
         self.fence: tuple[str, int] | None = None
         #: An owner token that already holds the record for this run (adopt_claim())
         self._adopted: str | None = None
+        #: The log book to create the record from at the first commit (adopt_claim())
+        self._create: LogBook | None = None
         self._dirty: dict[str, AtomDetail] = {}
         self._flow_dirty = False
         self._transient: dict[str, Any] = {}
@@ -191,6 +193,10 @@ class Storage:
         commit), a store whose rounds can release the run (``releases_in_round``) does
         so in the same transaction, and :meth:`release` then has nothing left to do.
         """
+        if self._create is not None and (
+            self._shared or (not self._dirty and not self._flow_dirty)
+        ):
+            self._create_now()
         if self._shared or (not self._dirty and not self._flow_dirty):
             self._flow_dirty = False
             if self._shared and self.fence is not None and self._owner is not None:
@@ -202,7 +208,17 @@ class Storage:
             conn = backend.get_connection()
             try:
                 save_round = getattr(conn, "save_round", None)
-                if save_round is not None:
+                create = None if self._create is None else self._create_first(conn)
+                if create is not None and save_round is not None:
+                    save_round(
+                        self._flow_detail,
+                        list(self._dirty.values()),
+                        owner=self._owner,
+                        flow_changed=self._flow_dirty,
+                        create=create,
+                    )
+                    self._create = None
+                elif save_round is not None:
                     owner = self._owner
                     if release and owner is not None and getattr(conn, "releases_in_round", False):
                         save_round(
@@ -239,6 +255,22 @@ class Storage:
         self._dirty.clear()
         self._flow_dirty = False
 
+    def _create_now(self) -> None:
+        """Do a pending creation of the record (nothing else to write with it)."""
+        assert self._backend is not None
+        book, self._create = self._create, None
+        owner = self._owner or self._adopted
+        assert book is not None
+        assert owner is not None
+        conn = self._backend.get_connection()
+        try:
+            conn.claim_run(self.flow_uuid, owner, book)
+        except BaseException:
+            self._create = book
+            raise
+        finally:
+            conn.close()
+
     def _check_fence(self) -> None:
         """A store sharing the engine's records has nothing to write, but a fenced run
         still stops at its commit once a newer claim has taken the record over."""
@@ -268,11 +300,16 @@ class Storage:
 
     # -- owning the run -------------------------------------------------------------
 
-    def adopt_claim(self, owner: str) -> None:
+    def adopt_claim(self, owner: str, create: LogBook | None = None) -> None:
         """Run under ``owner``, a token that already holds the record (a conductor took
         it over under the job's fence before reading it): the next run claims nothing,
         saving a transaction, and releases ``owner`` when it ends. If a newer claim took
-        the record over meanwhile, the run's first write is refused as usual."""
+        the record over meanwhile, the run's first write is refused as usual.
+
+        With ``create`` (a log book holding the record), the record is not stored yet:
+        the first commit creates it owned by ``owner`` (in the round's own transaction
+        where the store can, ``creates_in_round``), and is refused if another owner
+        created it first."""
         fence = fence_of(owner)
         if fence is None or fence != self.fence:
             raise ValueError(
@@ -280,6 +317,20 @@ class Storage:
                 f"got {owner!r}"
             )
         self._adopted = owner
+        self._create = create
+
+    def _create_first(self, conn: Any) -> LogBook | None:
+        """The book for the round to create the record from, if the store can and one is
+        pending; else a pending creation is done now (claim_run) and None is returned."""
+        book = self._create
+        if book is None:
+            return None
+        owner = self._owner
+        if owner is not None and getattr(conn, "creates_in_round", False):
+            return book
+        conn.claim_run(self.flow_uuid, owner or self._adopted, book)
+        self._create = None
+        return None
 
     def claim(self) -> None:
         """Make this engine the one running the flow record (RunOwnedError if another is).

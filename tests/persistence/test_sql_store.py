@@ -573,6 +573,78 @@ def test_a_new_record_claimed_with_its_book_is_created_owned_once(backend, conn)
     assert conn.get_logbook("b-new").name == "job book"
 
 
+def _owner_column(backend, fd_uuid):
+    engine = admin_engine(backend.url)
+    try:
+        with engine.connect() as raw:
+            found = raw.execute(
+                sa.text("SELECT owner FROM tideflow_flows WHERE uuid = :u"), {"u": fd_uuid}
+            )
+            return found.scalar()
+    finally:
+        engine.dispose()
+
+
+def test_a_first_round_creates_its_record_owned_with_its_book(backend, conn):
+    """save_round(create=book): a job's first round makes the record, owned, with its
+    book and atoms (on PostgreSQL in the round's one statement)."""
+    conn.get_logbooks()  # the schema is checked: the direct path is open
+    record = FlowDetail("job-run", "f-c1")
+    book = LogBook("job book", "b-c1")
+    book.add(record)
+    record.state = FlowState.RUNNING
+    first = TaskDetail("a", "a-c1")
+    first.put(AtomState.RUNNING, None)
+    record.add(first)
+    owner = new_owner(("job-c", 1))
+    conn.save_round(record, [first], owner=owner, create=book)
+    got = conn.get_flow_details("f-c1")
+    assert got.state == FlowState.RUNNING
+    assert [(d.name, d.state) for d in got] == [("a", AtomState.RUNNING)]
+    assert [f.uuid for f in conn.get_logbook("b-c1")] == ["f-c1"]
+    assert _owner_column(backend, "f-c1") == owner
+    with pytest.raises(RunOwnedError):  # a live owner holds it
+        conn.claim_run("f-c1", new_owner())
+    # the same call again (the record exists, still ours): a plain fenced round
+    first.put(AtomState.SUCCESS, 5)
+    record.state = FlowState.SUCCESS
+    conn.save_round(record, [first], owner=owner, create=book)
+    assert conn.get_atom_details("a-c1").results == 5
+    assert conn.get_flow_details("f-c1").state == FlowState.SUCCESS
+    # a first round without atoms
+    bare = FlowDetail("bare", "f-c2")
+    bare_book = LogBook("bare book", "b-c2")
+    bare_book.add(bare)
+    conn.save_round(bare, [], owner=owner, create=bare_book)
+    assert len(conn.get_flow_details("f-c2")) == 0
+    assert conn.get_logbook("b-c2").name == "bare book"
+
+
+def test_a_first_round_finding_its_record_made_by_a_newer_claim_writes_nothing(backend, conn):
+    """A stale first claimant (paused past its lease) whose job's next claimant created
+    the record first: its creating round is refused, and changes nothing."""
+    conn.get_logbooks()
+    newer = new_owner(("job-c3", 2))
+    theirs = FlowDetail("job-run", "f-c3")
+    their_book = LogBook("their book", "b-c3")
+    their_book.add(theirs)
+    conn.claim_run("f-c3", newer, their_book)
+    before = stored(conn, "f-c3")
+    mine = FlowDetail("job-run", "f-c3")
+    my_book = LogBook("my book", "b-c3-mine")
+    my_book.add(mine)
+    mine.state = FlowState.RUNNING
+    atom = TaskDetail("a", "a-c3")
+    atom.put(AtomState.RUNNING, None)
+    mine.add(atom)
+    with pytest.raises(RunOwnedError, match="f-c3"):
+        conn.save_round(mine, [atom], owner=new_owner(("job-c3", 1)), create=my_book)
+    assert stored(conn, "f-c3") == before
+    assert _owner_column(backend, "f-c3") == newer
+    with pytest.raises(NotFoundError):
+        conn.get_logbook("b-c3-mine")
+
+
 def test_a_round_of_thousands_of_atoms_is_written_whole(conn):
     flow = FlowDetail("wide", "f-wide")
     book = LogBook("wide book", "b-wide")

@@ -419,6 +419,8 @@ class Worker:
             flow_uuid = engine.storage.flow_uuid
             with contextlib.closing(self.store.get_connection()) as conn:
                 state: FlowState = conn.get_flow_details(flow_uuid).state
+        except NotFoundError:
+            return None  # its first round was never written: the run made no record
         except Exception as exc:
             logger(LOG).warning(
                 "conductor %r: job %s: could not read how its run ended (%s)",
@@ -492,6 +494,20 @@ class Worker:
         book = LogBook(f"job {job.name}")
         book.add(record)
         with contextlib.closing(self.store.get_connection()) as conn:
+            if job.token == 1 and getattr(conn, "creates_in_round", False):
+                # a job's first claim: no record can exist yet, and none is read. The
+                # run's first round creates it under the claim, in its own transaction
+                # (one commit less); a stale owner creating it too cannot overwrite it
+                engine = tideflow.load(
+                    flow,
+                    dict(job.store),
+                    backend=self.store,
+                    book=book,
+                    flow_detail=record,
+                    **options,
+                )
+                engine.storage.adopt_claim(held.placeholder, create=book)
+                return engine
             # created under the claim: a stale owner creating it too cannot overwrite it
             conn.claim_run(flow_uuid, held.placeholder, book)
             if job.token > 1:

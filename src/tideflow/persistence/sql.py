@@ -646,6 +646,38 @@ def _round_sql(atoms: bool, fenced: bool, release: bool = False) -> str:
     )
 
 
+@functools.cache
+def _create_round_sql(atoms: bool) -> str:
+    """A job's first round as one statement (PostgreSQL, direct path): the flow row
+    inserted owned, or, if it exists, rewritten only if still owned by the same owner
+    (the fence); its log book and the atom rows written only if the flow row was. One
+    row back per atom written (one in all without atoms): none means refused."""
+    round_sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in _FLOW_ROUND)
+    flow = (
+        f"INSERT INTO tideflow_flows ({', '.join(FLOW_COLUMNS)}) "
+        f"VALUES ({', '.join(['%s'] * len(FLOW_COLUMNS))}) "
+        f"ON CONFLICT (uuid) DO UPDATE SET {round_sets} "
+        "WHERE tideflow_flows.owner = %s RETURNING 1"
+    )
+    book = (
+        f"INSERT INTO tideflow_logbooks ({', '.join(BOOK_COLUMNS)}) "
+        "SELECT %s, %s, %s, %s::double precision, %s::double precision "
+        "WHERE EXISTS (SELECT 1 FROM f) ON CONFLICT (uuid) DO UPDATE SET "
+        "name = EXCLUDED.name, meta = EXCLUDED.meta, updated_at = EXCLUDED.updated_at"
+    )
+    if not atoms:
+        return f"WITH f AS ({flow}), b AS ({book}) SELECT 1 FROM f"
+    columns = ", ".join(ATOM_COLUMNS)
+    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in _ATOM_UPSERT)
+    return (
+        f"WITH f AS ({flow}), b AS ({book}) "
+        f"INSERT INTO tideflow_atoms ({columns}) "
+        f"SELECT {columns} FROM json_populate_recordset(NULL::tideflow_atoms, %s::json) "
+        f"WHERE EXISTS (SELECT 1 FROM f) "
+        f"ON CONFLICT (flow_uuid, name) DO UPDATE SET {sets} RETURNING 1"
+    )
+
+
 def _upsert(
     dialect: str, table: sa.Table, keys: Sequence[str], update: Sequence[str], shown: str
 ) -> Insert:
@@ -676,6 +708,8 @@ class SqlConnection:
 
     #: save_round(release=True) releases the run in the round's transaction
     releases_in_round: ClassVar[bool] = True
+    #: save_round(create=book) creates a record not stored yet, owned, in the round
+    creates_in_round: ClassVar[bool] = True
 
     def __init__(self, backend: SqlBackend) -> None:
         self.backend = backend
@@ -876,15 +910,21 @@ class SqlConnection:
         owner: str | None = None,
         flow_changed: bool = True,
         release: bool = False,
+        create: LogBook | None = None,
     ) -> None:
         """Write the flow row and ``atom_details`` in one transaction, fenced by ``owner``;
         with ``release``, ``owner`` stops owning the run in the same transaction (the
-        last round of a run: one commit less).
+        last round of a run: one commit less). With ``create`` (the record's log book,
+        and ``owner``): a record not stored yet is first created from it, owned by
+        ``owner``, as ``claim_run(uuid, owner, create)`` would (on PostgreSQL in the
+        round's own statement: a job's first round, one commit less).
 
         The flow row is rewritten every round (``flow_changed`` is not needed: the fenced
         UPDATE is the fence check too).
         """
         release = release and owner is not None
+        if create is not None and self._created(flow_detail, atom_details, owner, create, release):
+            return
         stmts = self.backend._stmts()
         codec = self._codec
         fd_uuid = flow_detail.uuid
@@ -934,6 +974,65 @@ class SqlConnection:
                     .where(flows.c.uuid == fd_uuid, flows.c.owner == owner)
                     .values(owner=released(owner))
                 )
+
+    def _created(
+        self,
+        flow_detail: FlowDetail,
+        atom_details: Sequence[AtomDetail],
+        owner: str | None,
+        book: LogBook,
+        release: bool,
+    ) -> bool:
+        """Create the record from ``book`` if it is new, owned by ``owner``: with the
+        round in one statement where it can (then True: the round is written), else by
+        claim_run before it (False: the round is still to write)."""
+        if owner is None:
+            raise ValueError("save_round(create=...) takes the owner that creates the record")
+        if (
+            release
+            or self.backend._direct is None
+            or not self.backend._schema_checked
+            or len(book) != 1
+            or book.find(flow_detail.uuid) is None
+        ):
+            self.claim_run(flow_detail.uuid, owner, book)
+            return False
+        self._create_round(flow_detail, atom_details, owner, book)
+        return True
+
+    def _create_round(
+        self,
+        flow_detail: FlowDetail,
+        atom_details: Sequence[AtomDetail],
+        owner: str,
+        book: LogBook,
+    ) -> None:
+        """A round that creates the record if it is new (owned by ``owner``, with its
+        book), else writes it fenced by ``owner``: one statement (direct path)."""
+        direct = self.backend._direct
+        assert direct is not None
+        codec = self._codec
+        fd_uuid = flow_detail.uuid
+        position = flow_detail.position_of
+        atom_rows = [atom_row(a, fd_uuid, position(a), codec) for a in atom_details]
+        row = flow_row(flow_detail, book.uuid, codec)
+        row["owner"] = owner
+        book_values = book_row(book, codec)
+        args: list[Any] = [row[c] for c in FLOW_COLUMNS]
+        args.append(owner)
+        args.extend(book_values[c] for c in BOOK_COLUMNS)
+        if atom_rows:
+            args.append(json.dumps(atom_rows))
+        doing = f"recording the first round of flow {flow_detail.name!r}"
+        done = direct.run(_create_round_sql(bool(atom_rows)), args, doing)
+        if done is None:  # no direct connection free: the same in two transactions
+            self.claim_run(fd_uuid, owner, book)
+            self.save_round(flow_detail, atom_details, owner)
+            return
+        returned, _ = done
+        if len(returned) != (len(atom_rows) or 1):
+            with self.backend._transaction(doing) as conn:
+                raise self._refused(conn, fd_uuid, owner)
 
     def claim_run(self, fd_uuid: str, owner: str, book: LogBook | None = None) -> None:
         """Make ``owner`` the engine that runs ``fd_uuid`` (RunOwnedError if another is);
