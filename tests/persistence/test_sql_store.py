@@ -645,6 +645,58 @@ def test_a_first_round_finding_its_record_made_by_a_newer_claim_writes_nothing(b
         conn.get_logbook("b-c3-mine")
 
 
+def _updated_at(backend, fd_uuid):
+    engine = admin_engine(backend.url)
+    try:
+        with engine.connect() as raw:
+            found = raw.execute(
+                sa.text("SELECT updated_at FROM tideflow_flows WHERE uuid = :u"), {"u": fd_uuid}
+            )
+            return found.scalar()
+    finally:
+        engine.dispose()
+
+
+def test_a_round_of_atoms_only_is_fenced_and_keeps_the_flow_row_fresh_enough(
+    kind, backend, conn, monkeypatch
+):
+    """flow_changed=False: the atoms are written under the fence on every kind; on
+    PostgreSQL's direct path the flow row is then only locked, not rewritten, unless
+    it was last rewritten _TOUCH_EVERY s ago."""
+    conn.get_logbooks()
+    record = FlowDetail("run", "f-t1")
+    book = LogBook("b", "b-t1")
+    book.add(record)
+    owner = new_owner(("job-t", 1))
+    atom = TaskDetail("a", "a-t1")
+    atom.put(AtomState.RUNNING, None)
+    record.add(atom)
+    record.state = FlowState.RUNNING
+    conn.save_round(record, [atom], owner=owner, create=book)
+    first = _updated_at(backend, "f-t1")
+    atom.put(AtomState.SUCCESS, "one")
+    conn.save_round(record, [atom], owner=owner, flow_changed=False)
+    assert conn.get_atom_details("a-t1").results == "one"
+    if backend._direct is not None:
+        assert _updated_at(backend, "f-t1") == first  # locked, not rewritten
+    with pytest.raises(RunOwnedError, match="no longer run by this engine"):
+        conn.save_round(record, [atom], owner=new_owner(("job-t", 0)), flow_changed=False)
+    # a newer claim takes the record over: the old owner's atoms-only round is refused
+    conn.claim_run("f-t1", new_owner(("job-t", 2)))
+    atom.put(AtomState.SUCCESS, "stale")
+    with pytest.raises(RunOwnedError, match="no longer run by this engine"):
+        conn.save_round(record, [atom], owner=owner, flow_changed=False)
+    assert conn.get_atom_details("a-t1").results == "one"
+    # past the touch interval the row is rewritten (its updated_at moves on)
+    newest = new_owner(("job-t", 3))
+    conn.claim_run("f-t1", newest)
+    monkeypatch.setattr(sql, "_TOUCH_EVERY", 0.0)
+    atom.put(AtomState.SUCCESS, "two")
+    conn.save_round(record, [atom], owner=newest, flow_changed=False)
+    assert conn.get_atom_details("a-t1").results == "two"
+    assert _updated_at(backend, "f-t1") > first
+
+
 def test_a_round_of_thousands_of_atoms_is_written_whole(conn):
     flow = FlowDetail("wide", "f-wide")
     book = LogBook("wide book", "b-wide")

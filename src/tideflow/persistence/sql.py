@@ -39,6 +39,7 @@ import importlib
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple, cast
 
@@ -306,6 +307,8 @@ class SqlBackend:
         self._lock = threading.Lock()
         self._schema_checked = False
         self._statements: _Statements | None = None
+        #: flow record uuid -> when this store last rewrote its row (direct path)
+        self._flow_written: dict[str, float] = {}
         #: PostgreSQL with psycopg 3: a run's rounds and release as single statements
         # (not with echo=True: every statement then goes through SQLAlchemy's log)
         self._direct: PgDirect | None = (
@@ -646,6 +649,25 @@ def _round_sql(atoms: bool, fenced: bool, release: bool = False) -> str:
     )
 
 
+#: A round of atoms only (PostgreSQL, direct path): the flow row, still owned by the
+#: round's owner, is locked (FOR NO KEY UPDATE: a takeover waits for this transaction)
+#: as the fence check, not rewritten. One row back per atom written; none: refused.
+_FENCED_ATOMS_SQL: Final = (
+    "WITH f AS (SELECT 1 FROM tideflow_flows WHERE uuid = %s AND owner = %s "
+    f"FOR NO KEY UPDATE) INSERT INTO tideflow_atoms ({', '.join(ATOM_COLUMNS)}) "
+    f"SELECT {', '.join(ATOM_COLUMNS)} "
+    "FROM json_populate_recordset(NULL::tideflow_atoms, %s::json) "
+    "WHERE EXISTS (SELECT 1 FROM f) ON CONFLICT (flow_uuid, name) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _ATOM_UPSERT)
+    + " RETURNING 1"
+)
+#: Seconds a run's flow row may go without its updated_at moving on, while rounds
+#: change only its atoms (as the SQLite store's).
+_TOUCH_EVERY: Final = 1.0
+#: How many flow records' last rewrite a store remembers (it forgets all past that).
+_TOUCHED_KEPT: Final = 10_000
+
+
 @functools.cache
 def _create_round_sql(atoms: bool) -> str:
     """A job's first round as one statement (PostgreSQL, direct path): the flow row
@@ -919,11 +941,22 @@ class SqlConnection:
         ``owner``, as ``claim_run(uuid, owner, create)`` would (on PostgreSQL in the
         round's own statement: a job's first round, one commit less).
 
-        The flow row is rewritten every round (``flow_changed`` is not needed: the fenced
-        UPDATE is the fence check too).
+        The flow row is rewritten every round (its fenced UPDATE is the fence check too),
+        but on PostgreSQL's direct path: there a fenced round with ``flow_changed=False``
+        only locks the flow row to check the fence (no new row version, no index entry),
+        unless this store last rewrote that row ``_TOUCH_EVERY`` s ago or more (its
+        ``updated_at`` then moves on: a run's record is never more than that stale).
         """
         release = release and owner is not None
         if create is not None and self._created(flow_detail, atom_details, owner, create, release):
+            return
+        if (
+            not flow_changed
+            and owner is not None
+            and not release
+            and atom_details
+            and self._fence_only_round(flow_detail, atom_details, owner)
+        ):
             return
         stmts = self.backend._stmts()
         codec = self._codec
@@ -955,6 +988,7 @@ class SqlConnection:
                 if (len(returned) if atom_rows else count) != (len(atom_rows) or 1):
                     with self.backend._transaction(doing) as conn:
                         raise self._refused(conn, fd_uuid, owner)
+                self._written(fd_uuid, row["updated_at"])
                 return
         with self.backend._transaction(doing) as conn:
             if owner is None:
@@ -974,6 +1008,39 @@ class SqlConnection:
                     .where(flows.c.uuid == fd_uuid, flows.c.owner == owner)
                     .values(owner=released(owner))
                 )
+
+    def _written(self, fd_uuid: str, when: float) -> None:
+        """Note that this store rewrote the row of ``fd_uuid`` at ``when``."""
+        written = self.backend._flow_written
+        if len(written) > _TOUCHED_KEPT:
+            written.clear()
+        written[fd_uuid] = when
+
+    def _fence_only_round(
+        self, flow_detail: FlowDetail, atom_details: Sequence[AtomDetail], owner: str
+    ) -> bool:
+        """Write the atoms of a round whose flow record is unchanged, the flow row locked
+        as the fence check (direct path, and only if its row was rewritten here less
+        than _TOUCH_EVERY s ago); False if this round must rewrite the row instead."""
+        direct = self.backend._direct
+        fd_uuid = flow_detail.uuid
+        if (
+            direct is None
+            or not self.backend._schema_checked
+            or time.time() - self.backend._flow_written.get(fd_uuid, 0.0) >= _TOUCH_EVERY
+        ):
+            return False
+        codec = self._codec
+        position = flow_detail.position_of
+        atom_rows = [atom_row(a, fd_uuid, position(a), codec) for a in atom_details]
+        doing = f"recording a round of flow {flow_detail.name!r}"
+        done = direct.run(_FENCED_ATOMS_SQL, (fd_uuid, owner, json.dumps(atom_rows)), doing)
+        if done is None:
+            return False  # no direct connection free: the pooled path
+        if len(done[0]) != len(atom_rows):
+            with self.backend._transaction(doing) as conn:
+                raise self._refused(conn, fd_uuid, owner)
+        return True
 
     def _created(
         self,
@@ -1033,6 +1100,7 @@ class SqlConnection:
         if len(returned) != (len(atom_rows) or 1):
             with self.backend._transaction(doing) as conn:
                 raise self._refused(conn, fd_uuid, owner)
+        self._written(fd_uuid, row["updated_at"])
 
     def claim_run(self, fd_uuid: str, owner: str, book: LogBook | None = None) -> None:
         """Make ``owner`` the engine that runs ``fd_uuid`` (RunOwnedError if another is);
