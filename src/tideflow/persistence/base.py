@@ -166,6 +166,13 @@ class Connection(Protocol):
         nothing is written. ``flow_changed=False`` says the flow record itself (state,
         meta, store values) is as it was at the last round: a store may then skip
         rewriting it (it must still check the fence).
+
+        Two keywords a store may take, each announced by a class attribute of its
+        connections (the engine passes them only then): ``release=True``
+        (``releases_in_round``) ends ``owner``'s claim in the round's transaction, as
+        ``release_run`` would; ``create=book`` (``creates_in_round``) first creates the
+        record from its log book if it is not stored yet, owned by ``owner``, as
+        ``claim_run(uuid, owner, book)`` would, in the same transaction where it can.
         """
         ...
 
