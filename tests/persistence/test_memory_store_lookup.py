@@ -5,10 +5,12 @@ shared objects)."""
 from __future__ import annotations
 
 import copy
+import gc
 import pickle
 
 import pytest
 
+import tideflow
 from tideflow.errors import NotFoundError
 from tideflow.persistence.memory import MemoryBackend
 from tideflow.persistence.models import FlowDetail, LogBook
@@ -105,7 +107,7 @@ def test_a_copied_or_pickled_book_carries_no_index() -> None:
     book = LogBook("b")
     book.add(FlowDetail("f"))
     store.get_connection().save_logbook(book)
-    assert book._indexes == (store._found_in,)
+    assert [ref() for ref in book._indexes] == [store._found_in]
     for twin in (pickle.loads(pickle.dumps(book)), copy.deepcopy(book), copy.copy(book)):
         assert twin._indexes == ()
         assert [f.name for f in twin] == ["f"]
@@ -124,3 +126,31 @@ def test_one_book_in_two_stores_feeds_both() -> None:
     book.add(flow)
     assert one.get_connection().get_flow_details(flow.uuid) is flow
     assert two.get_connection().get_flow_details(flow.uuid) is flow
+
+
+def test_a_book_lets_go_of_the_stores_that_are_gone() -> None:
+    """A long-lived book saved in many short-lived memory stores (an engine without a
+    store makes one per run) keeps none of them alive, and add() forgets them."""
+    book = LogBook("kept for long")
+    for n in range(50):
+        store = MemoryBackend()
+        store.get_connection().save_logbook(book)
+        book.add(FlowDetail(f"run {n}"))
+        assert len(book._indexes) <= 2  # this store's, and at most one not yet forgotten
+    del store
+    gc.collect()
+    book.add(FlowDetail("after"))
+    assert book._indexes == ()
+    runs = [tideflow.load(tideflow.LinearFlow("f").add(Noop("t")), book=book) for _ in range(20)]
+    for engine in runs:
+        engine.run()
+    assert len(book._indexes) == len(runs)  # each engine's own store, alive with it
+    del runs, engine
+    gc.collect()
+    book.add(FlowDetail("at the end"))
+    assert book._indexes == ()
+
+
+class Noop(tideflow.Task):
+    def execute(self) -> None:
+        """Nothing."""

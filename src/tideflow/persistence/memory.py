@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import itertools
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from tideflow.errors import NotFoundError, RunOwnedError
 from tideflow.persistence._owners import describe_owner, may_take_over, released
 from tideflow.persistence._tree import RecordTree
-from tideflow.persistence.models import AtomDetail, FlowDetail, LogBook
+from tideflow.persistence.models import AtomDetail, FlowDetail, FlowIndex, LogBook
 
 __all__ = ["MemoryBackend", "MemoryConnection"]
 
@@ -38,7 +39,7 @@ class MemoryBackend:
         # for every book saved here (records are shared: a book gains flows behind the
         # store's back), so a lookup never looks through the books; checked on use
         # all the same (a destroyed book leaves its entries behind)
-        self._found_in: dict[str, str] = {}
+        self._found_in = FlowIndex()
         self._owners: dict[str, str] = {}  # flow record uuid -> owner token
         # flow record uuid -> when it was last written (a counter: newest is highest)
         self._touched: dict[str, int] = {}
@@ -73,15 +74,18 @@ class MemoryBackend:
     def _index(self, book: LogBook) -> None:
         """Index ``book``'s flow records, and have the book keep the index in step."""
         index = self._found_in
-        if not any(known is index for known in book._indexes):
-            book._indexes = (*book._indexes, index)
+        if not any(ref() is index for ref in book._indexes):
+            book._indexes = (
+                *(ref for ref in book._indexes if ref() is not None),
+                weakref.ref(index),
+            )
         for fd_uuid in book._flows:
             index[fd_uuid] = book.uuid
 
     def _unindex(self, book: LogBook) -> None:
         """Forget ``book``'s flow records, and stop the book keeping the index."""
         index = self._found_in
-        book._indexes = tuple(known for known in book._indexes if known is not index)
+        book._indexes = tuple(ref for ref in book._indexes if ref() not in (index, None))
         for fd_uuid in book._flows:
             if index.get(fd_uuid) == book.uuid:
                 del index[fd_uuid]

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from tideflow.failure import Failure
 from tideflow.states import AtomState, FlowState, Intention
 
-__all__ = ["AtomDetail", "FlowDetail", "LogBook", "RetryDetail", "TaskDetail", "new_uuid"]
+__all__ = [
+    "AtomDetail",
+    "FlowDetail",
+    "FlowIndex",
+    "LogBook",
+    "RetryDetail",
+    "TaskDetail",
+    "new_uuid",
+]
 
 
 def new_uuid() -> str:
@@ -252,6 +261,13 @@ class FlowDetail:
         return f"<FlowDetail {self.name!r} {self.state} atoms={len(self)}>"
 
 
+class FlowIndex(dict[str, str]):
+    """Flow record uuid -> the uuid of the log book holding it (a memory store's index,
+    which the books it holds keep in step; weakly referable)."""
+
+    __slots__ = ("__weakref__",)
+
+
 class LogBook:
     """A named collection of flow records (one per flow run it tracks)."""
 
@@ -264,15 +280,23 @@ class LogBook:
         self._flows: dict[str, FlowDetail] = {}
 
     #: Indexes (flow record uuid -> this book's uuid) of the memory stores holding this
-    #: book, kept in step by add(); not part of the book's state (not pickled or copied).
-    _indexes: tuple[dict[str, str], ...] = ()
+    #: book, kept in step by add(); held weakly (a store that is gone lets go of its
+    #: index, and add() forgets it), not part of the book's state (not pickled or copied).
+    _indexes: tuple[weakref.ref[FlowIndex], ...] = ()
 
     def add(self, flow_detail: FlowDetail) -> None:
         """Add (or replace) a flow record."""
         self._flows[flow_detail.uuid] = flow_detail
         self.updated_at = time.time()
-        for index in self._indexes:
-            index[flow_detail.uuid] = self.uuid
+        if self._indexes:
+            live = 0
+            for ref in self._indexes:
+                index = ref()
+                if index is not None:
+                    index[flow_detail.uuid] = self.uuid
+                    live += 1
+            if live != len(self._indexes):
+                self._indexes = tuple(ref for ref in self._indexes if ref() is not None)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
