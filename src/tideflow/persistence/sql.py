@@ -622,6 +622,19 @@ _CREATE_OWNED_SQL: Final = (
 )
 
 
+#: The atom rows of a round, upserted only if the statement's ``f`` (its flow row's
+#: write or fence check) found the row: one JSON array parameter, turned into rows of
+#: the atoms table by the server; one row back per atom written.
+_ATOMS_IF_F: Final = (
+    f"INSERT INTO tideflow_atoms ({', '.join(ATOM_COLUMNS)}) "
+    f"SELECT {', '.join(ATOM_COLUMNS)} "
+    "FROM json_populate_recordset(NULL::tideflow_atoms, %s::json) "
+    "WHERE EXISTS (SELECT 1 FROM f) ON CONFLICT (flow_uuid, name) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _ATOM_UPSERT)
+    + " RETURNING 1"
+)
+
+
 @functools.cache
 def _round_sql(atoms: bool, fenced: bool, release: bool = False) -> str:
     """A round as one statement (PostgreSQL, direct path): the flow row's UPDATE (fenced
@@ -638,15 +651,7 @@ def _round_sql(atoms: bool, fenced: bool, release: bool = False) -> str:
     update = f"UPDATE tideflow_flows SET {sets} WHERE {where}"
     if not atoms:
         return update
-    columns = ", ".join(ATOM_COLUMNS)
-    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in _ATOM_UPSERT)
-    return (
-        f"WITH f AS ({update} RETURNING 1) "
-        f"INSERT INTO tideflow_atoms ({columns}) "
-        f"SELECT {columns} FROM json_populate_recordset(NULL::tideflow_atoms, %s::json) "
-        f"WHERE EXISTS (SELECT 1 FROM f) "
-        f"ON CONFLICT (flow_uuid, name) DO UPDATE SET {sets} RETURNING 1"
-    )
+    return f"WITH f AS ({update} RETURNING 1) {_ATOMS_IF_F}"
 
 
 #: A round of atoms only (PostgreSQL, direct path): the flow row, still owned by the
@@ -654,12 +659,7 @@ def _round_sql(atoms: bool, fenced: bool, release: bool = False) -> str:
 #: as the fence check, not rewritten. One row back per atom written; none: refused.
 _FENCED_ATOMS_SQL: Final = (
     "WITH f AS (SELECT 1 FROM tideflow_flows WHERE uuid = %s AND owner = %s "
-    f"FOR NO KEY UPDATE) INSERT INTO tideflow_atoms ({', '.join(ATOM_COLUMNS)}) "
-    f"SELECT {', '.join(ATOM_COLUMNS)} "
-    "FROM json_populate_recordset(NULL::tideflow_atoms, %s::json) "
-    "WHERE EXISTS (SELECT 1 FROM f) ON CONFLICT (flow_uuid, name) DO UPDATE SET "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _ATOM_UPSERT)
-    + " RETURNING 1"
+    f"FOR NO KEY UPDATE) {_ATOMS_IF_F}"
 )
 #: Seconds a run's flow row may go without its updated_at moving on, while rounds
 #: change only its atoms (as the SQLite store's).
@@ -689,15 +689,7 @@ def _create_round_sql(atoms: bool) -> str:
     )
     if not atoms:
         return f"WITH f AS ({flow}), b AS ({book}) SELECT 1 FROM f"
-    columns = ", ".join(ATOM_COLUMNS)
-    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in _ATOM_UPSERT)
-    return (
-        f"WITH f AS ({flow}), b AS ({book}) "
-        f"INSERT INTO tideflow_atoms ({columns}) "
-        f"SELECT {columns} FROM json_populate_recordset(NULL::tideflow_atoms, %s::json) "
-        f"WHERE EXISTS (SELECT 1 FROM f) "
-        f"ON CONFLICT (flow_uuid, name) DO UPDATE SET {sets} RETURNING 1"
-    )
+    return f"WITH f AS ({flow}), b AS ({book}) {_ATOMS_IF_F}"
 
 
 def _upsert(
