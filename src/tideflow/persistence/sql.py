@@ -507,11 +507,18 @@ class SqlBackend:
             ) from None
 
     def _record_version(self, conn: SaConnection, tables: _Tables, dialect: str) -> None:
+        """Write this version, unless a racing process has just written it. (MariaDB's
+        schema lock is the session's, released before this transaction commits: the
+        next process may take it, find no version yet and get here too.)"""
         row = {"name": _SCHEMA_KEY, "value": str(SCHEMA_VERSION)}
-        if dialect == "sqlite":
-            sqlite = importlib.import_module("sqlalchemy.dialects.sqlite")
-            conn.execute(sqlite.insert(tables.meta).on_conflict_do_nothing(), row)
-        else:  # under the schema lock: nobody else is writing it
+        if dialect in ("sqlite", "postgresql"):
+            module = importlib.import_module(f"sqlalchemy.dialects.{dialect}")
+            conn.execute(module.insert(tables.meta).on_conflict_do_nothing(), row)
+        elif dialect in ("mysql", "mariadb"):
+            mysql = importlib.import_module("sqlalchemy.dialects.mysql")
+            insert = mysql.insert(tables.meta)
+            conn.execute(insert.on_duplicate_key_update(name=insert.inserted.name), row)
+        else:
             conn.execute(tables.meta.insert(), row)
 
     def _stmts(self) -> _Statements:
