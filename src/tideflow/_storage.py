@@ -193,11 +193,9 @@ class Storage:
         commit), a store whose rounds can release the run (``releases_in_round``) does
         so in the same transaction, and :meth:`release` then has nothing left to do.
         """
-        if self._create is not None and (
-            self._shared or (not self._dirty and not self._flow_dirty)
-        ):
-            self._create_now()
         if self._shared or (not self._dirty and not self._flow_dirty):
+            if self._create is not None:
+                self._create_now()
             self._flow_dirty = False
             if self._shared and self.fence is not None and self._owner is not None:
                 self._check_fence()
@@ -209,34 +207,27 @@ class Storage:
             try:
                 save_round = getattr(conn, "save_round", None)
                 create = None if self._create is None else self._create_first(conn)
-                if create is not None and save_round is not None:
+                if save_round is not None:
+                    owner = self._owner
+                    # the run's first round may create its record, its last release it
+                    extra: dict[str, Any] = {}
+                    if create is not None:
+                        extra["create"] = create
+                    elif release and owner and getattr(conn, "releases_in_round", False):
+                        extra["release"] = True
                     save_round(
                         self._flow_detail,
                         list(self._dirty.values()),
-                        owner=self._owner,
+                        owner=owner,
                         flow_changed=self._flow_dirty,
-                        create=create,
+                        **extra,
                     )
-                    self._create = None
-                elif save_round is not None:
-                    owner = self._owner
-                    if release and owner is not None and getattr(conn, "releases_in_round", False):
-                        save_round(
-                            self._flow_detail,
-                            list(self._dirty.values()),
-                            owner=owner,
-                            flow_changed=self._flow_dirty,
-                            release=True,
-                        )
+                    if create is not None:
+                        self._create = None
+                    elif extra:
                         self._owner = None
+                        assert owner is not None
                         retire_owner(owner)
-                    else:
-                        save_round(
-                            self._flow_detail,
-                            list(self._dirty.values()),
-                            owner=owner,
-                            flow_changed=self._flow_dirty,
-                        )
                 else:
                     conn.update_flow_details(self._flow_detail)
                     for detail in self._dirty.values():
@@ -258,18 +249,17 @@ class Storage:
     def _create_now(self) -> None:
         """Do a pending creation of the record (nothing else to write with it)."""
         assert self._backend is not None
-        book, self._create = self._create, None
-        owner = self._owner or self._adopted
-        assert book is not None
-        assert owner is not None
         conn = self._backend.get_connection()
         try:
-            conn.claim_run(self.flow_uuid, owner, book)
-        except BaseException:
-            self._create = book
-            raise
+            self._claim_to_create(conn)
         finally:
             conn.close()
+
+    def _claim_to_create(self, conn: Any) -> None:
+        """Create the pending record now: claim it with its log book."""
+        assert self._create is not None
+        conn.claim_run(self.flow_uuid, self._owner or self._adopted, self._create)
+        self._create = None
 
     def _check_fence(self) -> None:
         """A store sharing the engine's records has nothing to write, but a fenced run
@@ -325,11 +315,9 @@ class Storage:
         book = self._create
         if book is None:
             return None
-        owner = self._owner
-        if owner is not None and getattr(conn, "creates_in_round", False):
+        if self._owner is not None and getattr(conn, "creates_in_round", False):
             return book
-        conn.claim_run(self.flow_uuid, owner or self._adopted, book)
-        self._create = None
+        self._claim_to_create(conn)
         return None
 
     def claim(self) -> None:
