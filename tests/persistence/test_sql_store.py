@@ -660,7 +660,7 @@ def test_a_round_of_atoms_only_is_fenced_and_keeps_the_flow_row_fresh_enough(
 ):
     """flow_changed=False: the atoms are written under the fence on every kind; on
     PostgreSQL's direct path the flow row is then only locked, not rewritten, unless
-    it was last rewritten _TOUCH_EVERY s ago."""
+    it was last rewritten TOUCH_EVERY s ago."""
     conn.get_logbooks()
     record = FlowDetail("run", "f-t1")
     book = LogBook("b", "b-t1")
@@ -688,7 +688,7 @@ def test_a_round_of_atoms_only_is_fenced_and_keeps_the_flow_row_fresh_enough(
     # past the touch interval the row is rewritten (its updated_at moves on)
     newest = new_owner(("job-t", 3))
     conn.claim_run("f-t1", newest)
-    monkeypatch.setattr(sql, "_TOUCH_EVERY", 0.0)
+    monkeypatch.setattr(sql, "TOUCH_EVERY", 0.0)
     atom.put(AtomState.SUCCESS, "two")
     conn.save_round(record, [atom], owner=newest, flow_changed=False)
     assert conn.get_atom_details("a-t1").results == "two"
