@@ -32,6 +32,7 @@ __all__ = [
     "MIN_PRIORITY",
     "Sightings",
     "check_allowed",
+    "check_claim_next",
     "check_max_attempts",
     "check_seconds",
     "check_who",
@@ -159,6 +160,15 @@ def check_who(who: object) -> None:
     """TypeError unless ``who`` names an owner."""
     if not isinstance(who, str) or not who:
         raise TypeError(f"who= names the claiming owner as a non-empty str, got {who!r}")
+
+
+def check_claim_next(who: object, lease: object, allowed: Sequence[str], shown: str) -> None:
+    """What claim_next (and consume_and_claim_next) checks first: the owner, the lease,
+    and an allow-list that allows something (FactoryNotAllowedError if it is empty)."""
+    check_who(who)
+    check_seconds("lease", lease, positive=True)
+    if not allowed:
+        check_factory("nothing:allowed", (), f"the job board {shown}")
 
 
 def check_seconds(option: str, value: object, positive: bool = False) -> None:

@@ -59,6 +59,7 @@ from tideflow.errors import StoreError
 from tideflow.jobs._common import (
     Sightings,
     check_allowed,
+    check_claim_next,
     check_max_attempts,
     check_seconds,
     check_who,
@@ -306,6 +307,12 @@ return {'ok', redis.call('HGETALL', key)}
 """
 
 
+def _check_token(token: object) -> None:
+    """TypeError unless ``token`` is a claim's fencing token (an int)."""
+    if isinstance(token, bool) or not isinstance(token, int):
+        raise TypeError(f"token= takes the int fencing token of a claim, got {token!r}")
+
+
 class RedisBoard:
     """A job board on a Redis server: ``redis://host:port/db`` (``rediss://`` for TLS).
 
@@ -546,10 +553,7 @@ class RedisBoard:
         """Claim the first job a claim can take (highest priority, then oldest) whose
         factory this board allows; None if there is none. A job whose run-out lease was
         its last attempt is trashed on the way (see :mod:`tideflow.jobs.base`)."""
-        check_who(who)
-        check_seconds("lease", lease, positive=True)
-        if not self.allowed:
-            check_factory("nothing:allowed", (), f"the job board {self.shown}")
+        check_claim_next(who, lease, self.allowed, self.shown)
         argv = [who, repr(float(lease)), str(self.max_attempts), str(_CLAIM_SCAN), *self.allowed]
         out = self._run("claiming the next job", self._claim_next, argv)
         jobs = [self._job(fields) for fields in out[1:]]
@@ -575,21 +579,13 @@ class RedisBoard:
         one script (both happen, or neither): the next job claimed, or None if none is
         free. LeaseLostError (and nothing claimed) if the claim on ``job`` was lost."""
         key = uuid_of(job)
-        check_who(who)
-        check_seconds("lease", lease, positive=True)
-        if isinstance(token, bool) or not isinstance(token, int):
-            raise TypeError(f"token= takes the int fencing token of a claim, got {token!r}")
-        if not self.allowed:
-            check_factory("nothing:allowed", (), f"the job board {self.shown}")
+        check_claim_next(who, lease, self.allowed, self.shown)
+        _check_token(token)
         argv = [key, who, str(token), repr(float(lease)), str(self.max_attempts)]
         argv += [str(_CLAIM_SCAN), *self.allowed]
         doing = f"consuming job {key} and claiming the next"
         out = self._run(doing, self._consume_and_claim, argv)
-        if out[0] in ("missing", "lost"):
-            now = None if out[0] == "missing" else (out[1], out[2] or None, int(out[3]))
-            if now is None or now[0] == JobState.TRASHED:
-                self._sightings.gone(key)
-            raise lost_error(self.shown, key, who, token, "consume", now)
+        self._raise_if_lost(out, key, who, token, "consume")
         self._sightings.gone(key)
         jobs = [self._job(fields) for fields in out[1:]]
         self._sightings.saw(jobs)
@@ -612,24 +608,28 @@ class RedisBoard:
         self, operation: str, job: Job | str, who: str, token: int, doing: str, lease: float = 0
     ) -> Job | None:
         key = uuid_of(job)
-        if isinstance(token, bool) or not isinstance(token, int):
-            raise TypeError(f"token= takes the int fencing token of a claim, got {token!r}")
+        _check_token(token)
         argv = [key, str(who), str(token), operation, repr(float(lease)), str(self.max_attempts)]
         out = self._run(f"{_DOING[operation]} job {key}", self._owner, argv)
-        if out[0] == "missing":
-            self._sightings.gone(key)
-            raise lost_error(self.shown, key, who, token, doing, None)
-        if out[0] == "lost":
-            state, owner, current = out[1], out[2] or None, int(out[3])
-            if state == JobState.TRASHED:
-                self._sightings.gone(key)
-            raise lost_error(self.shown, key, who, token, doing, (state, owner, current))
+        self._raise_if_lost(out, key, who, token, doing)
         if len(out) < 2:
             self._sightings.gone(key)
             return None
         left = self._job(out[1])
         self._sightings.saw((left,))
         return left
+
+    def _raise_if_lost(
+        self, out: Sequence[Any], key: str, who: str, token: int, doing: str
+    ) -> None:
+        """LeaseLostError if an owner script answered 'missing' or 'lost' (``doing``: what
+        the owner could not do)."""
+        if out[0] not in ("missing", "lost"):
+            return
+        now = None if out[0] == "missing" else (out[1], out[2] or None, int(out[3]))
+        if now is None or now[0] == JobState.TRASHED:
+            self._sightings.gone(key)
+        raise lost_error(self.shown, key, who, token, doing, now)
 
     def current_token(self, job: Job | str) -> int | None:
         """The fencing token of the job's claim while it is CLAIMED (a run-out lease

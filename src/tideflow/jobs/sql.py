@@ -63,12 +63,13 @@ import threading
 import time
 import uuid as uuidlib
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
 
 from tideflow.errors import NotFoundError, StoreError
 from tideflow.jobs._common import (
     Sightings,
     check_allowed,
+    check_claim_next,
     check_max_attempts,
     check_seconds,
     check_who,
@@ -641,10 +642,7 @@ class SqlBoard:
         """Claim the first job a claim can take (highest priority, then oldest) whose
         factory this board allows; None if there is none. A job whose run-out lease was
         its last attempt is trashed on the way (see :mod:`tideflow.jobs.base`)."""
-        check_who(who)
-        check_seconds("lease", lease, positive=True)
-        if not self.allowed:
-            check_factory("nothing:allowed", (), f"the job board {self.shown}")
+        check_claim_next(who, lease, self.allowed, self.shown)
         if self._fast is not None:
             return self._claim_next_fast(who, lease)
         return self._claim_next_pooled(who, lease)
@@ -680,12 +678,7 @@ class SqlBoard:
         assert self._fast is not None
         if not self._schema_ready:
             self.upgrade()
-        params: dict[str, Any] = {
-            "who": who,
-            "lease": float(lease),
-            "max": self.max_attempts,
-            "allowed": list(self.allowed),
-        }
+        params = self._fast_claim_params(who, lease)
         seen: list[Job] = []
         taken: Job | None = None
         try:
@@ -703,6 +696,15 @@ class SqlBoard:
         finally:
             self._sightings.saw(seen)
         return taken
+
+    def _fast_claim_params(self, who: str, lease: float) -> dict[str, Any]:
+        """The parameters of a claim on the PostgreSQL fast path."""
+        return {
+            "who": who,
+            "lease": float(lease),
+            "max": self.max_attempts,
+            "allowed": list(self.allowed),
+        }
 
     def _take(self, tx: _Tx, key: str, row: Mapping[str, Any], who: str, lease: float) -> Job:
         """Claim the free row ``row`` (locked), or trash it if its run-out lease was the
@@ -746,21 +748,11 @@ class SqlBoard:
         (one commit, one round trip: what a conductor pays between two jobs), elsewhere
         one transaction: both happen or neither does. LeaseLostError (and nothing
         claimed) if the claim on ``job`` was lost."""
-        check_who(who)
-        check_seconds("lease", lease, positive=True)
-        if not self.allowed:
-            check_factory("nothing:allowed", (), f"the job board {self.shown}")
+        check_claim_next(who, lease, self.allowed, self.shown)
         if self._fast is None or not self._schema_ready:
             return self._consume_and_claim_pooled(job, who, token, lease)
         key = uuid_of(job)
-        params: dict[str, Any] = {
-            "uuid": key,
-            "token": token,
-            "who": who,
-            "lease": float(lease),
-            "max": self.max_attempts,
-            "allowed": list(self.allowed),
-        }
+        params = {**self._fast_claim_params(who, lease), "uuid": key, "token": token}
         doing = f"consuming job {key} and claiming the next"
         done = self._fast.run(self._fast_sql["consume_and_claim_next"], params, doing)
         if done is None or not done[0][0][0]:
@@ -795,10 +787,7 @@ class SqlBoard:
         finally:
             self._sightings.saw(seen)
         if lost is not None:
-            error, state = lost
-            if state in (None, JobState.TRASHED):
-                self._sightings.gone(key)
-            raise error
+            self._raise_lost(key, lost)
         self._sightings.gone(key)
         return taken
 
@@ -844,10 +833,7 @@ class SqlBoard:
                 if name == "abandon" and self._listens and left.state is JobState.UNCLAIMED:
                     tx.rows(self._sql["notify"], params)  # wake waiters: it is free again
         if lost is not None:
-            error, state = lost
-            if state in (None, JobState.TRASHED):
-                self._sightings.gone(key)
-            raise error
+            self._raise_lost(key, lost)
         if left is None:
             self._sightings.gone(key)
         else:
@@ -926,6 +912,14 @@ class SqlBoard:
             f"job {key} on {self.shown} is being claimed or written by another process right "
             "now; try again in a moment"
         )
+
+    def _raise_lost(self, key: str, lost: tuple[Exception, str | None]) -> NoReturn:
+        """Raise the LeaseLostError of a refused owner call (from :meth:`_lost`); a job
+        found gone or trashed leaves this board's sightings."""
+        error, state = lost
+        if state in (None, JobState.TRASHED):
+            self._sightings.gone(key)
+        raise error
 
     def _lost(
         self, tx: _Tx, key: str, who: str, token: int, doing: str

@@ -33,6 +33,7 @@ __all__ = [
     "BOOK_COLUMNS",
     "FLOW_COLUMNS",
     "SCHEMA_VERSION",
+    "TOUCH_EVERY",
     "atom_from_row",
     "atom_row",
     "book_from_row",
@@ -42,6 +43,7 @@ __all__ = [
     "flow_row",
     "may_take_over",
     "new_owner",
+    "note_written",
     "owner_is_stale",
     "released",
 ]
@@ -49,6 +51,21 @@ __all__ = [
 #: The version of the record layout (tables, columns, value encoding). A store written
 #: by a newer version is refused; an older one is brought up to date by ``upgrade()``.
 SCHEMA_VERSION: Final = 1
+
+#: Seconds a round that changed only atoms may leave its flow row unwritten: a changed
+#: updated_at costs a new row version and index entries, so a run's updated_at is the
+#: time of its last flow-record change, and at most this behind its last atom write.
+TOUCH_EVERY: Final = 1.0
+_WRITTEN_KEPT: Final = 10_000  # flow records whose last rewrite a store remembers
+
+
+def note_written(written: dict[str, float], fd_uuid: str, when: float) -> None:
+    """Remember in ``written`` that a store rewrote the flow row of ``fd_uuid`` at
+    ``when`` (it forgets every other once it remembers too many)."""
+    if len(written) > _WRITTEN_KEPT:
+        written.clear()
+    written[fd_uuid] = when
+
 
 BOOK_COLUMNS: Final = ("uuid", "name", "meta", "created_at", "updated_at")
 FLOW_COLUMNS: Final = (

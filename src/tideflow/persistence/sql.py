@@ -56,6 +56,7 @@ from tideflow.persistence._records import (
     BOOK_COLUMNS,
     FLOW_COLUMNS,
     SCHEMA_VERSION,
+    TOUCH_EVERY,
     atom_from_row,
     atom_row,
     book_from_row,
@@ -64,6 +65,7 @@ from tideflow.persistence._records import (
     flow_from_row,
     flow_row,
     may_take_over,
+    note_written,
     released,
 )
 from tideflow.persistence.codec import Codec, codec_named
@@ -668,11 +670,6 @@ _FENCED_ATOMS_SQL: Final = (
     "WITH f AS (SELECT 1 FROM tideflow_flows WHERE uuid = %s AND owner = %s "
     f"FOR NO KEY UPDATE) {_ATOMS_IF_F}"
 )
-#: Seconds a run's flow row may go without its updated_at moving on, while rounds
-#: change only its atoms (as the SQLite store's).
-_TOUCH_EVERY: Final = 1.0
-#: How many flow records' last rewrite a store remembers (it forgets all past that).
-_TOUCHED_KEPT: Final = 10_000
 
 
 @functools.cache
@@ -697,6 +694,16 @@ def _create_round_sql(atoms: bool) -> str:
     if not atoms:
         return f"WITH f AS ({flow}), b AS ({book}) SELECT 1 FROM f"
     return f"WITH f AS ({flow}), b AS ({book}) {_ATOMS_IF_F}"
+
+
+def _release_stmt(fd_uuid: str, owner: str) -> sa.Update:
+    """``owner`` stops owning ``fd_uuid`` (its tombstone, if fenced, takes its place)."""
+    flows = _tables().flows
+    return (
+        flows.update()
+        .where(flows.c.uuid == fd_uuid, flows.c.owner == owner)
+        .values(owner=released(owner))
+    )
 
 
 def _upsert(
@@ -943,7 +950,7 @@ class SqlConnection:
         The flow row is rewritten every round (its fenced UPDATE is the fence check too),
         but on PostgreSQL's direct path: there a fenced round with ``flow_changed=False``
         only locks the flow row to check the fence (no new row version, no index entry),
-        unless this store last rewrote that row ``_TOUCH_EVERY`` s ago or more (its
+        unless this store last rewrote that row ``TOUCH_EVERY`` s ago or more (its
         ``updated_at`` then moves on: a run's record is never more than that stale).
         """
         release = release and owner is not None
@@ -961,8 +968,7 @@ class SqlConnection:
         codec = self._codec
         fd_uuid = flow_detail.uuid
         # every value encoded before the transaction: an unstorable one writes nothing
-        position = flow_detail.position_of
-        atom_rows = [atom_row(a, fd_uuid, position(a), codec) for a in atom_details]
+        atom_rows = self._encode_atoms(flow_detail, atom_details)
         row = flow_row(flow_detail, None, codec)
         params = {f"v_{c}": row[c] for c in _FLOW_ROUND}
         params["k_uuid"] = fd_uuid
@@ -984,10 +990,9 @@ class SqlConnection:
             done = direct.run(sql, args, doing)
             if done is not None:
                 returned, count = done
-                if (len(returned) if atom_rows else count) != (len(atom_rows) or 1):
-                    with self.backend._transaction(doing) as conn:
-                        raise self._refused(conn, fd_uuid, owner)
-                self._written(fd_uuid, row["updated_at"])
+                written = len(returned) if atom_rows else count
+                self._refuse_unless(written == (len(atom_rows) or 1), fd_uuid, owner, doing)
+                note_written(self.backend._flow_written, fd_uuid, row["updated_at"])
                 return
         with self.backend._transaction(doing) as conn:
             if owner is None:
@@ -1001,44 +1006,28 @@ class SqlConnection:
                 conn.execute(stmts.atom_upsert, atom_rows)
             if release:
                 assert owner is not None
-                flows = _tables().flows
-                conn.execute(
-                    flows.update()
-                    .where(flows.c.uuid == fd_uuid, flows.c.owner == owner)
-                    .values(owner=released(owner))
-                )
-
-    def _written(self, fd_uuid: str, when: float) -> None:
-        """Note that this store rewrote the row of ``fd_uuid`` at ``when``."""
-        written = self.backend._flow_written
-        if len(written) > _TOUCHED_KEPT:
-            written.clear()
-        written[fd_uuid] = when
+                conn.execute(_release_stmt(fd_uuid, owner))
 
     def _fence_only_round(
         self, flow_detail: FlowDetail, atom_details: Sequence[AtomDetail], owner: str
     ) -> bool:
         """Write the atoms of a round whose flow record is unchanged, the flow row locked
         as the fence check (direct path, and only if its row was rewritten here less
-        than _TOUCH_EVERY s ago); False if this round must rewrite the row instead."""
+        than TOUCH_EVERY s ago); False if this round must rewrite the row instead."""
         direct = self.backend._direct
         fd_uuid = flow_detail.uuid
         if (
             direct is None
             or not self.backend._schema_checked
-            or time.time() - self.backend._flow_written.get(fd_uuid, 0.0) >= _TOUCH_EVERY
+            or time.time() - self.backend._flow_written.get(fd_uuid, 0.0) >= TOUCH_EVERY
         ):
             return False
-        codec = self._codec
-        position = flow_detail.position_of
-        atom_rows = [atom_row(a, fd_uuid, position(a), codec) for a in atom_details]
+        atom_rows = self._encode_atoms(flow_detail, atom_details)
         doing = f"recording a round of flow {flow_detail.name!r}"
         done = direct.run(_FENCED_ATOMS_SQL, (fd_uuid, owner, json.dumps(atom_rows)), doing)
         if done is None:
             return False  # no direct connection free: the pooled path
-        if len(done[0]) != len(atom_rows):
-            with self.backend._transaction(doing) as conn:
-                raise self._refused(conn, fd_uuid, owner)
+        self._refuse_unless(len(done[0]) == len(atom_rows), fd_uuid, owner, doing)
         return True
 
     def _created(
@@ -1079,8 +1068,7 @@ class SqlConnection:
         assert direct is not None
         codec = self._codec
         fd_uuid = flow_detail.uuid
-        position = flow_detail.position_of
-        atom_rows = [atom_row(a, fd_uuid, position(a), codec) for a in atom_details]
+        atom_rows = self._encode_atoms(flow_detail, atom_details)
         row = flow_row(flow_detail, book.uuid, codec)
         row["owner"] = owner
         book_values = book_row(book, codec)
@@ -1095,11 +1083,8 @@ class SqlConnection:
             self.claim_run(fd_uuid, owner, book)
             self.save_round(flow_detail, atom_details, owner)
             return
-        returned, _ = done
-        if len(returned) != (len(atom_rows) or 1):
-            with self.backend._transaction(doing) as conn:
-                raise self._refused(conn, fd_uuid, owner)
-        self._written(fd_uuid, row["updated_at"])
+        self._refuse_unless(len(done[0]) == (len(atom_rows) or 1), fd_uuid, owner, doing)
+        note_written(self.backend._flow_written, fd_uuid, row["updated_at"])
 
     def claim_run(self, fd_uuid: str, owner: str, book: LogBook | None = None) -> None:
         """Make ``owner`` the engine that runs ``fd_uuid`` (RunOwnedError if another is);
@@ -1176,7 +1161,6 @@ class SqlConnection:
 
     def release_run(self, fd_uuid: str, owner: str) -> None:
         """Stop owning ``fd_uuid`` (nothing happens if ``owner`` no longer owns it)."""
-        flows = _tables().flows
         doing = f"releasing flow record {fd_uuid}"
         direct = self.backend._direct
         if (
@@ -1186,16 +1170,26 @@ class SqlConnection:
         ):
             return
         with self.backend._transaction(doing) as conn:
-            conn.execute(
-                flows.update()
-                .where(flows.c.uuid == fd_uuid, flows.c.owner == owner)
-                .values(owner=released(owner))
-            )
+            conn.execute(_release_stmt(fd_uuid, owner))
 
     # -- helpers ------------------------------------------------------------------------
 
     def _missing(self, what: str, uuid: str) -> NotFoundError:
         return NotFoundError(f"no {what} with uuid {uuid!r} in the store {self.backend.shown}")
+
+    def _encode_atoms(
+        self, flow_detail: FlowDetail, atom_details: Sequence[AtomDetail]
+    ) -> list[dict[str, Any]]:
+        """The rows of a round's atoms (every value encoded: an unstorable one raises)."""
+        fd_uuid, position, codec = flow_detail.uuid, flow_detail.position_of, self._codec
+        return [atom_row(a, fd_uuid, position(a), codec) for a in atom_details]
+
+    def _refuse_unless(self, written: bool, fd_uuid: str, owner: str | None, doing: str) -> None:
+        """After a round sent as one statement: unless it was ``written``, raise why not
+        (the record is missing, or another owner holds it)."""
+        if not written:
+            with self.backend._transaction(doing) as conn:
+                raise self._refused(conn, fd_uuid, owner)
 
     def _refused(self, conn: SaConnection, fd_uuid: str, owner: str | None) -> TideflowError:
         flows = _tables().flows

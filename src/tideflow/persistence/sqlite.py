@@ -44,6 +44,7 @@ from tideflow.persistence._records import (
     BOOK_COLUMNS,
     FLOW_COLUMNS,
     SCHEMA_VERSION,
+    TOUCH_EVERY,
     atom_from_row,
     atom_row,
     book_from_row,
@@ -52,6 +53,7 @@ from tideflow.persistence._records import (
     flow_from_row,
     flow_row,
     may_take_over,
+    note_written,
     released,
 )
 from tideflow.persistence.codec import Codec, codec_named
@@ -157,12 +159,9 @@ _UPDATE_FLOW: Final = (
     f"UPDATE tideflow_flows SET {', '.join(f'{c} = :{c}' for c in _FLOW_DATA)} WHERE uuid = :uuid"
 )
 # A round rewrites the flow row only if it changed, or if its updated_at is older than
-# _TOUCH_EVERY: an unchanged row costs no page write, while a changed updated_at costs
-# three (the row and its two time indexes), about half of a round's commit. So a run's
-# updated_at is the time of its last flow-record change, and at most _TOUCH_EVERY behind
-# its last atom write. When no row is written, _round_checked tells why.
-_TOUCH_EVERY: Final = 1.0
-_TOUCHED_KEPT: Final = 10_000  # flow records whose last write time a backend remembers
+# TOUCH_EVERY: an unchanged row costs no page write, while a changed updated_at costs
+# three (the row and its two time indexes), about half of a round's commit. When no row
+# is written, _round_checked tells why.
 _IF_CHANGED: Final = (
     " AND (name IS NOT :name OR state IS NOT :state OR meta IS NOT :meta"
     " OR injected IS NOT :injected OR updated_at IS NULL OR updated_at < :touch_before)"
@@ -316,7 +315,7 @@ class SqliteBackend:
         self._slots: weakref.WeakSet[_Slot] = weakref.WeakSet()
         self._ready = False  # the schema was checked (and created or migrated)
         self._memory: _Slot | None = None  # the one connection of an in-memory store
-        #: flow record uuid -> when save_round last wrote its row (see _TOUCH_EVERY)
+        #: flow record uuid -> when save_round last wrote its row (see TOUCH_EVERY)
         self._flow_written: dict[str, float] = {}
         _BACKENDS.add(self)
 
@@ -783,10 +782,10 @@ class SqliteConnection:
         touched = self.backend._flow_written
         now = time.time()
         # an unchanged flow record is neither encoded nor written (only the fence is
-        # checked), unless its updated_at is _TOUCH_EVERY old
+        # checked), unless its updated_at is TOUCH_EVERY old
         flow = (
             flow_row(flow_detail, None, codec)
-            if flow_changed or now - touched.get(fd_uuid, 0.0) >= _TOUCH_EVERY
+            if flow_changed or now - touched.get(fd_uuid, 0.0) >= TOUCH_EVERY
             else None
         )
         position = flow_detail.position_of
@@ -799,7 +798,7 @@ class SqliteConnection:
                 if flow is None:
                     self._round_checked(db, fd_uuid, owner)
                 else:
-                    flow["touch_before"] = flow["updated_at"] - _TOUCH_EVERY
+                    flow["touch_before"] = flow["updated_at"] - TOUCH_EVERY
                     if owner is None:
                         written = db.execute(_ROUND_FLOW, flow).rowcount
                     else:
@@ -814,9 +813,7 @@ class SqliteConnection:
                     db.execute(_RELEASE, (released(owner), fd_uuid, owner))
                 db.execute("COMMIT")
                 if flow is not None:
-                    if len(touched) > _TOUCHED_KEPT:
-                        touched.clear()
-                    touched[fd_uuid] = now
+                    note_written(touched, fd_uuid, now)
             except BaseException as exc:
                 _rollback(db)
                 if isinstance(exc, sqlite3.Error):
