@@ -591,17 +591,24 @@ def _owner_column(backend, fd_uuid):
     return _flow_column(backend, fd_uuid, "owner")
 
 
+def _first_round(name, fd_uuid, book_name, book_uuid, atom_uuid):
+    """A job's run record, not stored yet, in a book of its own: RUNNING, with one atom
+    "a" RUNNING (what its first round writes)."""
+    record = FlowDetail(name, fd_uuid)
+    book = LogBook(book_name, book_uuid)
+    book.add(record)
+    record.state = FlowState.RUNNING
+    atom = TaskDetail("a", atom_uuid)
+    atom.put(AtomState.RUNNING, None)
+    record.add(atom)
+    return record, book, atom
+
+
 def test_a_first_round_creates_its_record_owned_with_its_book(backend, conn):
     """save_round(create=book): a job's first round makes the record, owned, with its
     book and atoms (on PostgreSQL in the round's one statement)."""
     conn.get_logbooks()  # the schema is checked: the direct path is open
-    record = FlowDetail("job-run", "f-c1")
-    book = LogBook("job book", "b-c1")
-    book.add(record)
-    record.state = FlowState.RUNNING
-    first = TaskDetail("a", "a-c1")
-    first.put(AtomState.RUNNING, None)
-    record.add(first)
+    record, book, first = _first_round("job-run", "f-c1", "job book", "b-c1", "a-c1")
     owner = new_owner(("job-c", 1))
     conn.save_round(record, [first], owner=owner, create=book)
     got = conn.get_flow_details("f-c1")
@@ -636,13 +643,7 @@ def test_a_first_round_finding_its_record_made_by_a_newer_claim_writes_nothing(b
     their_book.add(theirs)
     conn.claim_run("f-c3", newer, their_book)
     before = stored(conn, "f-c3")
-    mine = FlowDetail("job-run", "f-c3")
-    my_book = LogBook("my book", "b-c3-mine")
-    my_book.add(mine)
-    mine.state = FlowState.RUNNING
-    atom = TaskDetail("a", "a-c3")
-    atom.put(AtomState.RUNNING, None)
-    mine.add(atom)
+    mine, my_book, atom = _first_round("job-run", "f-c3", "my book", "b-c3-mine", "a-c3")
     with pytest.raises(RunOwnedError, match="f-c3"):
         conn.save_round(mine, [atom], owner=new_owner(("job-c3", 1)), create=my_book)
     assert stored(conn, "f-c3") == before
@@ -662,14 +663,8 @@ def test_a_round_of_atoms_only_is_fenced_and_keeps_the_flow_row_fresh_enough(
     PostgreSQL's direct path the flow row is then only locked, not rewritten, unless
     it was last rewritten TOUCH_EVERY s ago."""
     conn.get_logbooks()
-    record = FlowDetail("run", "f-t1")
-    book = LogBook("b", "b-t1")
-    book.add(record)
+    record, book, atom = _first_round("run", "f-t1", "b", "b-t1", "a-t1")
     owner = new_owner(("job-t", 1))
-    atom = TaskDetail("a", "a-t1")
-    atom.put(AtomState.RUNNING, None)
-    record.add(atom)
-    record.state = FlowState.RUNNING
     conn.save_round(record, [atom], owner=owner, create=book)
     first = _updated_at(backend, "f-t1")
     atom.put(AtomState.SUCCESS, "one")
