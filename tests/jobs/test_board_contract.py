@@ -530,3 +530,120 @@ def test_consume_and_claim_next_honours_the_allow_list(make):
     assert claimed.uuid == job.uuid
     assert mine.consume_and_claim_next(claimed, "w", claimed.token) is None
     assert [j.name for j in wide.iterjobs(only_unclaimed=True)] == ["theirs"]
+
+
+def test_consume_and_claim_consumes_a_batch_and_claims_the_next_in_order(board):
+    posted = {
+        name: board.post(name, FACTORY, priority=prio)
+        for name, prio in [("a", 9), ("b", 9), ("low", 0), ("c", 5), ("d", 5)]
+    }
+    first = board.claim_next("w", lease=30)
+    second = board.claim_next("w", lease=30)
+    assert [first.name, second.name] == ["a", "b"]
+    done = board.consume_and_claim([(first, first.token), (second.uuid, second.token)], "w", 7, 2)
+    assert done.lost == []
+    assert [(j.name, j.state, j.owner, j.token) for j in done.claimed] == [
+        ("c", JobState.CLAIMED, "w", 1),
+        ("d", JobState.CLAIMED, "w", 1),
+    ]
+    assert all(6 < j.lease_expires - j.updated_at <= 7.01 for j in done.claimed)
+    assert [board.get(j) for j in done.claimed] == done.claimed
+    for gone in ("a", "b"):
+        with pytest.raises(NotFoundError):
+            board.get(posted[gone])
+    c, d = done.claimed
+    rest = board.consume_and_claim([(c, c.token)], "w", limit=5)  # only one is left
+    assert ([j.name for j in rest.claimed], rest.lost) == (["low"], [])
+    (low,) = rest.claimed
+    last = board.consume_and_claim([(d, d.token), (low, low.token)], "w", limit=0)
+    assert last == ([], [])
+    assert list(board.iterjobs()) == []
+
+
+def test_consume_and_claim_consumes_what_is_still_ours_and_names_the_rest(board):
+    mine = board.post("mine", FACTORY)
+    taken = board.post("taken", FACTORY)
+    free = board.post("free", FACTORY)
+    held = board.claim(mine, "w1", lease=30)
+    old = board.claim(taken, "w1", lease=0.2)
+    time.sleep(0.3)
+    board.claim(taken, "w2", lease=30)
+    done = board.consume_and_claim(
+        [(held, held.token), (taken, old.token), ("gone", 1)], "w1", limit=3
+    )
+    assert sorted(done.lost) == sorted([taken.uuid, "gone"])
+    assert [j.uuid for j in done.claimed] == [free.uuid]
+    with pytest.raises(NotFoundError):
+        board.get(mine)
+    assert board.get(taken).owner == "w2"  # left to its new owner
+    with pytest.raises(LeaseLostError):
+        board.consume(taken, "w1", old.token)
+
+
+def test_consume_and_claim_never_takes_back_a_job_it_consumes(board):
+    job = board.post("j", FACTORY)
+    claimed = board.claim(job, "w", lease=0.1)
+    later = board.post("later", FACTORY)
+    time.sleep(0.2)  # j's lease ran out: free to a claim, yet still its owner's to consume
+    done = board.consume_and_claim([(job, claimed.token)], "w", limit=2)
+    assert ([j.uuid for j in done.claimed], done.lost) == ([later.uuid], [])
+    with pytest.raises(NotFoundError):
+        board.get(job)
+
+
+def test_consume_and_claim_trashes_last_tries_and_claims_past_them(make):
+    board = make(max_attempts=1, poll_interval=0.01)
+    tired = board.post("tired", FACTORY, priority=5)
+    fresh = board.post("fresh", FACTORY)
+    board.claim(tired, "x", lease=0.1)
+    time.sleep(0.2)  # tired's lease ran out: the next claim is its last attempt
+    done = board.consume_and_claim([], "w", limit=1)
+    assert [j.uuid for j in done.claimed] == [fresh.uuid]
+    assert board.get(tired).state == JobState.TRASHED
+
+
+def test_consume_and_claim_honours_the_allow_list(make):
+    mine = make(poll_interval=0.01)
+    job = mine.post("mine", FACTORY)
+    wide = make(allowed=["tests", "elsewhere"])
+    wide.post("theirs", "elsewhere.flows:make")
+    done = mine.consume_and_claim((), "w", limit=5)
+    assert [j.uuid for j in done.claimed] == [job.uuid]
+    assert [j.name for j in wide.iterjobs(only_unclaimed=True)] == ["theirs"]
+
+
+def test_consume_and_claim_checks_its_arguments(board):
+    job = board.post("j", FACTORY)
+    with pytest.raises(ValueError, match="limit="):
+        board.consume_and_claim([], "w", limit=-1)
+    with pytest.raises(ValueError, match="limit="):
+        board.consume_and_claim([], "w", limit=True)
+    with pytest.raises(TypeError, match="pairs"):
+        board.consume_and_claim("abc", "w")
+    with pytest.raises(TypeError, match="pairs"):
+        board.consume_and_claim([job], "w")
+    with pytest.raises(TypeError, match="token"):
+        board.consume_and_claim([(job, "1")], "w")
+    with pytest.raises(TypeError, match="who="):
+        board.consume_and_claim([], "")
+    assert board.get(job).state == JobState.UNCLAIMED  # nothing was done
+
+
+def test_release_gives_an_unstarted_job_back_without_counting_an_attempt(board):
+    job = board.post("j", FACTORY)
+    claimed = board.claim_next("w", lease=30)
+    left = board.release(claimed, "w", claimed.token)
+    assert (left.state, left.owner, left.lease_expires, left.token, left.attempts) == (
+        JobState.UNCLAIMED,
+        None,
+        None,
+        1,
+        0,
+    )
+    assert board.get(job) == left
+    assert board.wait(0)  # free again at once
+    again = board.claim_next("w2", lease=30)
+    assert (again.uuid, again.token, again.attempts) == (job.uuid, 2, 0)
+    with pytest.raises(LeaseLostError, match="w2"):
+        board.release(job, "w", claimed.token)  # a stale claim changes nothing
+    assert board.get(job).owner == "w2"

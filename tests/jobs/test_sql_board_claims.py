@@ -217,3 +217,52 @@ def test_consume_and_claim_in_a_transaction_is_both_or_neither(kind, make):
     nxt = board.consume_and_claim_next(claimed, "w", claimed.token)
     assert nxt is not None
     assert nxt.name == "b"
+
+
+def test_postgresql_consumes_a_batch_and_claims_the_next_in_one_statement(pg):
+    for name in "abcde":
+        pg.post(name, FACTORY)
+    first, second = pg.claim_next("w"), pg.claim_next("w")
+    sent: list[str] = []
+    run = pg._fast.run
+
+    def counted(sql, params, doing):
+        sent.append(doing)
+        return run(sql, params, doing)
+
+    pg._fast.run = counted
+    done = pg.consume_and_claim([(first, first.token), (second, second.token)], "w", limit=3)
+    assert sent == ["consuming 2 jobs and claiming up to 3"]
+    assert ([j.name for j in done.claimed], done.lost) == (["c", "d", "e"], [])
+    rows = _sql(pg, f"SELECT name, state, owner FROM {pg.table} ORDER BY name")
+    assert [tuple(r) for r in rows] == [(n, "CLAIMED", "w") for n in "cde"]  # committed
+    sent.clear()
+    assert pg.consume_and_claim([(j, j.token) for j in done.claimed], "w", limit=3) == ([], [])
+    assert len(sent) == 1  # consumed, nothing free: still one statement
+    assert _sql(pg, f"SELECT count(*) FROM {pg.table}")[0][0] == 0
+
+
+def test_a_batch_in_a_transaction_is_all_or_nothing(kind, make):
+    """Off PostgreSQL's one-statement path, consume_and_claim is one transaction: a claim
+    that fails leaves every consumed job on the board, still claimed by its owner."""
+    if kind == "redis":
+        pytest.skip("the SQL board's transaction (Redis runs it all in one script)")
+    board = make()
+    board._fast = None  # PostgreSQL too: the pooled transaction
+    for name in "abc":
+        board.post(name, FACTORY)
+    a, b = board.claim_next("w"), board.claim_next("w")
+
+    def broken(*_args):
+        raise StoreError("the claim half failed")
+
+    board._claim_in = broken
+    with pytest.raises(StoreError, match="the claim half failed"):
+        board.consume_and_claim([(a, a.token), (b, b.token)], "w")
+    assert {(j.name, j.state, j.owner) for j in board.iterjobs()} >= {
+        ("a", JobState.CLAIMED, "w"),
+        ("b", JobState.CLAIMED, "w"),
+    }
+    del board._claim_in
+    done = board.consume_and_claim([(a, a.token), (b, b.token)], "w")
+    assert ([j.name for j in done.claimed], done.lost) == (["c"], [])

@@ -171,6 +171,24 @@ def check_claim_next(who: object, lease: object, allowed: Sequence[str], shown: 
         check_factory("nothing:allowed", (), f"the job board {shown}")
 
 
+def check_consumed(consumed: object, limit: object) -> list[tuple[str, int]]:
+    """What consume_and_claim checks first: ``consumed`` is a sequence of (job or uuid,
+    fencing token) pairs, ``limit`` a whole number, 0 or more; the pairs as (uuid, token)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ValueError(f"limit= takes how many jobs to claim, 0 or more, got {limit!r}")
+    if isinstance(consumed, str | bytes) or not isinstance(consumed, Iterable):
+        raise TypeError(f"consumed= takes (job, token) pairs, got {type(consumed).__name__}")
+    pairs: list[tuple[str, int]] = []
+    for pair in consumed:
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            raise TypeError(f"consumed= takes (job, token) pairs, got {pair!r}")
+        job, token = pair
+        if isinstance(token, bool) or not isinstance(token, int):
+            raise TypeError(f"a consumed job's token is its claim's int token, got {token!r}")
+        pairs.append((uuid_of(job), token))
+    return pairs
+
+
 def check_seconds(option: str, value: object, positive: bool = False) -> None:
     """ValueError unless ``value`` is a number of seconds (more than 0 if ``positive``)."""
     if (

@@ -70,7 +70,7 @@ import dataclasses
 import enum
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, NamedTuple, Protocol, runtime_checkable
 
 from tideflow._notifier import Notifier
 from tideflow.errors import StoreError, TideflowError
@@ -87,6 +87,7 @@ __all__ = [
     "JobClaimedError",
     "JobState",
     "LeaseLostError",
+    "Settled",
     "allows_module",
     "check_factory",
     "import_factory",
@@ -156,6 +157,15 @@ class Job:
     attempts: int = 0
     created_at: float = 0.0
     updated_at: float = 0.0
+
+
+class Settled(NamedTuple):
+    """What ``consume_and_claim`` did: the jobs it claimed (in claim order: highest
+    priority, then oldest) and the uuids of the finished jobs it could not consume
+    because their claims were lost (replaced by another claim, or the job is gone)."""
+
+    claimed: list[Job]
+    lost: list[str]
 
 
 @runtime_checkable

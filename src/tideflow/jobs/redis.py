@@ -60,6 +60,7 @@ from tideflow.jobs._common import (
     Sightings,
     check_allowed,
     check_claim_next,
+    check_consumed,
     check_max_attempts,
     check_seconds,
     check_who,
@@ -78,6 +79,7 @@ from tideflow.jobs.base import (
     DEFAULT_MAX_ATTEMPTS,
     Job,
     JobState,
+    Settled,
     check_factory,
 )
 from tideflow.persistence.codec import Codec, codec_named
@@ -104,6 +106,7 @@ _DOING: Final = {
     "renew": "renewing the lease of",
     "consume": "consuming",
     "abandon": "abandoning",
+    "release": "releasing",
     "trash": "trashing",
 }
 
@@ -270,6 +273,34 @@ forget(key, h[4])
 return claim_next(ARGV[3], tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), 8)
 """
 
+# ARGV: prefix, who, lease, max_attempts, scan, limit, pairs, (uuid, token) * pairs,
+#       allowed prefixes...
+# -> {uuids whose consume was refused, hashes of the jobs claimed or trashed on the way...}
+_CONSUME_AND_CLAIM: Final = """
+local who, pairs = ARGV[2], tonumber(ARGV[7])
+local lost = {}
+for i = 0, pairs - 1 do
+  local uuid, token = ARGV[8 + 2 * i], ARGV[9 + 2 * i]
+  local key = jkey(uuid)
+  local h = redis.call('HMGET', key, 'state', 'owner', 'token', 'rank')
+  if h[1] == 'CLAIMED' and h[2] == who and h[3] == token then
+    forget(key, h[4])
+  else
+    table.insert(lost, uuid)
+  end
+end
+local out = {lost}
+local claimed, limit = 0, tonumber(ARGV[6])
+while claimed < limit do
+  local got = claim_next(who, tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]),
+                         8 + 2 * pairs)
+  for i = 2, #got do table.insert(out, got[i]) end
+  if got[1] ~= 'claimed' then break end
+  claimed = claimed + 1
+end
+return out
+"""
+
 # ARGV: prefix, uuid, who, token, operation, lease, max_attempts
 # -> {'ok', hash (none after consume)} | {'missing'} | {'lost', state, owner, token}
 _OWNER: Final = """
@@ -289,6 +320,12 @@ if op == 'renew' then
 elseif op == 'consume' then
   forget(key, rank)
   return {'ok'}
+elseif op == 'release' then
+  redis.call('HSET', key, 'state', 'UNCLAIMED', 'owner', '', 'lease_expires', '',
+             'updated_at', fmt(t))
+  redis.call('ZREM', P .. 'leases', rank)
+  redis.call('ZADD', P .. 'free', -tonumber(h[6]), rank)
+  redis.call('PUBLISH', P .. 'wake', uuid)
 elseif op == 'trash' then
   to_trash(key, uuid, rank, t, tonumber(h[5]))
 else -- abandon
@@ -381,6 +418,7 @@ class RedisBoard:
         self._claim = register(_PRELUDE + _CLAIM)
         self._claim_next = register(_PRELUDE + _CLAIM_NEXT)
         self._consume_and_claim = register(_PRELUDE + _CONSUME_AND_CLAIM_NEXT)
+        self._consume_and_claim_many = register(_PRELUDE + _CONSUME_AND_CLAIM)
         self._owner = register(_PRELUDE + _OWNER)
         #: POSTED and REMOVAL, as :mod:`tideflow.jobs.base` says.
         self.notifier = new_notifier()
@@ -590,6 +628,42 @@ class RedisBoard:
         jobs = [self._job(fields) for fields in out[1:]]
         self._sightings.saw(jobs)
         return jobs[-1] if out[0] == "claimed" else None
+
+    def consume_and_claim(
+        self,
+        consumed: Sequence[tuple[Job | str, int]],
+        who: str,
+        lease: float = DEFAULT_LEASE,
+        limit: int = 1,
+    ) -> Settled:
+        """Consume every finished job of ``consumed`` (pairs of a job and its claim's
+        fencing token) whose claim is still current, and claim up to ``limit`` more jobs
+        for ``who``, in one script: the jobs claimed, in claim order, and the uuids whose
+        consume was refused (the claim was lost: their new owner consumes them)."""
+        check_claim_next(who, lease, self.allowed, self.shown)
+        pairs = check_consumed(consumed, limit)
+        argv = [who, repr(float(lease)), str(self.max_attempts), str(_CLAIM_SCAN), str(limit)]
+        argv.append(str(len(pairs)))
+        for key, token in pairs:
+            argv += [key, str(token)]
+        argv += self.allowed
+        doing = f"consuming {len(pairs)} jobs and claiming up to {limit}"
+        out = self._run(doing, self._consume_and_claim_many, argv)
+        lost = [str(key) for key in out[0]]
+        for key, _ in pairs:
+            if key not in lost:
+                self._sightings.gone(key)
+        jobs = [self._job(fields) for fields in out[1:]]
+        self._sightings.saw(jobs)
+        return Settled([job for job in jobs if job.state is JobState.CLAIMED], lost)
+
+    def release(self, job: Job | str, who: str, token: int) -> Job:
+        """Give back a job claimed ahead and never started: UNCLAIMED again at once,
+        without counting an attempt (nothing of it ran). LeaseLostError if the claim
+        was lost. Returns the job as left."""
+        left = self._owner_call("release", job, who, token, "release")
+        assert left is not None
+        return left
 
     def abandon(self, job: Job | str, who: str, token: int) -> Job:
         """Give the job back for another claim and count an attempt; the

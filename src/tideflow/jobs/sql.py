@@ -70,6 +70,7 @@ from tideflow.jobs._common import (
     Sightings,
     check_allowed,
     check_claim_next,
+    check_consumed,
     check_max_attempts,
     check_seconds,
     check_who,
@@ -90,6 +91,7 @@ from tideflow.jobs.base import (
     JobClaimedError,
     JobState,
     LeaseLostError,
+    Settled,
     allows_module,
     check_factory,
 )
@@ -791,6 +793,83 @@ class SqlBoard:
         self._sightings.gone(key)
         return taken
 
+    def consume_and_claim(
+        self,
+        consumed: Sequence[tuple[Job | str, int]],
+        who: str,
+        lease: float = DEFAULT_LEASE,
+        limit: int = 1,
+    ) -> Settled:
+        """Consume every finished job of ``consumed`` (pairs of a job and its claim's
+        fencing token) whose claim is still current, and claim up to ``limit`` more jobs
+        for ``who`` (never one of those): what a conductor that claims ahead pays for a
+        batch of jobs. The jobs claimed come back in claim order with the uuids whose
+        consume was refused (the claim was lost: their new owner consumes them). On
+        PostgreSQL one statement, elsewhere one transaction: all of it happens or none."""
+        check_claim_next(who, lease, self.allowed, self.shown)
+        pairs = check_consumed(consumed, limit)
+        if self._fast is None or not self._schema_ready:
+            return self._consume_and_claim_many_pooled(pairs, who, lease, limit)
+        uuids = [key for key, _ in pairs]
+        params = {
+            **self._fast_claim_params(who, lease),
+            "uuids": uuids,
+            "tokens": [token for _, token in pairs],
+            "n": limit,
+        }
+        doing = f"consuming {len(pairs)} jobs and claiming up to {limit}"
+        done = self._fast.run(self._fast_sql["consume_and_claim"], params, doing)
+        if done is None:  # every fast connection is held by other threads
+            return self._consume_and_claim_many_pooled(pairs, who, lease, limit)
+        rows = done[0]
+        gone = set(rows[0][0] or ()) if rows else set()
+        for key in gone:
+            self._sightings.gone(key)
+        taken = sorted(
+            (dict(zip(_COLUMN_NAMES, row[1:], strict=True)) for row in rows if row[1] is not None),
+            key=lambda row: (-int(row["priority"]), int(row["seq"])),
+        )
+        jobs = [self._job(row) for row in taken]
+        self._sightings.saw(jobs)
+        claimed = [job for job in jobs if job.state is JobState.CLAIMED]
+        if not claimed and len(jobs) > 0:
+            # every row it took was a run-out lease's last try (trashed): claim past them
+            claimed = self.consume_and_claim((), who, lease, limit).claimed
+        lost = [key for key in uuids if key not in gone]
+        return Settled(claimed, lost)
+
+    def _consume_and_claim_many_pooled(
+        self, pairs: list[tuple[str, int]], who: str, lease: float, limit: int
+    ) -> Settled:
+        """consume_and_claim in one transaction of the pool."""
+        seen: list[Job] = []
+        lost: list[str] = []
+        claimed: list[Job] = []
+        try:
+            with self._tx(f"consuming {len(pairs)} jobs and claiming up to {limit}") as tx:
+                for key, token in pairs:
+                    if tx.run(self._sql["consume"], {"uuid": key, "who": who, "token": token}) != 1:
+                        lost.append(key)
+                while len(claimed) < limit:
+                    job = self._claim_in(tx, who, lease, seen)
+                    if job is None:
+                        break
+                    claimed.append(job)
+        finally:
+            self._sightings.saw(seen)
+        for key, _ in pairs:
+            if key not in lost:
+                self._sightings.gone(key)
+        return Settled(claimed, lost)
+
+    def release(self, job: Job | str, who: str, token: int) -> Job:
+        """Give back a job claimed ahead and never started: UNCLAIMED again at once,
+        without counting an attempt (nothing of it ran). LeaseLostError if the claim
+        was lost. Returns the job as left."""
+        found = self._owner_call("release", job, who, token, ("releasing", "release"))
+        assert found is not None
+        return found
+
     def abandon(self, job: Job | str, who: str, token: int) -> Job:
         """Give the job back for another claim and count an attempt; the
         ``max_attempts``-th attempt moves it to TRASHED. Returns the job as left."""
@@ -830,7 +909,11 @@ class SqlBoard:
                 lost = self._lost(tx, key, who, token, doing[1])
             elif name != "consume":
                 left = self._job(tx.rows(self._sql["get"], params)[0])
-                if name == "abandon" and self._listens and left.state is JobState.UNCLAIMED:
+                if (
+                    name in ("abandon", "release")
+                    and self._listens
+                    and left.state is JobState.UNCLAIMED
+                ):
                     tx.rows(self._sql["notify"], params)  # wake waiters: it is free again
         if lost is not None:
             self._raise_lost(key, lost)
@@ -989,6 +1072,10 @@ def _statements(dialect: str, table: str) -> dict[str, str]:
             f"ELSE 'UNCLAIMED' END, attempts = attempts + 1, owner = NULL, "
             f"lease_expires = NULL, updated_at = {now} WHERE {mine}"
         ),
+        "release": (
+            f"UPDATE {table} SET state = 'UNCLAIMED', owner = NULL, lease_expires = NULL, "
+            f"updated_at = {now} WHERE {mine}"
+        ),
         "trash": (
             f"UPDATE {table} SET state = 'TRASHED', owner = NULL, lease_expires = NULL, "
             f"updated_at = {now} WHERE {mine}"
@@ -1016,7 +1103,9 @@ def _pg_fast_statements(table: str) -> dict[str, str]:
     )
     last = "j.state = 'CLAIMED' AND j.attempts + 1 >= %(max)s"  # a run-out lease's last try
 
-    def claim(only_if: str = "", besides: str = "") -> str:
+    def claim(only_if: str = "", besides: str = "", limit: str = "1") -> str:
+        # one row: a scalar subquery; several: an array of them, computed once
+        pick, close = ("= ", "") if limit == "1" else ("= ANY(ARRAY", ")")
         return (
             f"UPDATE {table} AS j SET "
             f"state = CASE WHEN {last} THEN 'TRASHED' ELSE 'CLAIMED' END, "
@@ -1025,8 +1114,9 @@ def _pg_fast_statements(table: str) -> dict[str, str]:
             f"token = CASE WHEN {last} THEN j.token ELSE j.token + 1 END, "
             "attempts = j.attempts + CASE WHEN j.state = 'CLAIMED' THEN 1 ELSE 0 END, "
             f"updated_at = {now} "
-            f"WHERE {only_if}j.seq = (SELECT seq FROM {table} WHERE {free} AND {allowed}"
-            f"{besides} ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
+            f"WHERE {only_if}j.seq {pick}(SELECT seq FROM {table} WHERE {free} AND "
+            f"{allowed}{besides} ORDER BY priority DESC, seq LIMIT {limit} "
+            f"FOR UPDATE SKIP LOCKED){close} "
             f"RETURNING {', '.join('j.' + name for name in _COLUMN_NAMES)}"
         )
 
@@ -1039,7 +1129,22 @@ def _pg_fast_statements(table: str) -> dict[str, str]:
     # back either way: how many rows were consumed (0 or 1), then the claimed job's
     # columns (NULL if none was free).
     took = claim("EXISTS (SELECT 1 FROM gone) AND ", " AND uuid <> %(uuid)s")
+    # consume_and_claim: the consumes are fenced row by row (a lost one is left alone),
+    # the claims never take a row being consumed. One row per job claimed (one with
+    # NULLs if none was), each first holding the uuids consumed
+    many = (
+        f"DELETE FROM {table} AS d USING unnest(%(uuids)s::text[], %(tokens)s::bigint[]) "
+        "AS c(uuid, token) WHERE d.uuid = c.uuid AND d.token = c.token "
+        "AND d.owner = %(who)s AND d.state = 'CLAIMED' RETURNING d.uuid"
+    )
+    took_many = claim(besides=" AND uuid <> ALL(%(uuids)s::text[])", limit="%(n)s")
     return {
+        "consume_and_claim": (
+            f"WITH gone AS ({many}), took AS ({took_many}) "
+            f"SELECT (SELECT array_agg(uuid) FROM gone), "
+            f"{', '.join('took.' + n for n in _COLUMN_NAMES)} "
+            "FROM (SELECT 1) AS one LEFT JOIN took ON true"
+        ),
         "claim_next": claim(),
         "consume": consume,
         "consume_and_claim_next": (
