@@ -151,6 +151,17 @@ def test_the_conductor_command_runs_posted_jobs_and_records_them(here: Path, boa
         store.close()
 
 
+def test_the_conductor_command_claims_ahead_as_told(here: Path, board_url: str) -> None:
+    for n in (1, 2, 3):
+        post(here, board_url, f"a{n}", "--arg", str(n), "--store", f"n={n}")
+    store_url = f"sqlite:///{here / 'runs.db'}"
+    args = ("--store", store_url, "--allow", "cli_jobs_flows", "--until-idle")
+    done = cmd(here, "conductor", *args, "--claim-ahead", "1", board=board_url)
+    assert done.returncode == 0, done.stderr
+    assert "3 jobs dispatched, 3 consumed" in done.stderr
+    assert json.loads(cmd(here, "jobs", "list", "--json", board=board_url).stdout) == []
+
+
 def test_the_conductor_records_in_the_default_store_that_tideflow_show_reads(
     here: Path, board_url: str
 ) -> None:
@@ -218,6 +229,21 @@ def test_mistakes_are_one_line_and_exit_2(here: Path, board_url: str) -> None:
         "give --workers",
     )
     mistake(cmd(here, "conductor", "--allow", "x", "--lease", "0", board=board_url), "--lease")
+    mistake(
+        cmd(
+            here,
+            "conductor",
+            "--allow",
+            "x",
+            "--claim-ahead",
+            "2",
+            "--workers",
+            "2",
+            board=board_url,
+        ),
+        "--claim-ahead is for a conductor running one job at a time",
+    )
+    mistake(cmd(here, "conductor", "--allow", "x", "--claim-ahead", "0", board=board_url), "0")
     mistake(
         cmd(here, "conductor", "--allow", "x", "--store", "nosuch://x", board=board_url),
         "nosuch",

@@ -29,6 +29,7 @@ from tideflow.conductors import (
     Statistics,
     stop_on_signals,
 )
+from tideflow.conductors._work import CLAIM_AHEAD_WINDOW
 from tideflow.jobs import Board, Job, JobState, LeaseLostError
 from tideflow.persistence.models import FlowDetail, LogBook
 
@@ -577,26 +578,39 @@ def test_a_forged_row_whose_factory_is_no_import_path_is_claimed_and_trashed(
 
 
 class _Spy:
-    """A board that counts the calls made to it (and may lack consume_and_claim_next)."""
+    """A board that counts the calls made to it; it may lack consume_and_claim (then the
+    conductor moves one job at a time), and consume_and_claim_next too."""
 
-    def __init__(self, board: Board, *, combined: bool = True) -> None:
+    COUNTED = ("claim_next", "consume", "consume_and_claim_next", "consume_and_claim", "release")
+
+    def __init__(self, board: Board, *, combined: bool = True, batch: bool = False) -> None:
         self._board = board
         self._combined = combined
+        self._batch = batch
         self.calls: list[str] = []
+        #: (consumed, limit) of each consume_and_claim call, and the jobs it claimed
+        self.batches: list[tuple[list[str], int, list[str]]] = []
         self.during_combined: Callable[[], None] = lambda: None
 
     def __getattr__(self, name: str) -> Any:
-        if name == "consume_and_claim_next" and not self._combined:
+        if (name == "consume_and_claim_next" and not self._combined) or (
+            name in ("consume_and_claim", "release") and not self._batch
+        ):
             raise AttributeError(name)
         found = getattr(self._board, name)
-        if name not in ("claim_next", "consume", "consume_and_claim_next"):
+        if name not in self.COUNTED:
             return found
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             self.calls.append(name)
-            if name == "consume_and_claim_next":
+            if name in ("consume_and_claim_next", "consume_and_claim"):
                 self.during_combined()
-            return found(*args, **kwargs)
+            out = found(*args, **kwargs)
+            if name == "consume_and_claim":
+                limit = args[3] if len(args) > 3 else kwargs.get("limit", 1)
+                consumed = [job.name for job, _ in args[0]]
+                self.batches.append((consumed, limit, [j.name for j in out.claimed]))
+            return out
 
         return counted
 
@@ -666,3 +680,164 @@ def test_a_lost_claim_at_consume_claims_nothing_along_and_the_loop_goes_on(where
     # the refused consume claimed nothing: the loop claims the second job on its own
     assert spy.calls == ["claim_next", "consume_and_claim_next"] * 2
     assert [(j.name, j.owner) for j in board.iterjobs()] == [("first", "thief")]
+
+
+# -- claiming ahead: one call to the board for a batch of jobs ------------------------------
+
+
+def test_a_conductor_claims_ahead_and_consumes_in_batches(where, board, store):
+    names = [f"b{n:02}" for n in range(16)]
+    for name in names:
+        board.post(name, STEPS, kwargs=steps_job(where.ledger, name, atoms=1))
+    spy = _Spy(board, batch=True)
+    with conductor(where, spy, store) as c:
+        assert c.run(until_idle=True) == 16
+        assert c.statistics() == Statistics(dispatched=16, consumed=16)
+    assert set(spy.calls) == {"consume_and_claim"}
+    # the first call claims one (nothing is known of the jobs yet); quick jobs are then
+    # claimed several at a time, and their consumes wait for the next call
+    assert spy.batches[0] == ([], 1, [names[0]])
+    assert max(limit for _, limit, _ in spy.batches) > 1
+    assert max(len(consumed) for consumed, _, _ in spy.batches) > 1
+    assert len(spy.calls) < len(names)
+    claimed = [name for _, _, got in spy.batches for name in got]
+    consumed = [name for done, _, _ in spy.batches for name in done]
+    assert claimed == names  # in order, each once
+    assert sorted(consumed) == names
+    assert list(board.iterjobs()) == []
+    for name in names:
+        assert (started(where.ledger, name, "s1"), finished(where.ledger, name, "s1")) == (
+            [os.getpid()],
+            1,
+        )
+
+
+def test_claim_ahead_1_claims_one_job_at_a_time(where, board, store):
+    for n in range(4):
+        board.post(f"o{n}", STEPS, kwargs=steps_job(where.ledger, f"o{n}", atoms=1))
+    spy = _Spy(board, batch=True)
+    with conductor(where, spy, store, claim_ahead=1) as c:
+        assert c.run(until_idle=True) == 4
+    assert [(len(done), limit) for done, limit, _ in spy.batches] == [(0, 1)] + [(1, 1)] * 4
+
+
+def test_slow_jobs_are_claimed_one_at_a_time(where, board, store):
+    """Claiming ahead holds jobs another conductor could start: a conductor claims only as
+    many as it expects to start within CLAIM_AHEAD_WINDOW, so slow jobs come one by one."""
+    for n in range(3):
+        job = steps_job(where.ledger, f"s{n}", atoms=1, delay=2 * CLAIM_AHEAD_WINDOW)
+        board.post(f"s{n}", STEPS, kwargs=job)
+    spy = _Spy(board, batch=True)
+    with conductor(where, spy, store) as c:
+        assert c.run(until_idle=True) == 3
+    assert [limit for _, limit, _ in spy.batches] == [1, 1, 1, 1]
+
+
+def test_a_max_jobs_budget_bounds_the_jobs_claimed_ahead(where, board, store):
+    for n in range(8):
+        board.post(f"m{n}", STEPS, kwargs=steps_job(where.ledger, f"m{n}", atoms=1))
+    spy = _Spy(board, batch=True)
+    with conductor(where, spy, store) as c:
+        assert c.run(max_jobs=3) == 3
+        assert c.statistics() == Statistics(dispatched=3, consumed=3)
+    assert sum(len(got) for _, _, got in spy.batches) == 3
+    left = list(board.iterjobs())
+    assert [(j.name, j.state, j.attempts) for j in left] == [
+        (f"m{n}", JobState.UNCLAIMED, 0) for n in range(3, 8)
+    ]
+
+
+def test_jobs_claimed_ahead_are_given_back_unstarted_when_it_stops(where, board, store):
+    names = [f"a{n}" for n in range(6)]
+    for name in names:
+        board.post(name, STEPS, kwargs=steps_job(where.ledger, name, atoms=1))
+    spy = _Spy(board, batch=True)
+    with conductor(where, spy, store) as c:
+
+        def stop_on_the_second_call() -> None:
+            if spy.calls.count("consume_and_claim") == 2:
+                c.stop(grace=60)  # lands while the call claims the next batch
+
+        spy.during_combined = stop_on_the_second_call
+        assert c.run() == 1
+        assert c.statistics() == Statistics(dispatched=1, consumed=1)
+    (_, limit, claimed) = spy.batches[1]
+    assert limit > 1
+    assert claimed == names[1 : 1 + min(limit, 5)]  # as many as asked for, or all that were left
+    assert spy.calls.count("release") == len(claimed)
+    # given back at once, no attempt counted, never started
+    assert [(j.name, j.state, j.owner, j.attempts) for j in board.iterjobs()] == [
+        (name, JobState.UNCLAIMED, None, 0) for name in names[1:]
+    ]
+    for name in names[1:]:
+        assert started(where.ledger, name, "s1") == []
+
+
+def test_a_job_claimed_ahead_and_taken_over_is_left_to_its_new_owner(where, board, store):
+    """Its old owner may still run it (the store fences it once the new owner takes its
+    record over), but never consumes it: the consume names it lost, and it is dropped."""
+    names = [f"t{n}" for n in range(6)]
+    for name in names:
+        board.post(name, STEPS, kwargs=steps_job(where.ledger, name, atoms=1))
+    spy = _Spy(board, batch=True)
+    stolen: list[str] = []
+    with conductor(where, spy, store) as c:
+
+        def steal(_event: str, details: dict[str, Any]) -> None:
+            # as the second job starts, another owner takes the last one claimed ahead
+            if details["job"].name == names[1] and not stolen:
+                victim = spy.batches[-1][2][-1]
+                (job,) = [j for j in board.iterjobs() if j.name == victim]
+                board.abandon(job, "c-test", job.token)
+                board.claim(job, "thief", lease=60)
+                stolen.append(victim)
+
+        c.notifier.register("running_start", steal)
+        c.run(until_idle=True)
+        stats = c.statistics()
+    (victim,) = stolen
+    assert victim != names[1]
+    assert (stats.dropped, stats.consumed) == (1, len(names) - 1)
+    assert [victim] == [lost for done, _, _ in spy.batches for lost in done if lost == victim]
+    assert [(j.name, j.owner) for j in board.iterjobs()] == [(victim, "thief")]
+
+
+def test_jobs_claimed_ahead_behind_a_long_one_are_given_back_for_others(
+    where, board, store, monkeypatch
+):
+    """A job that runs past the window does not hold the jobs claimed ahead behind it:
+    they are given back (no attempt counted) for another conductor, and the jobs that
+    finished before it are consumed meanwhile."""
+    from tideflow.conductors import _conductors, _work
+
+    window = 0.5  # wide enough that the quick job surely fits (the batch is then claimed)
+    monkeypatch.setattr(_work, "CLAIM_AHEAD_WINDOW", window)
+    monkeypatch.setattr(_conductors, "CLAIM_AHEAD_WINDOW", window)
+    board.post("quick", STEPS, kwargs=steps_job(where.ledger, "quick", atoms=1), priority=9)
+    board.post("quick2", STEPS, kwargs=steps_job(where.ledger, "quick2", atoms=1), priority=8)
+    board.post("slow", STEPS, kwargs=steps_job(where.ledger, "slow", atoms=1, pause_at="s1"))
+    behind = [
+        board.post(n, STEPS, kwargs=steps_job(where.ledger, n, atoms=1)) for n in ("b1", "b2")
+    ]
+    spy = _Spy(board, batch=True)
+    with conductor(where, spy, store) as first:
+        thread, _ = in_thread(lambda: first.run(until_idle=True))
+        try:
+            wait_for("the slow job to start", lambda: started(where.ledger, "slow", "s1"))
+            assert spy.batches[1][2] == ["quick2", "slow", "b1", "b2"]  # claimed ahead
+            wait_for("two jobs given back", lambda: spy.calls.count("release") == 2)
+            wait_for("quick2 consumed", lambda: "quick2" not in [j.name for j in board.iterjobs()])
+            assert spy.batches[2] == (["quick2"], 0, [])  # consumed while the slow one runs
+            left = {j.name: j for j in board.iterjobs()}
+            assert [(left[n].state, left[n].attempts) for n in ("b1", "b2")] == [
+                (JobState.UNCLAIMED, 0)
+            ] * 2
+            with Conductor("other", board, store, wait_timeout=0.05) as other:
+                assert other.run(until_idle=True) == 2
+            for job in behind:
+                assert started(where.ledger, job.name, "s1") == [os.getpid()]
+        finally:
+            go(where.ledger)
+            thread.join(30)
+        assert first.statistics() == Statistics(dispatched=3, consumed=3)
+    assert list(board.iterjobs()) == []

@@ -69,6 +69,14 @@ def add_parsers(sub: Any, positive: Any) -> None:  # argparse's private types
     conductor.add_argument("--grace", metavar="S", type=float, default=None)
     conductor.add_argument("--max-jobs", metavar="N", type=positive, default=None)
     conductor.add_argument(
+        "--claim-ahead",
+        metavar="N",
+        type=positive,
+        default=None,
+        help="claim up to N short jobs in one call to the board (default 10; 1: one at a "
+        "time); without --workers only",
+    )
+    conductor.add_argument(
         "--until-idle", action="store_true", help="stop once no job is left to claim"
     )
 
@@ -328,6 +336,11 @@ def conductor(args: argparse.Namespace) -> int:
         store_url = f"sqlite:///{path}"
     if args.pool is not None and args.workers is None:
         raise CommandError(f"--pool {args.pool} runs jobs on --workers N of them: give --workers")
+    if args.claim_ahead is not None and args.workers is not None:
+        raise CommandError(
+            "--claim-ahead is for a conductor running one job at a time: drop it, or "
+            "--workers (a pool's threads claim a job each; its processes claim ahead)"
+        )
     grace = DEFAULT_GRACE if args.grace is None else args.grace
     if grace < 0:
         raise CommandError(f"--grace {args.grace}: give 0 or more seconds")
@@ -342,6 +355,8 @@ def conductor(args: argparse.Namespace) -> int:
         options["lease"] = args.lease
     try:
         if args.workers is None:
+            if args.claim_ahead is not None:
+                options["claim_ahead"] = args.claim_ahead
             made: Any = Conductor(name, board_url, store_url, **options)
         else:
             made = PooledConductor(

@@ -28,6 +28,7 @@ from __future__ import annotations
 from tideflow.conductors._conductors import Conductor, PooledConductor
 from tideflow.conductors._signals import stop_on_signals
 from tideflow.conductors._work import (
+    DEFAULT_CLAIM_AHEAD,
     DEFAULT_GRACE,
     DEFAULT_WAIT_TIMEOUT,
     EVENTS,
@@ -36,6 +37,7 @@ from tideflow.conductors._work import (
 )
 
 __all__ = [
+    "DEFAULT_CLAIM_AHEAD",
     "DEFAULT_GRACE",
     "DEFAULT_WAIT_TIMEOUT",
     "EVENTS",

@@ -30,9 +30,13 @@ from typing import Any, Final, Literal, Self
 
 from tideflow._log import logger
 from tideflow.conductors._work import (
+    CLAIM_AHEAD_WINDOW,
+    DEFAULT_CLAIM_AHEAD,
     DEFAULT_GRACE,
     DEFAULT_WAIT_TIMEOUT,
     LOG,
+    Batch,
+    BatchWatch,
     Follow,
     JobOutcome,
     LeaseKeeper,
@@ -67,10 +71,17 @@ class _Budget:
                 self._left -= 1
             return True
 
-    def give_back(self) -> None:
+    def give_back(self, jobs: int = 1) -> None:
         with self._lock:
             if self._left >= 0:
-                self._left += 1
+                self._left += jobs
+
+    def take_up_to(self, jobs: int) -> int:
+        """Take as many of ``jobs`` as the budget allows; how many were taken."""
+        taken = 0
+        while taken < jobs and self.take():
+            taken += 1
+        return taken
 
 
 class _SharedBudget(_Budget):
@@ -87,10 +98,10 @@ class _SharedBudget(_Budget):
                 self._value.value -= 1
             return True
 
-    def give_back(self) -> None:
+    def give_back(self, jobs: int = 1) -> None:
         with self._value.get_lock():
             if self._value.value >= 0:
-                self._value.value += 1
+                self._value.value += jobs
 
 
 def _check_max_jobs(max_jobs: object) -> None:
@@ -398,7 +409,97 @@ class Conductor(_Base):
     context manager, or call :meth:`close`.
     """
 
+    def __init__(
+        self,
+        name: str,
+        board: Board | str,
+        store: Any,  # a store backend, or a URL
+        *,
+        lease: float = DEFAULT_LEASE,
+        engine: str = "serial",
+        engine_options: Mapping[str, Any] | None = None,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        allowed: tuple[str, ...] | list[str] | None = None,
+        board_options: Mapping[str, Any] | None = None,
+        claim_ahead: int = DEFAULT_CLAIM_AHEAD,
+    ) -> None:
+        if isinstance(claim_ahead, bool) or not isinstance(claim_ahead, int) or claim_ahead < 1:
+            raise ValueError(
+                f"claim_ahead= takes the most jobs claimed at once, 1 or more, got {claim_ahead!r}"
+            )
+        super().__init__(
+            name,
+            board,
+            store,
+            lease=lease,
+            engine=engine,
+            engine_options=engine_options,
+            wait_timeout=wait_timeout,
+            allowed=allowed,
+            board_options=board_options,
+        )
+        self.claim_ahead = claim_ahead
+
     def _serve(self, budget: _Budget, until_idle: bool) -> int:
+        if callable(getattr(self.worker.board, "consume_and_claim", None)):
+            return self._serve_batches(budget, until_idle)
+        return self._serve_follow(budget, until_idle)
+
+    def _serve_batches(self, budget: _Budget, until_idle: bool) -> int:
+        """The loop on a board with ``consume_and_claim``: one call consumes the jobs
+        finished since the last and claims the next ones (see :class:`Batch`)."""
+        worker = self.worker
+        batch = Batch(self.claim_ahead)
+        watch = BatchWatch(worker, batch, budget.give_back)
+        watch.start()
+        dispatched = 0
+        try:
+            while not self._stopped():
+                held = batch.next()
+                if held is None:
+                    if worker.store_trouble + self.lease > time.monotonic():
+                        if batch.has_done:
+                            worker.settle(batch, 0)  # consume what finished, then wait
+                        self._back_off()
+                        continue
+                    want = budget.take_up_to(batch.want())
+                    if want == 0 and not batch.has_done:
+                        break  # max_jobs dispatched
+                    claimed = worker.settle(batch, want)
+                    budget.give_back(want - len(claimed or ()))
+                    if not claimed:
+                        if want == 0 or (until_idle and claimed is not None):
+                            break
+                        if not self._stopped():
+                            self._pause(found_nothing=claimed is not None)
+                        continue
+                    batch.add([worker.hold(job) for job in claimed])
+                    continue  # a stop() during the call is seen before a job starts
+                if held.lost:  # its lease was lost while it waited: not ours to start
+                    worker.release(held, "its claim was lost")
+                    budget.give_back()
+                    continue
+                if batch.has_done and time.monotonic() - batch.done_since > CLAIM_AHEAD_WINDOW:
+                    worker.settle(batch, 0)  # finished jobs are not kept unconsumed for long
+                dispatched += 1
+                batch.start()
+                try:
+                    worker.work(held.job, batch, held)
+                finally:
+                    batch.end()
+        finally:
+            watch.stop()
+            if batch.has_done:
+                worker.settle(batch, 0)
+            left = batch.take_queue()
+            for held in left:
+                worker.release(held, "the conductor stopped before running it")
+            budget.give_back(len(left))
+        return dispatched
+
+    def _serve_follow(self, budget: _Budget, until_idle: bool) -> int:
+        """The loop on a board without ``consume_and_claim``: each consume claims the
+        next job in the same call when the board has ``consume_and_claim_next``."""
         dispatched = 0
         # each consume claims the next job in the same call when it may (one commit
         # between two jobs, not two): not stopping, within budget, no store trouble
@@ -513,11 +614,11 @@ class PooledConductor(_Base):
 
     def _serve_threads(self, budget: _Budget, until_idle: bool) -> int:
         slots = threading.BoundedSemaphore(self.workers)
-        inflight: set[Future[JobOutcome]] = set()
+        inflight: set[Future[JobOutcome | None]] = set()
         lock = threading.Lock()
         dispatched = 0
 
-        def done(future: Future[JobOutcome]) -> None:
+        def done(future: Future[JobOutcome | None]) -> None:
             with lock:
                 inflight.discard(future)
             slots.release()

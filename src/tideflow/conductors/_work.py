@@ -32,6 +32,7 @@ same effect (the lease may be gone), so a partitioned conductor stops by itself.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import enum
@@ -58,9 +59,13 @@ from tideflow.persistence.models import FlowDetail, LogBook
 from tideflow.states import FlowState
 
 __all__ = [
+    "CLAIM_AHEAD_WINDOW",
+    "DEFAULT_CLAIM_AHEAD",
     "DEFAULT_GRACE",
     "DEFAULT_WAIT_TIMEOUT",
     "EVENTS",
+    "Batch",
+    "BatchWatch",
     "Follow",
     "Held",
     "JobOutcome",
@@ -147,13 +152,167 @@ class Follow:
         return job
 
 
+#: The most jobs a blocking conductor claims in one call to the board (``claim_ahead``).
+DEFAULT_CLAIM_AHEAD: Final = 10
+#: A conductor claims ahead as many jobs as it expects to start within this many
+#: seconds (by how long its recent jobs took), up to its ``claim_ahead``.
+CLAIM_AHEAD_WINDOW: Final = 0.05
+
+
+class Batch:
+    """A blocking conductor's jobs between two calls to the board's ``consume_and_claim``:
+    those claimed ahead and not started yet (its queue), and those whose run finished and
+    whose consume waits for the next call (its done list). Both are held (their leases
+    renewed) until that call, or until they are given back. Safe to share between the
+    conductor's loop and its :class:`BatchWatch`."""
+
+    def __init__(self, limit: int) -> None:
+        #: the most jobs one call claims (``claim_ahead``)
+        self.limit = limit
+        self._queue: collections.deque[Held] = collections.deque()
+        self._done: list[tuple[Held, FlowState | None]] = []
+        self._lock = threading.Lock()
+        #: monotonic time the oldest finished job waiting for its consume finished
+        self.done_since = 0.0
+        #: seconds a job took, recent ones weighing most (None: no job ran yet)
+        self.took: float | None = None
+        #: jobs started so far; when the one running now started (None: none runs)
+        self.started = 0
+        self.since: float | None = None
+        #: set when a job is queued or waits for its consume (the watch then looks)
+        self.pending = threading.Event()
+
+    def want(self) -> int:
+        """How many jobs the next call claims: as many as should start within
+        :data:`CLAIM_AHEAD_WINDOW`, one while nothing is known yet."""
+        if self.took is None or self.limit <= 1:
+            return 1
+        return max(1, min(self.limit, int(CLAIM_AHEAD_WINDOW / max(self.took, 1e-6))))
+
+    def add(self, held: Sequence[Held]) -> None:
+        """Queue jobs just claimed, in claim order."""
+        with self._lock:
+            self._queue.extend(held)
+        self.pending.set()
+
+    def next(self) -> Held | None:
+        """The next queued job (None: none is queued)."""
+        with self._lock:
+            return self._queue.popleft() if self._queue else None
+
+    def take_queue(self) -> list[Held]:
+        """Every queued job, taken out of the queue."""
+        with self._lock:
+            queued, self._queue = list(self._queue), collections.deque()
+        return queued
+
+    def start(self) -> None:
+        """A queued job starts."""
+        self.since = time.monotonic()
+        self.started += 1
+
+    def end(self) -> None:
+        """The job that started last ended."""
+        if self.since is not None:
+            took = time.monotonic() - self.since
+            self.took = took if self.took is None else 0.7 * self.took + 0.3 * took
+        self.since = None
+
+    def finished(self, held: Held, state: FlowState | None) -> None:
+        """``held``'s run finished: it is consumed by the next call."""
+        with self._lock:
+            if not self._done:
+                self.done_since = time.monotonic()
+            self._done.append((held, state))
+        self.pending.set()
+
+    def take_done(self) -> list[tuple[Held, FlowState | None]]:
+        """The finished jobs, taken out: the caller consumes them."""
+        with self._lock:
+            done, self._done = self._done, []
+        return done
+
+    @property
+    def has_done(self) -> bool:
+        return bool(self._done)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a job is queued or waits for its consume."""
+        return bool(self._queue or self._done)
+
+
+class BatchWatch:
+    """A thread that, while one job runs longer than :data:`CLAIM_AHEAD_WINDOW`, gives
+    back the jobs claimed ahead behind it (another conductor may start them now instead
+    of waiting) and consumes the jobs that finished before it. It sleeps while nothing is
+    queued or waiting to be consumed. ``unused(n)``: n queued jobs were given back."""
+
+    def __init__(self, worker: Worker, batch: Batch, unused: Callable[[int], None]) -> None:
+        self.worker = worker
+        self.batch = batch
+        self.unused = unused
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._loop, name=f"tideflow-batch-{worker.name}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.batch.pending.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _loop(self) -> None:
+        batch = self.batch
+        handled = 0  # the job (by batch.started) whose overdue batch was dealt with
+        while not self._stop.is_set():
+            if not batch.busy:
+                batch.pending.clear()
+                if not batch.busy:
+                    batch.pending.wait()
+                continue
+            since, started = batch.since, batch.started
+            if since is None or started == handled:
+                self._stop.wait(CLAIM_AHEAD_WINDOW / 2)
+                continue
+            late = since + CLAIM_AHEAD_WINDOW - time.monotonic()
+            if late > 0:
+                self._stop.wait(late)
+                continue
+            if batch.started != started:
+                continue  # that job ended meanwhile
+            handled = started
+            try:
+                self._overdue()
+            except Exception:  # a bug of ours: the loop gives back and settles at its end
+                logger(LOG).exception(
+                    "conductor %r: settling jobs behind a long one failed", self.worker.name
+                )
+
+    def _overdue(self) -> None:
+        queued = self.batch.take_queue()
+        for held in queued:
+            self.worker.release(held, "the job before it runs longer than expected")
+        if queued:
+            self.unused(len(queued))
+        if self.batch.has_done:
+            self.worker.settle(self.batch, 0)
+
+
 class Held:
     """One claimed job while its conductor works on it."""
 
-    def __init__(self, job: Job, follow: Follow | None = None) -> None:
+    def __init__(self, job: Job, follow: Follow | Batch | None = None) -> None:
         self.job = job
-        #: how its consume may claim the next job (None: it only consumes)
+        #: how its consume may claim the next job (None: it only consumes); with a
+        #: Batch, its consume waits for the batch's next call to the board
         self.follow = follow
+        #: its consume was left to the batch: still held until then
+        self.deferred = False
         self.engine: tideflow.Engine | None = None
         #: another claim replaced ours: nothing more may be done to the job
         self.lost = False
@@ -295,27 +454,49 @@ class Worker:
             return Statistics(**self._counts)
 
     @contextlib.contextmanager
-    def _holding(self, job: Job, follow: Follow | None = None) -> Iterator[Held]:
-        held = Held(job, follow)
+    def _holding(
+        self, job: Job, follow: Follow | Batch | None = None, held: Held | None = None
+    ) -> Iterator[Held]:
+        if held is None:
+            held = Held(job, follow)
+        else:
+            held.follow = follow
         with self._held_lock:
             self._held.add(held)
             self._counts["dispatched"] += 1
         try:
             yield held
         finally:
-            with self._held_lock:
-                self._held.discard(held)
+            if not held.deferred:
+                self.forget(held)
+
+    def hold(self, job: Job) -> Held:
+        """Hold a job claimed ahead (its lease is renewed from now on) until it runs."""
+        held = Held(job)
+        with self._held_lock:
+            self._held.add(held)
+        return held
+
+    def forget(self, held: Held) -> None:
+        """Stop holding a job (its lease is no longer renewed)."""
+        with self._held_lock:
+            self._held.discard(held)
 
     def _notify(self, event: str, details: Mapping[str, Any]) -> None:
         self.notifier.notify(event, details)
 
     # -- one job ------------------------------------------------------------------------
 
-    def work(self, job: Job, follow: Follow | None = None) -> JobOutcome:
+    def work(
+        self, job: Job, follow: Follow | Batch | None = None, ahead: Held | None = None
+    ) -> JobOutcome | None:
         """Run a claimed job to its end and settle it on the board; never raises but
         for KeyboardInterrupt/SystemExit (after giving the job back). With ``follow``,
-        consuming it may claim the next job too (see :class:`Follow`)."""
-        with self._holding(job, follow) as held:
+        consuming it may claim the next job too (see :class:`Follow`); with a
+        :class:`Batch`, a finished run's consume is left to the batch's next call (then
+        None is returned: :meth:`settle` counts it). ``ahead``: the job, held already
+        (claimed ahead)."""
+        with self._holding(job, follow, ahead) as held:
             try:
                 outcome = self._work(held)
             except Exception as exc:  # a bug of ours or a board's: the loop goes on
@@ -326,7 +507,8 @@ class Worker:
                 raise
             finally:
                 self._let_go(held)
-        self.count(outcome)
+        if outcome is not None:
+            self.count(outcome)
         return outcome
 
     def _let_go(self, held: Held) -> None:
@@ -352,7 +534,7 @@ class Worker:
         with self._held_lock:
             self._counts[outcome.lower()] += 1
 
-    def _work(self, held: Held) -> JobOutcome:
+    def _work(self, held: Held) -> JobOutcome | None:
         job = held.job
         try:
             engine = self._engine_for(held)
@@ -527,12 +709,17 @@ class Worker:
     def _settled(self, event: str, job: Job) -> None:
         self._notify(event, {"job": job, "conductor": self.conductor, "persistence": self.store})
 
-    def _consume(self, held: Held, state: FlowState | None) -> JobOutcome:
+    def _consume(self, held: Held, state: FlowState | None) -> JobOutcome | None:
         job = held.job
-        held.settling = True
         if held.lost:
+            held.settling = True
             return self._drop(held, "its claim was lost while it ran")
         follow = held.follow
+        if isinstance(follow, Batch):
+            held.deferred = True  # still held (renewed) until the batch's next call
+            follow.finished(held, state)
+            return None
+        held.settling = True
         along = None if follow is None else getattr(self.board, "consume_and_claim_next", None)
         try:
             if along is not None and follow is not None and follow.may_claim():
@@ -549,6 +736,11 @@ class Worker:
                 follow.failed()
             # the run has finished: whoever claims the job next finds it so and consumes
             return self._drop(held, f"consuming it failed ({exc!r})")
+        return self._consumed(held, state)
+
+    def _consumed(self, held: Held, state: FlowState | None) -> JobOutcome:
+        """Say that ``held`` was consumed (its run ended ``state``)."""
+        job = held.job
         if state in (FlowState.REVERTED, FlowState.FAILURE):
             logger(LOG).warning(
                 "conductor %r: job %s (%s) consumed: its run ended %s (see its record)",
@@ -561,6 +753,76 @@ class Worker:
             logger(LOG).info("conductor %r: job %s (%s) consumed", self.name, job.uuid, job.name)
         self._settled("job_consumed", job)
         return JobOutcome.CONSUMED
+
+    def settle(self, batch: Batch, limit: int) -> list[Job] | None:
+        """One call to the board's ``consume_and_claim``: consume the batch's finished
+        jobs and claim up to ``limit`` more (held from now on, in claim order). None
+        if the board failed: nothing was claimed, and the finished jobs are left to
+        whoever claims them next (their runs are recorded as finished)."""
+        done = batch.take_done()
+        for held, _ in done:
+            held.settling = True  # no more renewals: they are being consumed
+        pairs = [(held.job, held.job.token) for held, _ in done]
+        try:
+            settled = self.board.consume_and_claim(pairs, self.name, self.lease, limit)  # type: ignore[attr-defined]
+        except Exception as exc:
+            if not isinstance(exc, StoreError):
+                logger(LOG).exception("conductor %r: consuming and claiming failed", self.name)
+            else:
+                logger(LOG).warning("conductor %r: claiming failed: %s", self.name, exc)
+            for held, _ in done:
+                self._settle_one(held, self._drop(held, f"consuming it failed ({exc!r})"))
+            return None
+        lost = set(settled.lost)
+        for held, state in done:
+            if held.job.uuid in lost:
+                outcome = self._drop(held, "its claim was lost before it was consumed")
+            else:
+                outcome = self._consumed(held, state)
+            self._settle_one(held, outcome)
+        return list(settled.claimed)
+
+    def _settle_one(self, held: Held, outcome: JobOutcome) -> None:
+        self.forget(held)
+        self.count(outcome)
+
+    def release(self, held: Held, why: str) -> None:
+        """Give back a job claimed ahead that never started: no attempt is counted (a
+        board without ``release`` abandons it, which counts one)."""
+        job = held.job
+        held.settling = True
+        try:
+            if held.lost:
+                logger(LOG).info(
+                    "conductor %r: job %s (%s), claimed ahead, was lost before it started",
+                    self.name,
+                    job.uuid,
+                    job.name,
+                )
+                return
+            release = getattr(self.board, "release", None)
+            if release is None:
+                self.board.abandon(job, self.name, job.token)
+            else:
+                release(job, self.name, job.token)
+            logger(LOG).info(
+                "conductor %r: job %s (%s), claimed ahead, given back unstarted: %s",
+                self.name,
+                job.uuid,
+                job.name,
+                why,
+            )
+        except Exception as exc:  # lost, or the board's trouble: its lease runs out
+            logger(LOG).warning(
+                "conductor %r: could not give back job %s (%s), claimed ahead and "
+                "unstarted (%s); its lease will run out",
+                self.name,
+                job.uuid,
+                job.name,
+                exc,
+            )
+        finally:
+            self.forget(held)
 
     def give_back(self, job: Job, why: str) -> JobOutcome:
         """Abandon a claimed job this conductor will not run (it is stopping)."""
