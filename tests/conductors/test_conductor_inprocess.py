@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -841,3 +842,42 @@ def test_jobs_claimed_ahead_behind_a_long_one_are_given_back_for_others(
             thread.join(30)
         assert first.statistics() == Statistics(dispatched=3, consumed=3)
     assert list(board.iterjobs()) == []
+
+
+def test_a_job_tried_before_runs_with_nothing_claimed_behind_it(where, board, store, monkeypatch):
+    """A job whose earlier claim ended badly may kill its conductor again: the jobs
+    claimed ahead behind it are given back before it starts (no attempt counted), so
+    they are not charged an attempt if it does."""
+    from tideflow.conductors import _conductors, _work
+
+    monkeypatch.setattr(_work, "CLAIM_AHEAD_WINDOW", 0.5)
+    monkeypatch.setattr(_conductors, "CLAIM_AHEAD_WINDOW", 0.5)
+    board.post("first", STEPS, kwargs=steps_job(where.ledger, "first", atoms=1), priority=9)
+    tried = board.post("tried", STEPS, kwargs=steps_job(where.ledger, "tried", atoms=1), priority=5)
+    for name in ("y1", "y2"):
+        board.post(name, STEPS, kwargs=steps_job(where.ledger, name, atoms=1))
+    board.claim(tried, "ghost", lease=0.1)  # a conductor that died holding it
+    wait_for("the ghost's lease to run out", lambda: board.wait(0) and _lease_over(board, tried))
+    spy = _Spy(board, batch=True)
+    seen: dict[str, Any] = {}
+
+    def look(_event: str, details: dict[str, Any]) -> None:
+        if details["job"].name == "tried":
+            seen["job"] = details["job"]
+            seen["others"] = {j.name: (j.state, j.attempts) for j in board.iterjobs()}
+            seen["released"] = spy.calls.count("release")
+
+    with conductor(where, spy, store) as c:
+        c.notifier.register("running_start", look)
+        assert c.run(until_idle=True) == 4
+        assert c.statistics() == Statistics(dispatched=4, consumed=4)
+    assert spy.batches[1][2] == ["tried", "y1", "y2"]
+    assert seen["job"].attempts == 1
+    assert seen["released"] == 2
+    assert seen["others"]["y1"] == seen["others"]["y2"] == (JobState.UNCLAIMED, 0)
+    assert list(board.iterjobs()) == []
+
+
+def _lease_over(board: Board, job: Job) -> bool:
+    expires = board.get(job.uuid).lease_expires
+    return expires is not None and expires < time.time()

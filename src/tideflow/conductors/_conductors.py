@@ -457,28 +457,19 @@ class Conductor(_Base):
             while not self._stopped():
                 held = batch.next()
                 if held is None:
-                    if worker.store_trouble + self.lease > time.monotonic():
-                        if batch.has_done:
-                            worker.settle(batch, 0)  # consume what finished, then wait
-                        self._back_off()
-                        continue
-                    want = budget.take_up_to(batch.want())
-                    if want == 0 and not batch.has_done:
-                        break  # max_jobs dispatched
-                    claimed = worker.settle(batch, want)
-                    budget.give_back(want - len(claimed or ()))
-                    if not claimed:
-                        if want == 0 or (until_idle and claimed is not None):
-                            break
-                        if not self._stopped():
-                            self._pause(found_nothing=claimed is not None)
-                        continue
-                    batch.add([worker.hold(job) for job in claimed])
+                    if not self._refill(batch, budget, until_idle):
+                        break
                     continue  # a stop() during the call is seen before a job starts
                 if held.lost:  # its lease was lost while it waited: not ours to start
                     worker.release(held, "its claim was lost")
                     budget.give_back()
                     continue
+                if held.job.attempts:
+                    # an earlier claim of it ended badly (its conductor may have died on
+                    # it): it runs with nothing queued behind it, so that if it kills this
+                    # conductor too, no job that never ran is charged an attempt with it
+                    why = f"job {held.job.uuid} runs alone (attempt {held.job.attempts + 1})"
+                    budget.give_back(worker.release_queued(batch, why))
                 if batch.has_done and time.monotonic() - batch.done_since > CLAIM_AHEAD_WINDOW:
                     worker.settle(batch, 0)  # finished jobs are not kept unconsumed for long
                 dispatched += 1
@@ -491,11 +482,33 @@ class Conductor(_Base):
             watch.stop()
             if batch.has_done:
                 worker.settle(batch, 0)
-            left = batch.take_queue()
-            for held in left:
-                worker.release(held, "the conductor stopped before running it")
-            budget.give_back(len(left))
+            why = "the conductor stopped before running it"
+            budget.give_back(worker.release_queued(batch, why))
         return dispatched
+
+    def _refill(self, batch: Batch, budget: _Budget, until_idle: bool) -> bool:
+        """Consume the batch's finished jobs and claim its next ones (or wait for some
+        to be posted); False when the loop is to end (max_jobs dispatched, or nothing
+        left to claim with ``until_idle``)."""
+        worker = self.worker
+        if worker.store_trouble + self.lease > time.monotonic():
+            if batch.has_done:
+                worker.settle(batch, 0)  # consume what finished, then wait
+            self._back_off()
+            return True
+        want = budget.take_up_to(batch.want())
+        if want == 0 and not batch.has_done:
+            return False  # max_jobs dispatched
+        claimed = worker.settle(batch, want)
+        budget.give_back(want - len(claimed or ()))
+        if claimed:
+            batch.add([worker.hold(job) for job in claimed])
+            return True
+        if want == 0 or (until_idle and claimed is not None):
+            return False
+        if not self._stopped():
+            self._pause(found_nothing=claimed is not None)
+        return True
 
     def _serve_follow(self, budget: _Budget, until_idle: bool) -> int:
         """The loop on a board without ``consume_and_claim``: each consume claims the

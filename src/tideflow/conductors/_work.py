@@ -294,11 +294,10 @@ class BatchWatch:
                 )
 
     def _overdue(self) -> None:
-        queued = self.batch.take_queue()
-        for held in queued:
-            self.worker.release(held, "the job before it runs longer than expected")
-        if queued:
-            self.unused(len(queued))
+        why = "the job before it runs longer than expected"
+        released = self.worker.release_queued(self.batch, why)
+        if released:
+            self.unused(released)
         if self.batch.has_done:
             self.worker.settle(self.batch, 0)
 
@@ -785,6 +784,13 @@ class Worker:
     def _settle_one(self, held: Held, outcome: JobOutcome) -> None:
         self.forget(held)
         self.count(outcome)
+
+    def release_queued(self, batch: Batch, why: str) -> int:
+        """Give back every job queued in ``batch`` (claimed ahead, unstarted); how many."""
+        queued = batch.take_queue()
+        for held in queued:
+            self.release(held, why)
+        return len(queued)
 
     def release(self, held: Held, why: str) -> None:
         """Give back a job claimed ahead that never started: no attempt is counted (a
