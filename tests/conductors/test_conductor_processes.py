@@ -7,8 +7,10 @@ count executions across processes.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from conductor_procs_support import (
@@ -194,3 +196,43 @@ def test_a_process_pool_command_logs_from_its_workers_and_stops_on_sigterm(
         left = board.get(job.uuid)
         assert (left.state, left.attempts) == (JobState.UNCLAIMED, 1)
     assert "Traceback" not in err
+
+
+def _children(pid: int) -> list[int]:
+    """PIDs of the live worker processes (multiprocessing's spawned children) of ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+                spawned = b"spawn_main" in (entry / "cmdline").read_bytes()
+                if int(fields[1]) == pid and fields[0] != "Z" and spawned:
+                    found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_process_pool_workers_stop_when_their_parent_is_killed(where: Where, board: Board):
+    args = ("--workers", "2", "--pool", "processes", "--name", "orphaned")
+    with conductor_process(where, *args) as proc:
+        wait_for("two worker processes", lambda: len(_children(proc.pid)) >= 2, timeout=60)
+        workers = [pid for pid in _children(proc.pid) if _alive(pid)]
+        proc.send_signal(signal.SIGKILL)
+        proc.popen.wait(30)
+        wait_for(
+            "the orphaned workers to stop",
+            lambda: not any(_alive(pid) for pid in workers),
+            timeout=30,
+        )
+    # a job posted now is left for a live conductor: nobody claimed it
+    job = board.post("later", STEPS, kwargs=steps_job(where.ledger, "later"))
+    time.sleep(0.5)
+    assert board.get(job.uuid).state is JobState.UNCLAIMED

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import multiprocessing
+import multiprocessing.connection
 import signal
 import threading
 import time
@@ -821,6 +822,19 @@ def _child_main(
 
     ended = threading.Event()
 
+    def orphaned() -> None:
+        # a parent that died without telling (SIGKILL) stops its workers too, rather than
+        # leave them claiming jobs nobody watches. Only its pipe is waited on: the shared
+        # stop event and grace value may be locked for good by a parent killed holding them
+        parent = multiprocessing.parent_process()
+        if parent is None:
+            return
+        multiprocessing.connection.wait([parent.sentinel])
+        if not ended.is_set():
+            log.warning("conductor %r: its parent process is gone; stopping", config.name)
+            events.cancel_join_thread()  # nobody reads the events any more
+            conductor.stop(DEFAULT_GRACE)
+
     def watch() -> None:
         # the parent's stop, and any later one with a shorter grace
         stop.wait()
@@ -833,6 +847,7 @@ def _child_main(
             ended.wait(0.1)
 
     threading.Thread(target=watch, daemon=True).start()
+    threading.Thread(target=orphaned, daemon=True).start()
     try:
         counts[index] = conductor._run(_SharedBudget(shared), until_idle)
     finally:

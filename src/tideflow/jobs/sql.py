@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import os
 import re
 import sqlite3
@@ -382,6 +383,7 @@ class SqlBoard:
         check_seconds("poll_interval", poll_interval, positive=True)
         self.url = url
         self.allowed: tuple[str, ...] = tuple(allowed)
+        self._allowed_seen: tuple[tuple[str, ...], str] = ((), "[]")
         self.max_attempts = max_attempts
         self.table = table
         self.poll_interval = float(poll_interval)
@@ -699,13 +701,23 @@ class SqlBoard:
             self._sightings.saw(seen)
         return taken
 
+    @property
+    def _allowed_json(self) -> str:
+        """The allow-list as the fast path's claims take it: one JSON text parameter
+        (a str is sent as it is, where a list is adapted to an array on every call)."""
+        seen, text = self._allowed_seen
+        if seen is not self.allowed:
+            text = json.dumps(list(self.allowed))
+            self._allowed_seen = (self.allowed, text)
+        return text
+
     def _fast_claim_params(self, who: str, lease: float) -> dict[str, Any]:
         """The parameters of a claim on the PostgreSQL fast path."""
         return {
             "who": who,
             "lease": float(lease),
             "max": self.max_attempts,
-            "allowed": list(self.allowed),
+            "allowed": self._allowed_json,
         }
 
     def _take(self, tx: _Tx, key: str, row: Mapping[str, Any], who: str, lease: float) -> Job:
@@ -1098,7 +1110,7 @@ def _pg_fast_statements(table: str) -> dict[str, str]:
     free = f"(state = 'UNCLAIMED' OR (state = 'CLAIMED' AND lease_expires < {now}))"
     # the allow-list test of check_factory (module == prefix or under it), in SQL
     allowed = (
-        "EXISTS (SELECT 1 FROM unnest(%(allowed)s::text[]) AS a(p) "
+        "EXISTS (SELECT 1 FROM json_array_elements_text(%(allowed)s::json) AS a(p) "
         "WHERE left(factory, length(p) + 1) IN (p || ':', p || '.'))"
     )
     last = "j.state = 'CLAIMED' AND j.attempts + 1 >= %(max)s"  # a run-out lease's last try
