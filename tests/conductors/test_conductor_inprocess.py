@@ -881,3 +881,39 @@ def test_a_job_tried_before_runs_with_nothing_claimed_behind_it(where, board, st
 def _lease_over(board: Board, job: Job) -> bool:
     expires = board.get(job.uuid).lease_expires
     return expires is not None and expires < time.time()
+
+
+def test_jobs_claimed_ahead_whose_leases_went_unrenewed_are_given_back_not_run(
+    where, board, store, monkeypatch
+):
+    """A conductor paused (or cut off from the board) past half a lease may have lost the
+    jobs it claimed ahead to another conductor: it gives them back instead of starting
+    them, and runs them again only under a new claim."""
+    from tideflow.conductors import _conductors, _work
+
+    monkeypatch.setattr(_work, "CLAIM_AHEAD_WINDOW", 5.0)  # the whole batch is claimed
+    monkeypatch.setattr(_conductors, "CLAIM_AHEAD_WINDOW", 5.0)
+    monkeypatch.setattr(_work.LeaseKeeper, "renew", lambda self, held: None)  # "paused"
+    names = ["p0", "p1", "p2", "p3"]
+    for name in names:
+        board.post(name, STEPS, kwargs=steps_job(where.ledger, name, atoms=1))
+    spy = _Spy(board, batch=True)
+
+    def pause(_event: str, details: dict[str, Any]) -> None:
+        if details["job"].name == "p1" and spy.calls.count("release") == 0:
+            time.sleep(0.7)  # more than half of the 1 s lease, none renewed meanwhile
+
+    with conductor(where, spy, store, lease=1.0) as c:
+        c.notifier.register("running_end", pause)
+        assert c.run(until_idle=True) == 4
+        assert c.statistics() == Statistics(dispatched=4, consumed=4)
+    assert spy.batches[1][2] == ["p1", "p2", "p3"]
+    assert spy.calls.count("release") == 2  # p2 and p3: given back, not started
+    claimed = [name for _, _, got in spy.batches for name in got]
+    assert sorted(claimed) == sorted([*names, "p2", "p3"])  # claimed again, then run
+    for name in names:
+        assert (len(started(where.ledger, name, "s1")), finished(where.ledger, name, "s1")) == (
+            1,
+            1,
+        )
+    assert list(board.iterjobs()) == []

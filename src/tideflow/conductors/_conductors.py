@@ -461,8 +461,11 @@ class Conductor(_Base):
                     if not self._refill(batch, budget, until_idle):
                         break
                     continue  # a stop() during the call is seen before a job starts
-                if held.lost:  # its lease was lost while it waited: not ours to start
-                    worker.release(held, "its claim was lost")
+                if held.lost or time.monotonic() - held.renewed > self.lease / 2:
+                    # its lease was lost while it waited, or not renewed for half a lease
+                    # (this process was paused, or the board out of reach): it may be
+                    # another conductor's by now, so it is not started but given back
+                    worker.release(held, "its claim was lost, or may have run out")
                     budget.give_back()
                     continue
                 if held.job.attempts:
