@@ -762,3 +762,25 @@ def test_a_real_full_disk_is_a_store_error_and_keeps_what_was_committed(
     assert isinstance(caught.value.cause, sqlite3.OperationalError)
     assert committed is not None
     assert conn.get_atom_details(atom.uuid).results == committed
+
+
+def _open_at_once(url: str, barrier: Any) -> None:
+    barrier.wait()
+    store = connect(url)
+    try:
+        with store.get_connection() as conn:
+            conn.validate()
+    finally:
+        store.close()
+
+
+def test_processes_opening_a_new_file_at_once_all_get_the_store(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(6)
+    procs = [context.Process(target=_open_at_once, args=(url, barrier)) for _ in range(6)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+    assert [proc.exitcode for proc in procs] == [0] * 6

@@ -451,7 +451,23 @@ class SqliteBackend:
     # -- schema --------------------------------------------------------------------------
 
     def _prepare_schema(self, db: sqlite3.Connection) -> None:
-        """Check the store's schema and create or migrate it; refuse before any write."""
+        """Check the store's schema and create or migrate it; refuse before any write.
+        A "database is locked" on the way (processes opening a new file at once, one of
+        them switching it to WAL) is retried until ``busy_timeout`` has passed: SQLite
+        does not wait on every such lock by itself."""
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                self._prepare_schema_once(db)
+                return
+            except StoreError as exc:
+                cause = exc.__cause__
+                locked = isinstance(cause, sqlite3.OperationalError) and "locked" in str(cause)
+                if not locked or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.02)
+
+    def _prepare_schema_once(self, db: sqlite3.Connection) -> None:
         try:
             version = self._stored_version(db)
             if version == SCHEMA_VERSION:
