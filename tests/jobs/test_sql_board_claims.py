@@ -110,10 +110,8 @@ def test_a_lost_consume_says_who_holds_the_job_now(pg):
     assert pg.get(job).owner == "w2"  # the refused consume deleted nothing
 
 
-def test_postgresql_consumes_and_claims_the_next_in_one_statement(pg):
-    first, second = pg.post("a", FACTORY), pg.post("b", FACTORY)
-    job = pg.claim_next("w")
-    assert job is not None
+def _record_fast_statements(pg) -> list[str]:
+    """From now on, what each statement ``pg`` sends on its fast path is doing, in order."""
     sent: list[str] = []
     run = pg._fast.run
 
@@ -122,6 +120,14 @@ def test_postgresql_consumes_and_claims_the_next_in_one_statement(pg):
         return run(sql, params, doing)
 
     pg._fast.run = counted
+    return sent
+
+
+def test_postgresql_consumes_and_claims_the_next_in_one_statement(pg):
+    first, second = pg.post("a", FACTORY), pg.post("b", FACTORY)
+    job = pg.claim_next("w")
+    assert job is not None
+    sent = _record_fast_statements(pg)
     nxt = pg.consume_and_claim_next(job, "w", job.token)
     assert sent == [f"consuming job {first.uuid} and claiming the next"]
     assert nxt is not None
@@ -223,14 +229,7 @@ def test_postgresql_consumes_a_batch_and_claims_the_next_in_one_statement(pg):
     for name in "abcde":
         pg.post(name, FACTORY)
     first, second = pg.claim_next("w"), pg.claim_next("w")
-    sent: list[str] = []
-    run = pg._fast.run
-
-    def counted(sql, params, doing):
-        sent.append(doing)
-        return run(sql, params, doing)
-
-    pg._fast.run = counted
+    sent = _record_fast_statements(pg)
     done = pg.consume_and_claim([(first, first.token), (second, second.token)], "w", limit=3)
     assert sent == ["consuming 2 jobs and claiming up to 3"]
     assert ([j.name for j in done.claimed], done.lost) == (["c", "d", "e"], [])
