@@ -58,13 +58,16 @@ def test_the_loop_keeps_ticking_while_1000_async_tasks_run() -> None:
         return [t for t in ticks if t >= began and t <= began + took], took
 
     ticks, took = asyncio.run(main())
-    assert took < 1.0  # 1,000 sleeps of 50 ms side by side, not one after another
+    # 1,000 sleeps of 50 ms side by side, not one after another (50 s). A quiet machine
+    # takes ~0.09 s with ticks at most ~30 ms apart; the bounds leave room for a full
+    # test run's load on 2 cores (1.0 s and 0.2 s failed there once)
+    assert took < 5.0
     assert sorted(runs) == sorted(f"t{i}" for i in range(1000))
     assert set(runs.values()) == {1}
-    # the ticker ran all along: ticks about every 10 ms, no long silence
-    assert len(ticks) >= max(2, int(took / 0.01) // 3)
+    # the ticker ran all along: ticks every 10 ms asked, no long silence
+    assert len(ticks) >= max(2, int(took / 0.1))
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
-    assert max(gaps) < 0.2, max(gaps)
+    assert max(gaps) < 0.5, max(gaps)
 
 
 @pytest.mark.parametrize(

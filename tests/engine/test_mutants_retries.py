@@ -40,6 +40,45 @@ class Flaky(tideflow.Task):
         self.reverted_with.append(sorted(flow_failures))
 
 
+class FailsAfter(Flaky):
+    """Flaky whose failing runs wait (up to 10 s) for ``gate`` first, and whose reverts
+    for ``revert_gate``, when they are given: to order atoms that run at once."""
+
+    def __init__(
+        self,
+        name: str,
+        fails: int,
+        *,
+        gate: threading.Event | None = None,
+        revert_gate: threading.Event | None = None,
+    ) -> None:
+        super().__init__(name, fails)
+        self.gate, self.revert_gate = gate, revert_gate
+
+    def execute(self) -> str:
+        if self.gate is not None and self.runs < self.fails:
+            assert self.gate.wait(10), f"{self.name}: the gate never opened"
+        return super().execute()
+
+    def revert(self, flow_failures: dict[str, Any], **kwargs: Any) -> None:
+        if self.revert_gate is not None:
+            assert self.revert_gate.wait(10), f"{self.name}: the revert gate never opened"
+        super().revert(flow_failures, **kwargs)
+
+
+def open_on(gates: dict[tuple[str, str], threading.Event], into: list[Any]) -> Any:
+    """A listener that keeps atom events in ``into`` and sets the gate of (atom, state)."""
+
+    def listen(event: object) -> None:
+        if isinstance(event, tideflow.AtomEvent):
+            into.append(event)
+            gate = gates.get((event.atom_name, str(event.state)))
+            if gate is not None:
+                gate.set()
+
+    return listen
+
+
 class Undoing(retry.Times):
     """Times, whose revert notes what it was given, and returns or raises on request."""
 
@@ -408,19 +447,23 @@ def test_sibling_flows_failing_together_are_each_retried_by_their_own_controller
 )
 @pytest.mark.parametrize("inner_last", [False, True])
 def test_a_retry_of_an_enclosing_flow_takes_over_the_retry_of_a_flow_inside_it(
-    load: Callable[..., tideflow.Engine], inner_last: bool
+    engine_kind: str, load: Callable[..., tideflow.Engine], inner_last: bool
 ) -> None:
     # x (inside r2's flow) and y (beside it, in r1's flow) fail in the same attempt:
     # r1's retry covers r2's flow, so r2 is reverted and runs afresh, never RETRYING
-    # (inner_last: the two flows' node ranges end at the same node)
-    x, y = Flaky("x", 1), Flaky("y", 1)
+    # (inner_last: the two flows' node ranges end at the same node). Where the two run
+    # at once, x fails only once y's failure is recorded: were x's failure handled
+    # first, r2 would rightly retry x before y failed (a machine under load did so)
+    y_failed = threading.Event()
+    x = FailsAfter("x", 1, gate=y_failed if engine_kind == "parallel" else None)
+    y = Flaky("y", 1)
     inner = LinearFlow("inner", retry=retry.Times(3, name="r2")).add(x)
     children = [y, inner] if inner_last else [inner, y]
     engine = load(
         LinearFlow("top", retry=retry.Times(3, name="r1")).add(UnorderedFlow("u").add(*children))
     )
     events: list[tideflow.AtomEvent] = []
-    engine.subscribe(lambda e: events.append(e) if isinstance(e, tideflow.AtomEvent) else None)
+    engine.subscribe(open_on({("y", "FAILURE"): y_failed}, events))
     engine.run()
     assert engine.storage.get_flow_state() == "SUCCESS"
     assert (x.runs, y.runs) == (2, 2)
@@ -437,16 +480,22 @@ def test_a_retry_of_an_enclosing_flow_takes_over_the_retry_of_a_flow_inside_it(
     "Flaky counts its runs on the task object, which a worker gets a fresh copy of for each call"
 )
 def test_an_enclosing_flow_given_up_raises_the_failures_of_a_retry_it_took_over(
-    load: Callable[..., tideflow.Engine],
+    engine_kind: str, load: Callable[..., tideflow.Engine]
 ) -> None:
     # x fails first: r2 decides RETRY; y fails while that is under way: r1 gives up
-    # (REVERT), which covers r2's flow, so x's failure is raised with y's
-    x, y = Flaky("x", 1), Flaky("y", 5)
+    # (REVERT), which covers r2's flow, so x's failure is raised with y's. Where atoms
+    # run at once, y fails only once r2's retry reverts x, and x's revert waits for
+    # y's failure: else x could be retried and pass before y fails (seen under load)
+    x_reverting, y_failed = threading.Event(), threading.Event()
+    together = engine_kind == "parallel"
+    x = FailsAfter("x", 1, revert_gate=y_failed if together else None)
+    y = FailsAfter("y", 5, gate=x_reverting if together else None)
     inner = LinearFlow("inner", retry=retry.Times(3, name="r2")).add(x)
     late = LinearFlow("late").add(Flaky("pad"), y)
     engine = load(
         LinearFlow("top", retry=retry.Times(1, name="r1")).add(UnorderedFlow("u").add(inner, late))
     )
+    engine.subscribe(open_on({("x", "REVERTING"): x_reverting, ("y", "FAILURE"): y_failed}, []))
     with pytest.raises(WrappedFailure) as raised:
         engine.run()
     assert sorted(f.exception_str for f in raised.value) == ["x fails #1", "y fails #1"]
