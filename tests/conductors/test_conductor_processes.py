@@ -8,6 +8,7 @@ count executions across processes.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import time
 from pathlib import Path
@@ -236,3 +237,36 @@ def test_process_pool_workers_stop_when_their_parent_is_killed(where: Where, boa
     job = board.post("later", STEPS, kwargs=steps_job(where.ledger, "later"))
     time.sleep(0.5)
     assert board.get(job.uuid).state is JobState.UNCLAIMED
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_a_process_pool_starts_a_new_worker_in_place_of_one_that_was_killed(
+    where: Where, board: Board
+):
+    board.post("held", STEPS, kwargs=steps_job(where.ledger, "held", pause_at="s1"))
+    args = ("--workers", "2", "--pool", "processes", "--lease", LEASE, "--name", "pool")
+    with conductor_process(where, *args) as proc:
+        wait_for("the held job in s1", lambda: started(where.ledger, "held", "s1"), timeout=90)
+        victim = started(where.ledger, "held", "s1")[0]
+        first = set(_children(proc.pid))
+        assert victim in first
+        os.kill(victim, signal.SIGKILL)
+        wait_for(
+            "a new worker process in the killed one's place",
+            lambda: len(_children(proc.pid)) == 2 and not set(_children(proc.pid)) <= first,
+            timeout=60,
+            show=(proc,),
+        )
+        go(where.ledger)
+        # the killed worker's job: its lease runs out, a worker resumes it from s1
+        wait_for("the held job resumed and finished", lambda: finished(where.ledger, "held", "s3"))
+        board.post("later", STEPS, kwargs=steps_job(where.ledger, "later"))
+        wait_for("a job posted later done", lambda: finished(where.ledger, "later", "s3"))
+        wait_for("both jobs consumed", lambda: list(board.iterjobs()) == [])
+        proc.send_signal(signal.SIGTERM)
+        code, err = proc.finish(90)
+    assert code == 0, err
+    assert "ended with exit code -9; a new one starts in 0.5 s" in err
+    assert len(started(where.ledger, "held", "s1")) == 2  # caught running: run again
+    assert finished(where.ledger, "held", "s1") == 1
+    assert "Traceback" not in err

@@ -6,8 +6,8 @@
   processes (``pool='processes'``, for CPU-bound flows: each process is a
   :class:`Conductor` of its own, named ``NAME.1``, ``NAME.2``..., started with the
   ``spawn`` method, opening the board and store from their URLs; the parent only
-  starts them, shares ``max_jobs`` between them, relays their events and tells them
-  to stop).
+  starts them (again, in place of one that died), shares ``max_jobs`` between them,
+  relays their events and tells them to stop).
 
 Stopping (:meth:`stop`, safe from any thread or a signal handler): no new claim is
 made; running jobs get ``grace`` seconds to finish, then their engines are suspended
@@ -21,13 +21,14 @@ import contextlib
 import dataclasses
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
 import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, Final, Literal, Self
+from typing import Any, Final, Literal, Self, cast
 
 from tideflow._log import logger
 from tideflow.conductors._work import (
@@ -86,23 +87,20 @@ class _Budget:
 
 
 class _SharedBudget(_Budget):
-    """A budget shared by worker processes (a ``multiprocessing.Value``)."""
+    """A budget shared by worker processes: a ``multiprocessing`` semaphore counting the
+    jobs left (None: no limit). Unlike a lock, it is never held: a process killed at any
+    moment leaves it usable by the others."""
 
-    def __init__(self, value: Any) -> None:  # multiprocessing's Synchronized
-        self._value = value
+    def __init__(self, left: Any) -> None:  # a multiprocessing Semaphore, or None
+        self._sem = left
 
     def take(self) -> bool:
-        with self._value.get_lock():
-            if self._value.value == 0:
-                return False
-            if self._value.value > 0:
-                self._value.value -= 1
-            return True
+        return self._sem is None or bool(self._sem.acquire(False))
 
     def give_back(self, jobs: int = 1) -> None:
-        with self._value.get_lock():
-            if self._value.value >= 0:
-                self._value.value += jobs
+        if self._sem is not None:
+            for _ in range(jobs):
+                self._sem.release()
 
 
 def _check_max_jobs(max_jobs: object) -> None:
@@ -619,8 +617,7 @@ class PooledConductor(_Base):
         )
         self.workers = workers
         self.pool = pool
-        self._mp_stop: Any = None
-        self._mp_grace: Any = None
+        self._mp_slots: _Slots | None = None
 
     def _serve(self, budget: _Budget, until_idle: bool) -> int:
         if self.pool == "processes":
@@ -676,15 +673,20 @@ class PooledConductor(_Base):
     # -- processes ----------------------------------------------------------------------
 
     def _serve_processes(self, budget: _Budget, until_idle: bool) -> int:
+        # Nothing shared with the workers is ever held by one of them (no lock, no
+        # multiprocessing Event or Queue): a worker killed at any moment (the OOM killer,
+        # kill -9) cannot leave the others or this process waiting on it for good
         ctx = multiprocessing.get_context("spawn")
         limit = budget._left  # the parent's budget seeds the shared one
-        shared = ctx.Value("q", limit)
-        counts = ctx.Array("q", self.workers)
-        events: Any = ctx.Queue()
-        self._mp_stop = ctx.Event()
-        self._mp_grace = ctx.Value("d", 0.0)
-        children = [
-            ctx.Process(
+        left = None if limit < 0 else ctx.Semaphore(limit)
+        counts = ctx.Array("q", self.workers, lock=False)  # one writer per slot
+        relay = _Relay(self)
+        slots = _Slots(self.workers, until_idle, ctx)
+        self._mp_slots = slots
+
+        def start(n: int) -> None:
+            reader, writer = ctx.Pipe(duplex=False)
+            child = ctx.Process(
                 target=_child_main,
                 args=(
                     dataclasses.replace(
@@ -694,77 +696,228 @@ class PooledConductor(_Base):
                     ),
                     n,
                     until_idle,
-                    shared,
+                    left,
                     counts,
-                    events,
-                    self._mp_stop,
-                    self._mp_grace,
+                    writer,
+                    slots.stopping,
+                    slots.grace,
                 ),
                 name=f"tideflow-{self.name}.{n + 1}",
                 daemon=False,
             )
-            for n in range(self.workers)
-        ]
-        relay = threading.Thread(target=self._relay, args=(events,), daemon=True)
+            slots.started(n, child)
+            writer.close()  # the child holds the only writer: its end is the pipe's EOF
+            relay.add(reader)
+
         relay.start()
         try:
-            for child in children:
-                child.start()
-            while any(child.is_alive() for child in children):
-                if self._stopped() and not self._mp_stop.is_set():
+            for n in range(self.workers):
+                start(n)
+            while slots.busy():
+                if self._stopped() and not slots.stopping.value:
                     self._tell_children(self._grace_asked)
-                for child in children:
-                    child.join(0.1)
-            for child in children:
-                if child.exitcode:
-                    logger(LOG).warning(
-                        "conductor %r: worker process %s ended with exit code %s; its job's "
-                        "lease runs out and another conductor resumes it",
-                        self.name,
-                        child.name,
-                        child.exitcode,
-                    )
+                slots.wait(0.1)
+                stopping = self._stopped() or bool(slots.stopping.value)
+                for n, child in slots.ended():
+                    if child.exitcode:
+                        slots.crashed(n, child, self.name, restart=not stopping)
+                for n in slots.due(cancel=stopping):
+                    start(n)
         except BaseException:
             self._tell_children(0.0)
-            for child in children:
-                child.join()
+            slots.join_all()
             raise
         finally:
-            events.put(None)
-            relay.join()
-            events.close()
-            events.join_thread()
+            relay.finish()
         return sum(int(n) for n in counts[:])
 
     def _tell_children(self, grace: float | None = None) -> None:
-        if self._mp_stop is None:
-            return
-        if grace is not None:
-            self._mp_grace.value = grace
-        self._mp_stop.set()
+        slots = self._mp_slots
+        if slots is not None:
+            slots.stop(self._grace_asked if grace is None else grace)
 
     def _shutdown(self, grace: float) -> None:
         if self.pool == "processes":
             self._stopping.set()
-            if self._mp_grace is not None:
-                self._mp_grace.value = grace
             self._tell_children(grace)
             return
         super()._shutdown(grace)
 
-    def _relay(self, events: Any) -> None:  # a multiprocessing queue
-        notifier = self.worker.notifier
+
+#: How long a process pool's parent reads its ended workers' last events, at most.
+RELAY_DRAIN: Final = 10.0
+
+
+class _Relay:
+    """A thread of a process pool's parent that reads its workers' job events, each from
+    the worker's own pipe, and tells the parent's listeners. A worker that died mid-write
+    loses only its own pipe."""
+
+    def __init__(self, owner: PooledConductor) -> None:
+        self.owner = owner
+        self._readers: list[Any] = []  # multiprocessing Connections
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def add(self, reader: Any) -> None:
+        with self._lock:
+            self._readers.append(reader)
+
+    def finish(self) -> None:
+        """Read what the (ended) workers left in their pipes, then stop."""
+        self._done.set()
+        self._thread.join(RELAY_DRAIN)
+
+    def _loop(self) -> None:
         while True:
-            try:
-                item = events.get()
-            except (EOFError, OSError):
+            with self._lock:
+                readers = list(self._readers)
+            if not readers and self._done.is_set():
                 return
-            if item is None:
-                return
-            event, job = item
-            self.worker.count(JobOutcome(event.removeprefix("job_").upper()))
-            details = {"job": job, "conductor": self, "persistence": self._child.store}
-            notifier.notify(event, details)
+            ready = multiprocessing.connection.wait(readers, 0.1) if readers else []
+            for reader in cast(list[Any], ready):
+                try:
+                    item = reader.recv()
+                except Exception:  # EOF: the worker ended (or died mid-write)
+                    with self._lock:
+                        self._readers.remove(reader)
+                    reader.close()
+                    continue
+                try:
+                    self._tell(*item)
+                except Exception:  # a bug of ours: the pipes must still be read
+                    logger(LOG).exception("conductor %r: relaying %r failed", self.owner.name, item)
+            if not readers:
+                self._done.wait(0.1)
+
+    def _tell(self, event: str, job: Job) -> None:
+        owner = self.owner
+        owner.worker.count(JobOutcome(event.removeprefix("job_").upper()))
+        details = {"job": job, "conductor": owner, "persistence": owner._child.store}
+        owner.worker.notifier.notify(event, details)
+
+
+#: A worker process of a process pool that dies (a signal, a non-zero exit: the OOM
+#: killer, a crash in native code) is replaced, after RESTART_FIRST s, doubled for each
+#: death in a row of one that lived less than RESTART_STABLE s, up to RESTART_MAX s.
+#: Its job's lease runs out and a conductor (maybe its replacement) resumes the run.
+RESTART_FIRST: Final = 0.5
+RESTART_MAX: Final = 30.0
+RESTART_STABLE: Final = 60.0
+#: With ``until_idle``, a slot whose processes died this many times in a row, each
+#: within RESTART_STABLE s, is given up (run() would otherwise never return).
+RESTART_GIVE_UP: Final = 5
+
+
+class _Slots:
+    """The worker processes of a process pool, by slot: live ones, restarts due; and
+    how they are told to stop (``stopping`` and ``grace``, shared values no lock guards,
+    then SIGTERM, whose handler in the worker reads them)."""
+
+    def __init__(self, workers: int, until_idle: bool, ctx: Any) -> None:
+        self.live: dict[int, Any] = {}  # slot -> multiprocessing Process
+        self.since: dict[int, float] = {}  # slot -> when its process started
+        self.streak = [0] * workers  # deaths in a row, each soon after its start
+        self.restart_at: dict[int, float] = {}
+        self.until_idle = until_idle
+        self.stopping = ctx.RawValue("b", 0)
+        self.grace = ctx.RawValue("d", 0.0)
+        self._lock = threading.Lock()  # live: the run's thread and a stop's
+
+    def started(self, n: int, child: Any) -> None:
+        with self._lock:
+            if self.stopping.value:
+                return  # told to stop meanwhile: not started
+            child.start()
+            self.live[n] = child
+            self.since[n] = time.monotonic()
+
+    def stop(self, grace: float) -> None:
+        """Tell every worker to stop, with ``grace`` (again: a shorter one)."""
+        with self._lock:
+            self.grace.value = grace
+            self.stopping.value = 1
+            for child in self.live.values():
+                with contextlib.suppress(OSError):  # it has just ended
+                    os.kill(child.pid, signal.SIGTERM)
+
+    def busy(self) -> bool:
+        return bool(self.live or self.restart_at)
+
+    def wait(self, timeout: float) -> None:
+        with self._lock:
+            sentinels = [child.sentinel for child in self.live.values()]
+        if sentinels:
+            multiprocessing.connection.wait(sentinels, timeout)
+        else:
+            time.sleep(min(timeout, max(0.0, min(self.restart_at.values()) - time.monotonic())))
+
+    def ended(self) -> list[tuple[int, Any]]:
+        """The slots whose process has ended since the last call (each joined)."""
+        with self._lock:
+            gone = [(n, child) for n, child in self.live.items() if not child.is_alive()]
+            for n, _ in gone:
+                del self.live[n]
+        for _, child in gone:
+            child.join()
+        return gone
+
+    def crashed(self, n: int, child: Any, name: str, restart: bool) -> None:
+        lived = time.monotonic() - self.since[n]
+        self.streak[n] = self.streak[n] + 1 if lived < RESTART_STABLE else 1
+        if restart and self.until_idle and self.streak[n] >= RESTART_GIVE_UP:
+            logger(LOG).error(
+                "conductor %r: worker process %s ended with exit code %s; %d of its "
+                "processes in a row died within %.0f s of starting: not started again",
+                name,
+                child.name,
+                child.exitcode,
+                self.streak[n],
+                RESTART_STABLE,
+            )
+            return
+        if not restart and child.exitcode == -signal.SIGTERM:
+            return  # stopped while it started, before its handler was set: it held nothing
+        if not restart:
+            logger(LOG).warning(
+                "conductor %r: worker process %s ended with exit code %s; its job's lease "
+                "runs out and another conductor resumes it",
+                name,
+                child.name,
+                child.exitcode,
+            )
+            return
+        delay = min(RESTART_MAX, RESTART_FIRST * 2 ** (self.streak[n] - 1))
+        logger(LOG).warning(
+            "conductor %r: worker process %s ended with exit code %s; a new one starts in "
+            "%.1f s (its job's lease runs out and a conductor resumes the run)",
+            name,
+            child.name,
+            child.exitcode,
+            delay,
+        )
+        self.restart_at[n] = time.monotonic() + delay
+
+    def due(self, cancel: bool) -> list[int]:
+        """The slots whose restart is due now (all dropped instead if ``cancel``)."""
+        if cancel:
+            self.restart_at.clear()
+            return []
+        now = time.monotonic()
+        ready = [n for n, when in self.restart_at.items() if when <= now]
+        for n in ready:
+            del self.restart_at[n]
+        return ready
+
+    def join_all(self) -> None:
+        with self._lock:
+            children = list(self.live.values())
+        for child in children:
+            child.join()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -787,14 +940,21 @@ def _child_main(
     config: _ChildConfig,
     index: int,
     until_idle: bool,
-    shared: Any,  # multiprocessing values: see _serve_processes
+    left: Any,  # shared with the parent: see _serve_processes and _Slots
     counts: Any,
-    events: Any,
-    stop: Any,
+    events: Any,  # the writing end of this worker's pipe to the parent
+    stopping: Any,
     grace: Any,
 ) -> None:
     """A worker process of a process-pooled conductor: a Conductor of its own."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which tells us
+    made: list[Conductor] = []
+
+    def told_to_stop(signum: int, frame: object) -> None:  # the parent's SIGTERM
+        if made:
+            made[0].stop(float(grace.value))  # again: a shorter grace
+
+    signal.signal(signal.SIGTERM, told_to_stop)
     log = logger(LOG)
     if config.log_level and not log.hasHandlers():
         import logging  # noqa: PLC0415  # only in worker processes
@@ -814,47 +974,36 @@ def _child_main(
         engine_options=config.engine_options,
         wait_timeout=config.wait_timeout,
     )
+    sending = threading.Lock()  # events come from the run's thread and the conductor's
 
     def forward(event: str, details: Mapping[str, Any]) -> None:
         if event.startswith("job_"):
-            with contextlib.suppress(Exception):
-                events.put((event, details["job"]))
+            with sending, contextlib.suppress(Exception):  # the parent is gone
+                events.send((event, details["job"]))
 
     conductor.notifier.register(conductor.notifier.ANY, forward)
-    signal.signal(signal.SIGTERM, lambda signum, frame: conductor.stop(grace.value))
-
+    made.append(conductor)
+    if stopping.value:  # told before the handler could reach the conductor
+        conductor.stop(float(grace.value))
     ended = threading.Event()
 
     def orphaned() -> None:
         # a parent that died without telling (SIGKILL) stops its workers too, rather than
-        # leave them claiming jobs nobody watches. Only its pipe is waited on: the shared
-        # stop event and grace value may be locked for good by a parent killed holding them
+        # leave them claiming jobs nobody watches: its end of a pipe closes
         parent = multiprocessing.parent_process()
         if parent is None:
             return
         multiprocessing.connection.wait([parent.sentinel])
         if not ended.is_set():
             log.warning("conductor %r: its parent process is gone; stopping", config.name)
-            events.cancel_join_thread()  # nobody reads the events any more
             conductor.stop(DEFAULT_GRACE)
 
-    def watch() -> None:
-        # the parent's stop, and any later one with a shorter grace
-        stop.wait()
-        told: float | None = None
-        while not ended.is_set():
-            asked = float(grace.value)
-            if told is None or asked < told:
-                conductor.stop(asked)
-                told = asked
-            ended.wait(0.1)
-
-    threading.Thread(target=watch, daemon=True).start()
     threading.Thread(target=orphaned, daemon=True).start()
     try:
-        counts[index] = conductor._run(_SharedBudget(shared), until_idle)
+        done = conductor._run(_SharedBudget(left), until_idle)
+        counts[index] += done  # this slot's processes, one after another: one writer
     finally:
         ended.set()
         conductor.close()
-        events.close()
-        events.join_thread()
+        with sending:
+            events.close()
