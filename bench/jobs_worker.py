@@ -37,6 +37,7 @@ what its board sends: statements, transactions (commits), and connection checkou
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -205,7 +206,8 @@ def setup_conductor(kind: str, url: str, n: int) -> None:
         copy_rows(url, board.table, n - 1)
     store = tideflow.connect(_store_url(kind, url))
     try:
-        store.get_connection().close()  # creates the schema before the workers race for it
+        with contextlib.closing(store.get_connection()) as conn:
+            conn.upgrade()  # creates the schema before the workers race for it
     finally:
         store.close()
 
@@ -216,7 +218,8 @@ def _conductor(kind: str, url: str, who: str) -> Any:
 
     conductor = Conductor(who, url, _store_url(kind, url), allowed=ALLOWED)
     conductor.board.wait(0)
-    conductor.store.get_connection().close()
+    with contextlib.closing(conductor.store.get_connection()) as conn:
+        conn.validate()  # checks the schema before the clock starts
     return conductor
 
 
