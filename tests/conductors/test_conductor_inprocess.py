@@ -91,6 +91,23 @@ def test_a_reverted_run_is_consumed_and_logged(where, board, store, caplog):
     assert f"job {job.uuid} (f) consumed: its run ended REVERTED" in caplog.text
 
 
+def test_a_stop_from_a_job_consumed_listener_suspends_nothing(where, board, store, caplog):
+    # the consumed job is still being settled when its event is sent: stop(0) there must
+    # not log that run as suspended; the job queued behind it is given back untried
+    board.post("a", STEPS, kwargs=steps_job(where.ledger, "a"), priority=1)
+    second = board.post("b", STEPS, kwargs=steps_job(where.ledger, "b"))
+    with caplog.at_level(logging.INFO, "tideflow.conductors"), conductor(where, board, store) as c:
+        c.notifier.register("job_consumed", lambda event, details: c.stop(0))
+        c.run()
+        assert c.statistics().consumed == 1
+    assert "suspending the run" not in caplog.text
+    assert [job.uuid for job in board.iterjobs()] == [second.uuid]  # the first consumed
+    left = board.get(second.uuid)
+    assert (left.state, left.attempts) == (JobState.UNCLAIMED, 0)
+    assert finished(where.ledger, "a", "s3") == 1
+    assert started(where.ledger, "b", "s1") == []
+
+
 @pytest.mark.parametrize(
     ("factory", "kwargs", "why"),
     [

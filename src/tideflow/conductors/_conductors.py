@@ -384,7 +384,7 @@ class _Base:
             if self._deadline is not None and self._deadline < deadline:
                 return  # a later stop() shortened the grace: it takes over
         for held in self.worker.held():
-            if not held.stopping:
+            if not held.stopping and not held.settling:  # settling: its run is over
                 logger(LOG).warning(
                     "conductor %r stopping: suspending the run of job %s (%s)",
                     self.name,
