@@ -886,6 +886,44 @@ def test_iter_runs_reads_through_an_index(kind, backend, conn):
         assert "filesort" not in everything + by_state
 
 
+@pytest.mark.slow
+def test_a_flows_atoms_are_read_through_the_unique_index_alone(kind, backend, conn):
+    # one index on the atoms besides their key: (flow, name), which also finds a flow's
+    # atoms; they come back in the record's order, not the names'
+    book = LogBook("many", "b-atoms")
+    for i in range(400):
+        flow = FlowDetail(f"f{i}", f"f-{i:03}")
+        for name in ("c", "a", "d", "b"):
+            flow.add(TaskDetail(name, f"a-{i:03}-{name}"))
+        book.add(flow)
+    conn.save_logbook(book)
+    with backend._engine.connect() as raw:
+        raw.exec_driver_sql("ANALYZE" if kind != "mysql" else "ANALYZE TABLE tideflow_atoms")
+        raw.commit()
+        indexes = {i["name"] for i in sa.inspect(raw).get_indexes("tideflow_atoms")}
+    assert "ix_tideflow_atoms_flow_position" not in indexes
+    seen = []
+
+    @sa.event.listens_for(backend._engine, "before_cursor_execute")
+    def remember(raw, cursor, statement, parameters, context, executemany):
+        if "FROM tideflow_atoms" in statement:
+            seen.append((statement, parameters))
+
+    loaded = conn.get_flow_details("f-123")
+    sa.event.remove(backend._engine, "before_cursor_execute", remember)
+    assert [a.name for a in loaded] == ["c", "a", "d", "b"]
+    assert len(seen) == 1
+    with backend._engine.connect() as raw:
+        plan = explain(kind, raw, *seen[0])
+    if kind == "sqlite":
+        assert "USING INDEX sqlite_autoindex_tideflow_atoms" in plan, plan
+    elif kind == "postgresql":
+        assert "uq_tideflow_atoms_flow_name" in plan, plan
+        assert "Seq Scan" not in plan, plan
+    else:
+        assert "key=uq_tideflow_atoms_flow_name" in plan, plan
+
+
 # -- options and drivers ---------------------------------------------------------------
 
 
