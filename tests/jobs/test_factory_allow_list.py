@@ -37,9 +37,10 @@ def flows_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
             """
         )
     )
+    (package / "_inner.py").write_text("def build():\n    return 'inner'\n\n_hidden = build\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "allowapp", raising=False)
-    monkeypatch.delitem(sys.modules, "allowapp.flows", raising=False)
+    for name in ("allowapp", "allowapp.flows", "allowapp._inner"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
     return "allowapp.flows"
 
 
@@ -92,6 +93,8 @@ def test_a_module_outside_the_list_is_not_imported(flows_module: str) -> None:
         ("allowapp.flows.dumps", "defined in 'json"),
         ("allowapp.flows._private", "private or special names"),
         ("allowapp.flows.build.__globals__", "private or special names"),
+        ("allowapp._inner._hidden", "private or special names"),
+        ("allowapp._inner.build.__globals__", "private or special names"),
         ("otherapp.flows.build", "outside the board's allow-list"),
     ],
 )
@@ -103,3 +106,12 @@ def test_a_forged_run_record_cannot_leave_the_list_either(
     with pytest.raises(_Unrunnable, match=match):
         _check_recorded_factory(recorded, ("allowapp",), "run-1")
     _check_recorded_factory(f"{flows_module}.build", ("allowapp",), "run-1")
+
+
+def test_a_run_record_of_a_factory_in_a_private_module_is_resumed(flows_module: str) -> None:
+    # a job may name 'allowapp._inner:build' (the module part is free): its record,
+    # 'allowapp._inner.build', must pass the same check when the run is resumed
+    from tideflow.conductors._work import _check_recorded_factory
+
+    check_factory("allowapp._inner:build", ("allowapp",), WHERE)
+    _check_recorded_factory("allowapp._inner.build", ("allowapp",), "run-1")

@@ -36,6 +36,7 @@ import collections
 import contextlib
 import dataclasses
 import enum
+import importlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -378,7 +379,12 @@ def _check_recorded_factory(name: str, allowed: Sequence[str], flow_uuid: str) -
             f"its run record {flow_uuid} names the flow factory {name!r}, outside the "
             f"board's allow-list {list(allowed)}"
         )
-    if any(part.startswith("_") for part in name.split(".")[1:]):
+    # the module is the longest importable prefix (as the record is resumed): a private
+    # module ('app._flows', which a job's 'app._flows:make' may name) is fine; the
+    # attributes below it are public names only, as after a job factory's colon
+    parts = name.split(".")
+    cut = _module_prefix(parts)
+    if any(part.startswith("_") for part in parts[cut:]):
         raise _Unrunnable(
             f"its run record {flow_uuid} names the flow factory {name!r}: a path through "
             "private or special names is never run"
@@ -396,6 +402,18 @@ def _check_recorded_factory(name: str, allowed: Sequence[str], flow_uuid: str) -
             f"its run record {flow_uuid} names the flow factory {name!r}, defined in "
             f"{defined_in!r}, outside the board's allow-list {list(allowed)}"
         )
+
+
+def _module_prefix(parts: list[str]) -> int:
+    """How many of ``parts`` (a dotted name under the allow-list) name the longest module
+    that imports, as ``tideflow._helpers._import_factory`` resolves it (1 if none)."""
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            importlib.import_module(".".join(parts[:cut]))
+        except Exception:  # not a module (or it fails: the import that follows says so)
+            continue
+        return cut
+    return 1
 
 
 class Worker:
