@@ -201,7 +201,12 @@ def _factory_name(factory: Callable[..., Flow]) -> str:
 
 
 def _import_factory(name: str) -> Callable[..., Flow]:
-    # the longest importable module prefix, then attributes below it
+    return _resolve_factory(name)[0]
+
+
+def _resolve_factory(name: str) -> tuple[Callable[..., Flow], list[str]]:
+    """The factory a dotted name leads to, and the attribute names it went through
+    below its module: the longest importable module prefix whose attributes resolve."""
     parts = name.split(".")
     for cut in range(len(parts) - 1, 0, -1):
         module_name = ".".join(parts[:cut])
@@ -214,7 +219,7 @@ def _import_factory(name: str) -> Callable[..., Flow]:
             if obj is None:
                 break
         if callable(obj):
-            return obj  # type: ignore[no-any-return]
+            return obj, parts[cut:]
     raise NotFoundError(f"flow factory {name!r} cannot be imported; is its module on sys.path?")
 
 

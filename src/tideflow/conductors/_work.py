@@ -36,7 +36,6 @@ import collections
 import contextlib
 import dataclasses
 import enum
-import importlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -379,41 +378,30 @@ def _check_recorded_factory(name: str, allowed: Sequence[str], flow_uuid: str) -
             f"its run record {flow_uuid} names the flow factory {name!r}, outside the "
             f"board's allow-list {list(allowed)}"
         )
-    # the module is the longest importable prefix (as the record is resumed): a private
-    # module ('app._flows', which a job's 'app._flows:make' may name) is fine; the
-    # attributes below it are public names only, as after a job factory's colon
-    parts = name.split(".")
-    cut = _module_prefix(parts)
-    if any(part.startswith("_") for part in parts[cut:]):
-        raise _Unrunnable(
-            f"its run record {flow_uuid} names the flow factory {name!r}: a path through "
-            "private or special names is never run"
-        )
+    private = _Unrunnable(
+        f"its run record {flow_uuid} names the flow factory {name!r}: a path through "
+        "private or special names is never run"
+    )
+    if any(part.startswith("__") for part in name.split(".")):
+        raise private  # before anything is imported
     try:
-        found = tideflow_helpers._import_factory(name)
+        found, through = tideflow_helpers._resolve_factory(name)
     except Exception as exc:  # the record cannot be resumed here
         raise _Unrunnable(
             f"its run record's flow factory {name!r} cannot be imported "
             f"({type(exc).__name__}: {exc})"
         ) from exc
+    # the attributes below the module it was found in (exactly as it is resumed) are
+    # public names only, as after a job factory's colon; a private module ('app._flows',
+    # which a job's 'app._flows:make' may name) is fine
+    if any(part.startswith("_") for part in through):
+        raise private
     defined_in = getattr(found, "__module__", None)
     if not isinstance(defined_in, str) or not allows_module(allowed, defined_in):
         raise _Unrunnable(
             f"its run record {flow_uuid} names the flow factory {name!r}, defined in "
             f"{defined_in!r}, outside the board's allow-list {list(allowed)}"
         )
-
-
-def _module_prefix(parts: list[str]) -> int:
-    """How many of ``parts`` (a dotted name under the allow-list) name the longest module
-    that imports, as ``tideflow._helpers._import_factory`` resolves it (1 if none)."""
-    for cut in range(len(parts) - 1, 0, -1):
-        try:
-            importlib.import_module(".".join(parts[:cut]))
-        except Exception:  # not a module (or it fails: the import that follows says so)
-            continue
-        return cut
-    return 1
 
 
 class Worker:
