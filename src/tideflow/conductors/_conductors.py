@@ -867,9 +867,19 @@ class _Slots:
         return gone
 
     def crashed(self, n: int, child: Any, name: str, restart: bool) -> None:
+        if not restart:  # the pool is stopping
+            if child.exitcode != -signal.SIGTERM:  # else stopped before its handler was set
+                logger(LOG).warning(
+                    "conductor %r: worker process %s ended with exit code %s; its job's "
+                    "lease runs out and another conductor resumes it",
+                    name,
+                    child.name,
+                    child.exitcode,
+                )
+            return
         lived = time.monotonic() - self.since[n]
         self.streak[n] = self.streak[n] + 1 if lived < RESTART_STABLE else 1
-        if restart and self.until_idle and self.streak[n] >= RESTART_GIVE_UP:
+        if self.until_idle and self.streak[n] >= RESTART_GIVE_UP:
             logger(LOG).error(
                 "conductor %r: worker process %s ended with exit code %s; %d of its "
                 "processes in a row died within %.0f s of starting: not started again",
@@ -878,17 +888,6 @@ class _Slots:
                 child.exitcode,
                 self.streak[n],
                 RESTART_STABLE,
-            )
-            return
-        if not restart and child.exitcode == -signal.SIGTERM:
-            return  # stopped while it started, before its handler was set: it held nothing
-        if not restart:
-            logger(LOG).warning(
-                "conductor %r: worker process %s ended with exit code %s; its job's lease "
-                "runs out and another conductor resumes it",
-                name,
-                child.name,
-                child.exitcode,
             )
             return
         delay = min(RESTART_MAX, RESTART_FIRST * 2 ** (self.streak[n] - 1))
